@@ -1,0 +1,3 @@
+"""hie: a regional health-information exchange platform."""
+
+__version__ = "0.1.0"

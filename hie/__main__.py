@@ -1,0 +1,3 @@
+from hie.cli import main
+
+main()

@@ -1,0 +1,6 @@
+"""The platform's JSON API for registry, declarations and catalog (``/api``)."""
+
+from hie.api.catalog import router as catalog_router
+from hie.api.institutions import router as institutions_router
+
+__all__ = ["catalog_router", "institutions_router"]

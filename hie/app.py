@@ -1,0 +1,86 @@
+"""The HTTP application: ``create_app(settings)`` mounts every router and owns the database pool."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from hie import __version__
+from hie.api import catalog_router, institutions_router
+from hie.config import Settings, load_settings
+from hie.http import BodySizeLimit, install_error_handlers
+from hie.storage import Database, open_database
+from hie.workers import broker_status, configure
+from hie.workers.runtime import bind_runtime
+
+
+def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
+    """Build the app. Given no database, it opens (and migrates) one at startup and closes it after.
+
+    Outside the embedded development mode the session secret must be configured.
+    """
+    settings = settings or load_settings()
+    settings.session_secret()  # fail at start, not at the first sign-in
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = database is None
+        db = database if database is not None else await run_in_threadpool(open_database, settings)
+        app.state.database = db
+        celery = configure(settings)
+        bind_runtime(settings, db)
+        app.state.celery = celery
+        try:
+            yield
+        finally:
+            bind_runtime(settings, None)
+            if owned:
+                await run_in_threadpool(db.close)
+
+    app = FastAPI(
+        title="hie",
+        version=__version__,
+        summary="Regional health-information exchange: CDA and FHIR ingest, validation and "
+        "upload-completeness reporting.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    install_error_handlers(app)
+    app.include_router(institutions_router)
+    app.include_router(catalog_router)
+
+    @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
+    async def healthz(request: Request) -> JSONResponse:
+        checks: dict[str, Any] = {
+            "database": await run_in_threadpool(_database_status, request.app.state.database),
+            "broker": await run_in_threadpool(broker_status, request.app.state.celery),
+        }
+        healthy = all(check["status"] == "ok" for check in checks.values())
+        return JSONResponse(
+            {"status": "ok" if healthy else "unavailable", "version": __version__, **checks},
+            status_code=200 if healthy else 503,
+        )
+
+    return app
+
+
+def _database_status(database: Database) -> dict[str, Any]:
+    started = time.perf_counter()
+    try:
+        with database.connection() as conn:
+            conn.execute("select 1")
+            row = conn.execute("select max(version) as v from schema_migration").fetchone()
+    except Exception as exc:
+        return {"status": "unavailable", "error": type(exc).__name__}
+    return {
+        "status": "ok",
+        "schema_version": row["v"] if row else None,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+    }

@@ -1,0 +1,57 @@
+"""What every command shares: settings, the database, the console, and turning errors into exits."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import typer
+from rich.console import Console
+
+from hie.config import Settings, load_settings
+from hie.errors import HieError, InvalidInput
+from hie.storage import Database, open_database
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def actor() -> str:
+    """How the audit log names a command-line user."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    errors.print(f"[bold red]error:[/] {message}", highlight=False, markup=True)
+    return typer.Exit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Print hie's errors as one clear message and exit 1, instead of a traceback."""
+    try:
+        yield
+    except InvalidInput as exc:
+        errors.print(f"[bold red]error:[/] {exc.source} was refused:", highlight=False)
+        for problem in exc.problems:
+            errors.print(f"  {exc.source}: {problem}", highlight=False, markup=False)
+        raise typer.Exit(1) from None
+    except HieError as exc:
+        raise fail(str(exc)) from None
+
+
+@contextmanager
+def database(settings: Settings | None = None, *, migrate: bool = True) -> Iterator[Database]:
+    """The platform database, brought up to the current schema unless ``migrate`` is False."""
+    with reported_errors():
+        settings = settings or load_settings()
+        db = open_database(settings, migrate=migrate)
+    try:
+        with reported_errors():
+            yield db
+    finally:
+        db.close()

@@ -1,0 +1,109 @@
+"""Settings, read once from the environment (``HIE_*``). Nothing else in hie reads ``os.environ``."""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import platformdirs
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from hie.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+def _default_data_dir() -> Path:
+    return platformdirs.user_data_path("hie", appauthor=False)
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set. With no database URL hie runs on an embedded PostgreSQL."""
+
+    model_config = SettingsConfigDict(env_prefix="HIE_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Folder for the embedded PostgreSQL and local state.",
+    )
+    database_url: SecretStr | None = Field(
+        default=None,
+        description="postgresql:// URL of the platform database; unset runs an embedded PostgreSQL.",
+    )
+    broker_url: SecretStr | None = Field(
+        default=None,
+        description="amqp:// URL of RabbitMQ; unset runs tasks in-process.",
+    )
+    task_queue: str = Field(default="hie", description="Name of the Celery queue.")
+    timezone: str = Field(default="Asia/Shanghai", description="Time zone of months and days.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs session cookies; generated and kept in the data folder "
+        "only in the embedded development mode.",
+    )
+    max_request_bytes: int = Field(default=20 * MiB, gt=0, description="Largest accepted body.")
+    max_bundle_entries: int = Field(
+        default=10_000, gt=0, description="Most entries in one transaction or batch Bundle."
+    )
+    db_pool_min: int = Field(default=1, ge=0)
+    db_pool_max: int = Field(default=10, gt=0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @property
+    def embedded(self) -> bool:
+        """True when hie runs its own PostgreSQL in the data folder."""
+        return self.database_url is None
+
+    @property
+    def in_process_tasks(self) -> bool:
+        return self.broker_url is None
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def embedded_pgdata(self) -> Path:
+        return self.data_dir / "postgres"
+
+    def session_secret(self) -> str:
+        """The cookie-signing key. Outside embedded mode it must be configured explicitly."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        if not self.embedded:
+            raise ConfigError(
+                "HIE_SECRET_KEY is not set. It is generated automatically only for the embedded "
+                "development database; with HIE_DATABASE_URL set, configure a random key of at "
+                "least 32 characters."
+            )
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+
+def load_settings() -> Settings:
+    """Read the settings, turning a bad environment into one readable error."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"HIE_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -1,0 +1,56 @@
+"""The exception tree. Entry points (HTTP, CLI) translate these into responses and exit codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class HieError(Exception):
+    """Base of every error hie raises on purpose."""
+
+
+class ConfigError(HieError):
+    """The settings or the environment cannot work."""
+
+
+class NotFound(HieError):
+    """A named thing (institution, token, table) does not exist."""
+
+
+class Conflict(HieError):
+    """The request contradicts what is stored."""
+
+
+class PermissionDenied(HieError):
+    """The caller is known but may not do this."""
+
+
+class Unauthenticated(HieError):
+    """No valid credentials were presented."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One located problem in an input file or request body."""
+
+    message: str
+    line: int | None = None
+    field: str | None = None
+
+    def __str__(self) -> str:
+        where = []
+        if self.line is not None:
+            where.append(f"line {self.line}")
+        if self.field:
+            where.append(f"field {self.field}")
+        return f"{', '.join(where)}: {self.message}" if where else self.message
+
+
+class InvalidInput(HieError):
+    """Input that was refused as a whole, with every problem found in it."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        shown = "\n".join(f"  {source}: {p}" for p in problems)
+        super().__init__(f"{source} was refused ({len(problems)} problem(s)):\n{shown}")

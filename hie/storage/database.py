@@ -1,0 +1,129 @@
+"""Connections and transactions: one code path for the embedded and a configured PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool
+
+from hie.config import Settings
+from hie.storage.embedded import EmbeddedServer, start_embedded
+
+log = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[dict[str, Any]]
+
+
+@dataclass
+class Transaction:
+    """An open transaction and what to do once it has committed (send tasks, for instance)."""
+
+    conn: Connection
+    _after_commit: list[Callable[[], None]] = field(default_factory=list)
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` only if and after this transaction commits."""
+        self._after_commit.append(callback)
+
+
+class Database:
+    """A connection pool, or for tests a single connection already inside a transaction.
+
+    Every write goes through :meth:`transaction`. Connections are in autocommit mode outside it,
+    so a read never leaves a transaction open.
+    """
+
+    def __init__(
+        self,
+        pool: ConnectionPool[Connection] | None = None,
+        *,
+        connection: Connection | None = None,
+        embedded: EmbeddedServer | None = None,
+    ) -> None:
+        if (pool is None) == (connection is None):
+            raise ValueError("give a pool or a connection")
+        self._pool = pool
+        self._connection = connection
+        self._embedded = embedded
+        self._open_transactions: list[Transaction] = []
+
+    @classmethod
+    def from_url(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+        pool: ConnectionPool[Connection] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs={"autocommit": True, "row_factory": dict_row},
+            open=False,
+            name="hie",
+        )
+        pool.open(wait=True, timeout=30)
+        return cls(pool)
+
+    @property
+    def url(self) -> str:
+        if self._pool is not None:
+            return self._pool.conninfo
+        assert self._connection is not None
+        return self._connection.info.dsn
+
+    @contextmanager
+    def connection(self) -> Iterator[Connection]:
+        if self._connection is not None:
+            yield self._connection
+            return
+        assert self._pool is not None
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Transaction]:
+        """A unit of work. Callbacks registered on it run after the outermost one commits."""
+        with self.connection() as conn, conn.transaction():
+            tx = Transaction(conn)
+            yield tx
+        # Reached only when the block committed; an exception skips the callbacks.
+        for callback in tx._after_commit:
+            callback()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+        if self._embedded is not None:
+            self._embedded.close()
+            self._embedded = None
+
+
+def open_database(settings: Settings, *, migrate: bool = True) -> Database:
+    """Connect to the configured PostgreSQL, or start the embedded one, and bring the schema up.
+
+    Migrations run under an advisory lock, so many processes may call this at the same moment.
+    """
+    from hie.storage.migrator import upgrade
+
+    embedded: EmbeddedServer | None = None
+    if settings.database_url is None:
+        embedded = start_embedded(settings.embedded_pgdata)
+        url = embedded.url
+    else:
+        url = settings.database_url.get_secret_value()
+    try:
+        database = Database.from_url(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+    except Exception:
+        if embedded is not None:
+            embedded.close()
+        raise
+    database._embedded = embedded
+    if migrate:
+        try:
+            upgrade(database)
+        except Exception:
+            database.close()
+            raise
+    return database

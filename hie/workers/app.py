@@ -1,0 +1,74 @@
+"""The Celery application: RabbitMQ when a broker is configured, in-process otherwise."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery
+
+from hie.config import Settings
+
+TASK_MODULES = ["hie.workers.maintenance"]
+
+
+app = Celery("hie", include=TASK_MODULES)
+
+
+def configure(settings: Settings) -> Celery:
+    """(Re)configure the one Celery app from settings, dropping connections made under old ones.
+
+    Import time configures it from the environment; entry points given explicit settings (tests,
+    an embedding application) call this again.
+    """
+    app.close()
+    common: dict[str, Any] = {
+        "task_serializer": "json",
+        "accept_content": ["json"],
+        "result_serializer": "json",
+        "timezone": settings.timezone,
+        "enable_utc": True,
+        "task_default_queue": settings.task_queue,
+        # A task is acknowledged when it has finished, and given back if its worker dies, so that
+        # a crash loses nothing; one task at a time per process keeps long tasks from hoarding.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "worker_hijack_root_logger": False,
+        "broker_connection_retry_on_startup": True,
+        "result_expires": 3600,
+        "beat_schedule": {
+            "partitions-ahead": {
+                "task": "hie.workers.maintenance.create_partitions",
+                "schedule": 6 * 3600.0,
+            },
+        },
+    }
+    if settings.broker_url is None:
+        app.conf.update(
+            broker_url="memory://",
+            result_backend="cache+memory://",
+            task_always_eager=True,
+            task_eager_propagates=True,
+            task_store_eager_result=False,
+            **common,
+        )
+    else:
+        app.conf.update(
+            broker_url=settings.broker_url.get_secret_value(),
+            result_backend="rpc://",
+            broker_connection_timeout=5,
+            **common,
+        )
+    return app
+
+
+def broker_status(app: Celery) -> dict[str, str]:
+    """Whether the broker answers; in-process mode has none to ask."""
+    if app.conf.task_always_eager:
+        return {"status": "ok", "mode": "in-process"}
+    try:
+        with app.connection_for_write() as connection:
+            connection.ensure_connection(max_retries=1, timeout=2)
+    except Exception as exc:
+        return {"status": "unavailable", "mode": "rabbitmq", "error": type(exc).__name__}
+    return {"status": "ok", "mode": "rabbitmq"}

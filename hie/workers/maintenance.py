@@ -1,0 +1,28 @@
+"""Housekeeping tasks: partitions ahead of the calendar."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+from hie.storage.partitions import PartitionMaker, month_of, next_month
+from hie.workers import app
+from hie.workers.runtime import task_database, task_settings
+
+
+@app.task(name="hie.workers.maintenance.create_partitions")
+def create_partitions(month: str | None = None, months_ahead: int = 2) -> list[str]:
+    """Create the monthly partitions of ``month`` (YYYY-MM), or of this month and the next ones.
+
+    Ingest creates a missing partition itself; doing it ahead keeps that DDL off the upload path.
+    """
+    settings = task_settings()
+    maker = PartitionMaker(task_database(), settings.zone)
+    if month is not None:
+        year, number = (int(part) for part in month.split("-"))
+        return maker.ensure_month(date(year, number, 1))
+    created: list[str] = []
+    current = month_of(datetime.now(UTC), settings.zone)
+    for _ in range(months_ahead + 1):
+        created += maker.ensure_month(current)
+        current = next_month(current)
+    return created

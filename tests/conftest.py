@@ -1,0 +1,152 @@
+"""Test fixtures on the real PostgreSQL and RabbitMQ.
+
+PostgreSQL: HIE_TEST_POSTGRES_URL (default: the local server on 127.0.0.1:5432). Off CI, when no
+server answers there, an embedded PostgreSQL is started for the session instead.
+RabbitMQ: HIE_TEST_BROKER_URL (default guest@127.0.0.1:5672). Off CI, the tests that need it are
+skipped with that reason when it does not answer; on CI (CI=true) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import sql
+from psycopg.rows import dict_row
+
+# Settings come from the environment: keep the developer's own HIE_* out of the tests.
+_TEST_POSTGRES = os.environ.pop("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_TEST_BROKER = os.environ.pop("HIE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
+for _name in [n for n in os.environ if n.startswith("HIE_")]:
+    del os.environ[_name]
+
+from hie.config import Settings  # noqa: E402
+from hie.storage import Database, open_database  # noqa: E402
+
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def _answers(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+            return True
+    except OSError:
+        return False
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture(scope="session")
+def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A superuser URL of a running PostgreSQL."""
+    if _answers(_TEST_POSTGRES, 5432):
+        yield _TEST_POSTGRES
+        return
+    if ON_CI:
+        pytest.fail(f"PostgreSQL does not answer at {_TEST_POSTGRES}")
+    from hie.storage.embedded import start_embedded
+
+    server = start_embedded(tmp_path_factory.mktemp("pg") / "postgres")
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+def _create_database(admin_url: str, name: str, template: str | None = None) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        statement = sql.SQL("create database {}").format(sql.Identifier(name))
+        if template:
+            statement += sql.SQL(" template {}").format(sql.Identifier(template))
+        conn.execute(statement)
+
+
+def _drop_database(admin_url: str, name: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def empty_database_url(postgres_url: str) -> Iterator[str]:
+    """A new database with nothing in it, dropped after the test."""
+    name = f"hie_test_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_url, name)
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        _drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+def template_database(postgres_url: str) -> Iterator[str]:
+    """One migrated database per test session (with the default catalog), used as a template."""
+    name = f"hie_template_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_url, name)
+    url = with_database(postgres_url, name)
+    database = open_database(Settings(database_url=url, data_dir=Path("/nonexistent")))
+    database.close()
+    try:
+        yield name
+    finally:
+        _drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database of the test's own, for code that opens its own connections
+    (CLI commands, the HTTP app, worker processes)."""
+    name = f"hie_test_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_url, name, template=template_database)
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        _drop_database(postgres_url, name)
+
+
+@pytest.fixture(scope="session")
+def rollback_database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+    """A migrated database that tests only ever touch inside rolled-back transactions.
+
+    Separate from the template, which must have no connections when databases are copied from it.
+    """
+    name = f"hie_rollback_{uuid.uuid4().hex[:12]}"
+    _create_database(postgres_url, name, template=template_database)
+    try:
+        yield with_database(postgres_url, name)
+    finally:
+        _drop_database(postgres_url, name)
+
+
+@pytest.fixture
+def db(rollback_database_url: str) -> Iterator[Database]:
+    """The migrated database inside a transaction that is rolled back after the test."""
+    url = rollback_database_url
+    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+        with conn.transaction(force_rollback=True):
+            yield Database(connection=conn)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(database_url=database_url, data_dir=tmp_path, secret_key="s" * 40)
+
+
+@pytest.fixture
+def broker_url() -> str:
+    if not _answers(_TEST_BROKER, 5672):
+        message = f"RabbitMQ does not answer at {urlsplit(_TEST_BROKER).hostname}"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return _TEST_BROKER
