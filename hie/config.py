@@ -1,4 +1,7 @@
-"""Settings, read once from the environment (``HIE_*``). Nothing else in hie reads ``os.environ``."""
+"""Settings, read once from the environment (``HIE_*``).
+
+Nothing else in hie reads ``os.environ``.
+"""
 
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ class Settings(BaseSettings):
     )
     database_url: SecretStr | None = Field(
         default=None,
-        description="postgresql:// URL of the platform database; unset runs an embedded PostgreSQL.",
+        description="postgresql:// URL of the database; unset runs an embedded PostgreSQL.",
     )
     broker_url: SecretStr | None = Field(
         default=None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,7 +21,9 @@ from psycopg import sql
 from psycopg.rows import dict_row
 
 # Settings come from the environment: keep the developer's own HIE_* out of the tests.
-_TEST_POSTGRES = os.environ.pop("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+_TEST_POSTGRES = os.environ.pop(
+    "HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 _TEST_BROKER = os.environ.pop("HIE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 for _name in [n for n in os.environ if n.startswith("HIE_")]:
     del os.environ[_name]
@@ -36,7 +38,9 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def _answers(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -74,7 +78,9 @@ def _create_database(admin_url: str, name: str, template: str | None = None) -> 
 
 def _drop_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
+        conn.execute(
+            sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+        )
 
 
 @pytest.fixture
@@ -102,16 +108,29 @@ def template_database(postgres_url: str) -> Iterator[str]:
         _drop_database(postgres_url, name)
 
 
+@pytest.fixture(scope="session")
+def make_database(postgres_url: str, template_database: str) -> Iterator[Callable[[], str]]:
+    """Makes migrated databases (copies of the template); all are dropped at the end."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"hie_test_{uuid.uuid4().hex[:12]}"
+        _create_database(postgres_url, name, template=template_database)
+        made.append(name)
+        return with_database(postgres_url, name)
+
+    try:
+        yield make
+    finally:
+        for name in made:
+            _drop_database(postgres_url, name)
+
+
 @pytest.fixture
-def database_url(postgres_url: str, template_database: str) -> Iterator[str]:
+def database_url(make_database: Callable[[], str]) -> str:
     """A migrated database of the test's own, for code that opens its own connections
     (CLI commands, the HTTP app, worker processes)."""
-    name = f"hie_test_{uuid.uuid4().hex[:12]}"
-    _create_database(postgres_url, name, template=template_database)
-    try:
-        yield with_database(postgres_url, name)
-    finally:
-        _drop_database(postgres_url, name)
+    return make_database()
 
 
 @pytest.fixture(scope="session")
@@ -132,9 +151,11 @@ def rollback_database_url(postgres_url: str, template_database: str) -> Iterator
 def db(rollback_database_url: str) -> Iterator[Database]:
     """The migrated database inside a transaction that is rolled back after the test."""
     url = rollback_database_url
-    with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-        with conn.transaction(force_rollback=True):
-            yield Database(connection=conn)
+    with (
+        psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn,
+        conn.transaction(force_rollback=True),
+    ):
+        yield Database(connection=conn)
 
 
 @pytest.fixture
@@ -142,7 +163,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     return Settings(database_url=database_url, data_dir=tmp_path, secret_key="s" * 40)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def broker_url() -> str:
     if not _answers(_TEST_BROKER, 5672):
         message = f"RabbitMQ does not answer at {urlsplit(_TEST_BROKER).hostname}"

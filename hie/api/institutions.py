@@ -126,7 +126,9 @@ def create(
     openapi_extra={"requestBody": CSV_BODY},
 )
 def import_csv(
-    principal: PrincipalDep, database: DatabaseDep, body: Annotated[bytes, Body(media_type="text/csv")]
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    body: Annotated[bytes, Body(media_type="text/csv")],
 ) -> ImportSummary:
     principal.require_role("admin")
     institutions = parse_institutions_csv(body, "request body")
@@ -143,7 +145,9 @@ def import_csv(
     openapi_extra={"requestBody": CSV_BODY},
 )
 def import_declarations_csv(
-    principal: PrincipalDep, database: DatabaseDep, body: Annotated[bytes, Body(media_type="text/csv")]
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    body: Annotated[bytes, Body(media_type="text/csv")],
 ) -> ImportSummary:
     principal.require_role("admin")
     declarations = parse_declarations_csv(body, "request body")

@@ -98,9 +98,7 @@ def parse_catalog(data: bytes, source: str = "catalog") -> Catalog:
         if not any(cell.strip() for cell in row):
             continue
         if len(row) != len(header):
-            problems.append(
-                Problem(f"has {len(row)} fields, the header has {len(header)}", line)
-            )
+            problems.append(Problem(f"has {len(row)} fields, the header has {len(header)}", line))
             continue
         values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
         table = _table_from_row(values, line, problems)

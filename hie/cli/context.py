@@ -13,8 +13,8 @@ from hie.config import Settings, load_settings
 from hie.errors import HieError, InvalidInput
 from hie.storage import Database, open_database
 
-console = Console()
-errors = Console(stderr=True)
+console = Console(soft_wrap=True)
+errors = Console(stderr=True, soft_wrap=True)
 
 
 def actor() -> str:

@@ -35,7 +35,9 @@ def create(
 
 
 @app.command("revoke")
-def revoke(token_id: Annotated[int, typer.Argument(help="Token id, as `hie tokens list` shows.")]) -> None:
+def revoke(
+    token_id: Annotated[int, typer.Argument(help="Token id, as `hie tokens list` shows.")],
+) -> None:
     """Revoke a token: it stops working at once."""
     with database() as db, db.transaction() as tx:
         revoke_token(tx.conn, token_id, actor=actor())
@@ -50,7 +52,16 @@ def list_command(
     with database() as db, db.connection() as conn:
         rows = list_tokens(conn, institution_code=institution)
     table = RichTable()
-    for column in ("id", "token", "role", "institution", "label", "created", "last used", "revoked"):
+    for column in (
+        "id",
+        "token",
+        "role",
+        "institution",
+        "label",
+        "created",
+        "last used",
+        "revoked",
+    ):
         table.add_column(column)
     for r in rows:
         table.add_row(

@@ -40,13 +40,19 @@ def outcome_response(
     )
 
 
-def _hie_error(request: Request, exc: Exception) -> JSONResponse:
+def _status_of(exc: Exception) -> tuple[int, str] | None:
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
-            break
-    else:
+            return status, code
+    return None
+
+
+def _hie_error(request: Request, exc: Exception) -> JSONResponse:
+    known = _status_of(exc)
+    if known is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         return outcome_response(500, [OutcomeIssue("fatal", "exception", "internal error")])
+    status, code = known
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(exc, InvalidInput):
         issues = [
@@ -65,7 +71,8 @@ def _hie_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)
+    if not isinstance(exc, RequestValidationError):  # registered for that type only
+        raise TypeError(exc)
     issues = [
         OutcomeIssue(
             "error",
@@ -79,7 +86,8 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
+    if not isinstance(exc, HTTPException):  # registered for that type only
+        raise TypeError(exc)
     code = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}.get(
         exc.status_code, "processing"
     )

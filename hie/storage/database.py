@@ -66,20 +66,12 @@ class Database:
         pool.open(wait=True, timeout=30)
         return cls(pool)
 
-    @property
-    def url(self) -> str:
-        if self._pool is not None:
-            return self._pool.conninfo
-        assert self._connection is not None
-        return self._connection.info.dsn
-
     @contextmanager
     def connection(self) -> Iterator[Connection]:
         if self._connection is not None:
             yield self._connection
             return
-        assert self._pool is not None
-        with self._pool.connection() as conn:
+        with self._pool.connection() as conn:  # type: ignore[union-attr]
             yield conn
 
     @contextmanager
@@ -114,7 +106,9 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
     else:
         url = settings.database_url.get_secret_value()
     try:
-        database = Database.from_url(url, min_size=settings.db_pool_min, max_size=settings.db_pool_max)
+        database = Database.from_url(
+            url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+        )
     except Exception:
         if embedded is not None:
             embedded.close()

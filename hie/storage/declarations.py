@@ -53,7 +53,10 @@ def set_declaration(
     if unknown:
         raise InvalidInput(
             source or f"declaration of {code}",
-            [Problem(f"{u!r} is not a table of the loaded catalog", field="tables") for u in unknown],
+            [
+                Problem(f"{u!r} is not a table of the loaded catalog", field="tables")
+                for u in unknown
+            ],
         )
     return _insert(conn, code, tables, actor)
 

@@ -1,7 +1,8 @@
-"""The embedded PostgreSQL (pgserver) that hie runs in its data folder when no database is configured."""
+"""The embedded PostgreSQL (pgserver) hie runs in its data folder when no database is configured."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ DATABASE_NAME = "hie"
 
 @dataclass
 class EmbeddedServer:
-    """A handle on the embedded server. The server stops when the last process holding one closes it."""
+    """A handle on the embedded server; it stops when the last process holding one closes it."""
 
     pgdata: Path
     url: str
@@ -57,9 +58,8 @@ def _start(pgdata: Path) -> EmbeddedServer:
             "select 1 from pg_database where datname = %s", (DATABASE_NAME,)
         ).fetchone()
         if not exists:
-            try:
+            # Another hie process may create it at the same moment.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
                 conn.execute(sql.SQL("create database {}").format(sql.Identifier(DATABASE_NAME)))
-            except psycopg.errors.DuplicateDatabase:
-                pass  # another hie process created it at the same moment
     log.info("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedServer(pgdata=pgdata, url=handle.get_uri(DATABASE_NAME), _handle=handle)

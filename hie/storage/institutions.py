@@ -94,8 +94,9 @@ def update_institution(
         """,  # noqa: S608
         (changed.name.strip(), changed.district_code, code),
     ).fetchone()
+    if row is None:  # deleted between the read and the update
+        raise NotFound(f"no institution with code {code!r}")
     record_event(conn, actor, "institution.update", code)
-    assert row is not None
     return _institution(row)
 
 

@@ -1,4 +1,4 @@
-"""Numbered SQL migrations (``migrations/NNNN_name.sql``), applied once each under an advisory lock."""
+"""Numbered SQL migrations (``migrations/NNNN_name.sql``), applied once under an advisory lock."""
 
 from __future__ import annotations
 
@@ -98,7 +98,8 @@ def upgrade(database: Database) -> list[Migration]:
                 with conn.transaction():
                     conn.execute(migration.sql.encode())
                     conn.execute(
-                        "insert into schema_migration (version, name, checksum) values (%s, %s, %s)",
+                        "insert into schema_migration (version, name, checksum)"
+                        " values (%s, %s, %s)",
                         (migration.version, migration.name, migration.checksum),
                     )
                 log.info("applied migration %04d_%s", migration.version, migration.name)

@@ -17,7 +17,9 @@ def create_token(
 ) -> tuple[int, str]:
     """Create a token and return (id, token). The token is not stored and cannot be shown again."""
     if role not in ROLES:
-        raise InvalidInput("token", [Problem(f"{role!r} is not one of {', '.join(ROLES)}", field="role")])
+        raise InvalidInput(
+            "token", [Problem(f"{role!r} is not one of {', '.join(ROLES)}", field="role")]
+        )
     if role == "submitter" and institution_code is None:
         raise InvalidInput(
             "token", [Problem("a submitter token needs an institution", field="institution")]
@@ -32,7 +34,8 @@ def create_token(
         """,
         (hash_token(token), token_hint(token), role, institution_code, label),
     ).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("insert returned no row")
     record_event(conn, actor, "token.create", institution_code, token_id=row["id"], role=role)
     return row["id"], token
 

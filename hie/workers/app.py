@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, current_app
 
 from hie.config import Settings
 
 TASK_MODULES = ["hie.workers.maintenance"]
 
 
-app = Celery("hie", include=TASK_MODULES)
-
-
 def configure(settings: Settings) -> Celery:
-    """(Re)configure the one Celery app from settings, dropping connections made under old ones.
+    """Make a Celery app from ``settings`` and make it the current one.
 
-    Import time configures it from the environment; entry points given explicit settings (tests,
-    an embedding application) call this again.
+    Tasks are declared with ``shared_task``, so they are sent through whichever app is current:
+    import time makes one from the environment; entry points given explicit settings (tests, an
+    embedding application) call this again, and nothing of the old app's connections is reused.
     """
-    app.close()
+    release(current_app)
+    app = Celery("hie", include=TASK_MODULES, set_as_current=True)
     common: dict[str, Any] = {
         "task_serializer": "json",
         "accept_content": ["json"],
@@ -57,9 +56,21 @@ def configure(settings: Settings) -> Celery:
             broker_url=settings.broker_url.get_secret_value(),
             result_backend="rpc://",
             broker_connection_timeout=5,
+            task_always_eager=False,
+            task_eager_propagates=False,
             **common,
         )
+    app.set_current()
     return app
+
+
+def release(app: Celery) -> None:
+    """Close the broker connections an app opened: its pool and a result consumer, if any."""
+    backend = getattr(app._local, "backend", None)  # only if a result was ever awaited
+    consumer = getattr(backend, "result_consumer", None)
+    if consumer is not None and getattr(consumer, "_connection", None) is not None:
+        consumer.stop()
+    app.close()
 
 
 def broker_status(app: Celery) -> dict[str, str]:

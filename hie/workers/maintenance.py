@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from celery import shared_task
+
 from hie.storage.partitions import PartitionMaker, month_of, next_month
-from hie.workers import app
 from hie.workers.runtime import task_database, task_settings
 
 
-@app.task(name="hie.workers.maintenance.create_partitions")
+@shared_task(name="hie.workers.maintenance.create_partitions")
 def create_partitions(month: str | None = None, months_ahead: int = 2) -> list[str]:
     """Create the monthly partitions of ``month`` (YYYY-MM), or of this month and the next ones.
 

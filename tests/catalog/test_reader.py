@@ -1,4 +1,4 @@
-"""The shipped catalog is the one report-spec.md describes; broken catalogs are refused with places."""
+"""The shipped catalog is as report-spec.md describes it; broken ones are refused, with places."""
 
 from __future__ import annotations
 
@@ -34,7 +34,9 @@ def test_default_catalog_requires_20_wst483_tables_of_districts() -> None:
     assert district[0] == "HSDA00.01"
     assert {"HSDB04.01", "HSDB04.02", "HSDC00.05"} <= set(district)
     # Only 成人健康体检's templateId is confirmed; the others must not reject documents alone.
-    confirmed = [t.code for t in catalog if t.standard.startswith("WS/T 483") and t.template_id_confirmed]
+    confirmed = [
+        t.code for t in catalog if t.standard.startswith("WS/T 483") and t.template_id_confirmed
+    ]
     assert confirmed == ["HSDC00.01"]
     assert catalog.by_template_id("2.16.156.10011.2.1.1.16").code == "HSDC00.01"  # type: ignore[union-attr]
 

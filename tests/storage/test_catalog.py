@@ -28,7 +28,10 @@ def test_database_starts_with_the_default_catalog(db: Database) -> None:
 
 def test_replacing_keeps_order_and_records_the_source(db: Database) -> None:
     regional = parse_catalog(
-        (HEADER + "R2,乙,B,local,,,R2,,hospital,\nR1,甲,A,local,,,,Patient,,health_records.basic\n").encode()
+        (
+            HEADER
+            + "R2,乙,B,local,,,R2,,hospital,\nR1,甲,A,local,,,,Patient,,health_records.basic\n"
+        ).encode()
     )
     with db.transaction() as tx:
         summary = replace_catalog(tx.conn, regional, source="region.csv", sha256="ab", actor="t")
@@ -44,7 +47,9 @@ def test_a_catalog_that_drops_a_declared_table_is_refused(db: Database) -> None:
     with db.transaction() as tx:
         add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="t")
         set_declaration(tx.conn, "H1", ["C0001", "C0002"], actor="t")
-    smaller = parse_catalog((HEADER + "C0001,病历概要,Summary,WS/T 500-2016,,,C0001,,hospital,\n").encode())
+    smaller = parse_catalog(
+        (HEADER + "C0001,病历概要,Summary,WS/T 500-2016,,,C0001,,hospital,\n").encode()
+    )
     with pytest.raises(Conflict, match=r"C0002 \(declared by H1\)"), db.transaction() as tx:
         replace_catalog(tx.conn, smaller, source="small.csv", sha256="cd", actor="t")
     with db.connection() as conn:
