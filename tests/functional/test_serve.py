@@ -1,0 +1,92 @@
+"""The README's main command, ``hie serve`` on the embedded default, driven as a user would:
+institutions and tokens made with the CLI, used over HTTP, and back."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_hie(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hie", *args], env=env, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+@pytest.mark.timeout(600)
+def test_serve_on_the_embedded_default_round_trips_with_the_cli(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(tmp_path / "data")
+    run_hie(env, "institutions", "add", "D1", "--name", "玄武区", "--kind", "district")
+    run_hie(env, "institutions", "add", "H1", "--name", "南京市中心医院", "--kind", "hospital")
+    submitter = run_hie(env, "tokens", "create", "H1", "--role", "submitter").strip()
+    admin = run_hie(env, "tokens", "create", "--role", "admin").strip()
+
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hie", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                health = httpx.get(f"{base}/healthz", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, "hie serve did not answer within 120 s"
+                time.sleep(0.3)
+        assert health.status_code == 200
+        assert health.json()["database"]["status"] == "ok"
+
+        with httpx.Client(base_url=base, timeout=30) as client:
+            as_h1 = {"Authorization": f"Bearer {submitter}"}
+            as_admin = {"Authorization": f"Bearer {admin}"}
+            assert (
+                client.get("/api/institutions/H1", headers=as_h1).json()["name"] == "南京市中心医院"
+            )
+            assert client.get("/api/institutions/D1", headers=as_h1).status_code == 403
+            assert client.get("/api/institutions/H1").status_code == 401
+            put = client.put(
+                "/api/institutions/H1/declaration", json={"tables": ["C0053"]}, headers=as_h1
+            )
+            assert put.status_code == 200
+            created = client.post(
+                "/api/institutions",
+                json={"code": "H2", "name": "江苏省中医院", "kind": "hospital", "district": "D1"},
+                headers=as_admin,
+            )
+            assert created.status_code == 201
+        # What HTTP changed, the CLI sees (the CLI joins the running embedded server).
+        assert "H1: 1 table(s) C0053" in run_hie(env, "declarations", "show", "H1")
+        assert "江苏省中医院" in run_hie(env, "institutions", "list")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+    # uvicorn shuts down gracefully, then exits by the signal it was sent.
+    assert server.returncode in (0, -signal.SIGTERM)
+    # The last process using the embedded server has gone, and the server with it.
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
