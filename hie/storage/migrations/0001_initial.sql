@@ -132,14 +132,24 @@ create table daily_table_count (
 );
 create index daily_table_count_day_idx on daily_table_count (day);
 
+-- Rejected documents and resources per day (the report's `rejected`), and how often each rule
+-- fired in them (top rejection reasons): one rejected document may break several rules.
 create table daily_rejection (
     institution_code text not null references institution (code),
     day date not null,
-    rule_id text not null,
     rejected bigint not null default 0 check (rejected >= 0),
-    primary key (institution_code, day, rule_id)
+    primary key (institution_code, day)
 );
 create index daily_rejection_day_idx on daily_rejection (day);
+
+create table daily_rejection_reason (
+    institution_code text not null references institution (code),
+    day date not null,
+    rule_id text not null,
+    occurrences bigint not null default 0 check (occurrences >= 0),
+    primary key (institution_code, day, rule_id)
+);
+create index daily_rejection_reason_day_idx on daily_rejection_reason (day);
 
 -- Who changed what: registry, declarations, tokens, catalog. Never holds secrets or ID numbers.
 create table audit_event (

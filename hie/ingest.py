@@ -1,0 +1,117 @@
+"""The one pipeline every entry point calls once a payload is validated and normalized: store the
+record version with its aggregates, or count the rejection, in the caller's transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from uuid import UUID
+
+from hie.catalog import Table
+from hie.metrics import units_of
+from hie.normalize import NormalizedRecord
+from hie.storage import Connection
+from hie.storage.records import NewVersion, WriteResult, get_head, write_version
+from hie.storage.uploads import count_rejection
+
+
+@dataclass(frozen=True)
+class Arrival:
+    """When and for whom a payload arrived: receipt time decides the month and day it counts in."""
+
+    institution_code: str
+    received_at: datetime
+    day: date  # receipt day in the platform's time zone
+    upload_id: UUID
+    token_id: int | None = None
+
+
+@dataclass
+class Stored:
+    result: WriteResult
+    record: NormalizedRecord
+    table: Table
+    chain_key: str
+    person_key: str | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def chain_key_of(conn: Connection, arrival: Arrival, record: NormalizedRecord) -> str:
+    """The document chain a record belongs to: a replacement joins its parent's chain."""
+    if record.replaces:
+        parent = get_head(conn, arrival.institution_code, record.replaces)
+        if parent is not None and parent.chain_key:
+            return parent.chain_key
+        return record.replaces
+    return record.chain_id or record.logical_id
+
+
+def person_key_of(
+    conn: Connection,
+    arrival: Arrival,
+    record: NormalizedRecord,
+    persons_in_upload: Mapping[str, str | None],
+) -> str | None:
+    """The record's person: its own patient identity, or its subject Patient's, found in the same
+    upload first and then among the institution's stored Patients."""
+    if record.patient is not None and record.patient.person_key:
+        return record.patient.person_key
+    reference = record.subject_reference
+    if reference is None:
+        return None
+    if reference in persons_in_upload:
+        return persons_in_upload[reference]
+    stored = get_head(conn, arrival.institution_code, reference)
+    return None if stored is None or stored.deleted else stored.person_key
+
+
+def store_record(
+    conn: Connection,
+    arrival: Arrival,
+    table: Table,
+    record: NormalizedRecord,
+    *,
+    content_sha256: bytes,
+    raw_xml: bytes | None = None,
+    resource: dict[str, Any] | None = None,
+    immutable: bool,
+    if_match: int | None = None,
+    deleted: bool = False,
+    persons_in_upload: Mapping[str, str | None] | None = None,
+) -> Stored:
+    """Write ``record`` as a new version (or find it unchanged/conflicting), with its aggregates."""
+    chain_key = chain_key_of(conn, arrival, record)
+    person_key = person_key_of(conn, arrival, record, persons_in_upload or {})
+    units, unkeyed = (
+        ([], []) if deleted else units_of(table, record, chain_key=chain_key, person_key=person_key)
+    )
+    result = write_version(
+        conn,
+        NewVersion(
+            institution_code=arrival.institution_code,
+            table_code=table.code,
+            logical_id=record.logical_id,
+            content_sha256=content_sha256,
+            received_at=arrival.received_at,
+            day=arrival.day,
+            upload_id=arrival.upload_id,
+            raw_xml=raw_xml,
+            resource=resource,
+            normalized=record.to_json(),
+            deleted=deleted,
+            chain_key=chain_key,
+            person_key=person_key if record.patient is not None else None,
+            units=units,
+            unkeyed=unkeyed,
+        ),
+        immutable=immutable,
+        if_match=if_match,
+    )
+    return Stored(result, record, table, chain_key, person_key)
+
+
+def reject(conn: Connection, arrival: Arrival, rules: list[str]) -> None:
+    """Count one rejected document or resource for the report, with the rules that fired."""
+    count_rejection(conn, arrival.institution_code, arrival.day, rules)
