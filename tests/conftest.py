@@ -171,3 +171,14 @@ def broker_url() -> str:
             pytest.fail(message)
         pytest.skip(message)
     return _TEST_BROKER
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The public test material beside the checkout (``../shared/data``); absent on a user's
+    fresh clone, where the tests that read it skip with that reason."""
+    if not SHARED_DATA.is_dir():
+        if ON_CI:
+            pytest.fail(f"the shared test data is missing at {SHARED_DATA}")
+        pytest.skip("../shared/data (public test material) is not beside this checkout")
+    return SHARED_DATA
