@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hie import __version__
-from hie.api import catalog_router, institutions_router
+from hie.api import catalog_router, institutions_router, reports_router
 from hie.config import Settings, load_settings
 from hie.http import BodySizeLimit, install_error_handlers
 from hie.storage import Database, open_database
@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     install_error_handlers(app)
     app.include_router(institutions_router)
     app.include_router(catalog_router)
+    app.include_router(reports_router)
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
     async def healthz(request: Request) -> JSONResponse:

@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     max_bundle_entries: int = Field(
         default=10_000, gt=0, description="Most entries in one transaction or batch Bundle."
     )
+    cda_schema: Path | None = Field(
+        default=None,
+        description="An XML Schema for CDA R2 (e.g. HL7's normative CDA.xsd or CDA_SDTC.xsd) to "
+        "use instead of the built-in one.",
+    )
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, gt=0)
 

@@ -2,5 +2,6 @@
 
 from hie.api.catalog import router as catalog_router
 from hie.api.institutions import router as institutions_router
+from hie.api.reports import router as reports_router
 
-__all__ = ["catalog_router", "institutions_router"]
+__all__ = ["catalog_router", "institutions_router", "reports_router"]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from hie import __version__
-from hie.cli import catalog, db, declarations, institutions, tokens
+from hie.cli import catalog, db, declarations, institutions, reports, tokens
 from hie.cli.context import console, reported_errors
 
 app = typer.Typer(
@@ -24,6 +24,8 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(institutions.app, name="institutions")
 app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(reports.metrics_app, name="metrics")
+app.command("report")(reports.report)
 
 
 def _show_version(value: bool) -> None:

@@ -28,17 +28,25 @@ def current_declaration(
 
 
 def declarations_at(conn: Connection, at: datetime) -> dict[str, list[str] | None]:
-    """Every institution's declaration in force at ``at`` (institutions with none map to None)."""
+    """Every institution's declaration in force at ``at``; None where there is none.
+
+    An institution that had not declared anything yet at ``at`` is held to its first declaration:
+    history backfilled after registration is judged by what the institution declared when it
+    joined, not reported as 未反馈.
+    """
     rows = conn.execute(
         """
         select i.code, d.tables from institution i
         left join lateral (
             select tables from declaration
-            where institution_code = i.code and declared_at <= %s
-            order by declared_at desc, id desc limit 1
+            where institution_code = i.code
+            order by declared_at <= %s desc,
+                case when declared_at <= %s then declared_at end desc nulls last,
+                declared_at, id desc
+            limit 1
         ) d on true
         """,
-        (at,),
+        (at, at),
     ).fetchall()
     return {r["code"]: r["tables"] for r in rows}
 

@@ -37,8 +37,9 @@ def available() -> list[Migration]:
             found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
     found.sort(key=lambda m: m.version)
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"migrations must be numbered 1, 2, 3… without gaps; found {versions}")
+    duplicates = sorted({v for v in versions if versions.count(v) > 1})
+    if duplicates:
+        raise RuntimeError(f"two migrations share the number(s) {duplicates}; renumber one")
     return found
 
 

@@ -26,6 +26,10 @@ def next_month(month: date) -> date:
     return date(month.year + month.month // 12, month.month % 12 + 1, 1)
 
 
+def previous_month(month: date) -> date:
+    return date(month.year - 1, 12, 1) if month.month == 1 else date(month.year, month.month - 1, 1)
+
+
 def partition_name(table: str, month: date) -> str:
     return f"{table}_y{month.year:04d}m{month.month:02d}"
 

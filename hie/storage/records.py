@@ -186,6 +186,15 @@ def _count(conn: Connection, new: NewVersion) -> None:
         (new.institution_code, new.day, new.table_code),
     )
     month = new.day.replace(day=1)
+    conn.execute(
+        """
+        insert into monthly_table_count (institution_code, month, table_code, records)
+        values (%s, %s, %s, 1)
+        on conflict (institution_code, month, table_code)
+        do update set records = monthly_table_count.records + 1
+        """,
+        (new.institution_code, month, new.table_code),
+    )
     for unit in new.units:
         first = conn.execute(
             """

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery, current_app
+from celery.schedules import crontab
 
 from hie.config import Settings
 
-TASK_MODULES = ["hie.workers.maintenance"]
+TASK_MODULES = ["hie.workers.maintenance", "hie.workers.reports"]
 
 
 def configure(settings: Settings) -> Celery:
@@ -39,6 +40,18 @@ def configure(settings: Settings) -> Celery:
             "partitions-ahead": {
                 "task": "hie.workers.maintenance.create_partitions",
                 "schedule": 6 * 3600.0,
+            },
+            # The month in progress, refreshed every hour.
+            "report-current-month": {
+                "task": "hie.workers.reports.compute_month_report",
+                "schedule": crontab(minute=5),
+                "args": ("current",),
+            },
+            # The month just closed, finalized shortly after midnight on the 1st (platform zone).
+            "report-previous-month": {
+                "task": "hie.workers.reports.compute_month_report",
+                "schedule": crontab(minute=30, hour=0, day_of_month=1),
+                "args": ("previous",),
             },
         },
     }

@@ -3,12 +3,7 @@ worker process."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
@@ -60,65 +55,6 @@ def test_in_process_task_runs_after_commit_and_not_after_rollback(
         assert partition_exists(database, "upload_y2030m02")
     finally:
         bind_runtime(settings, None)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    make_database, broker_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    """A real `celery -A hie.workers worker` process on a database and a queue of its own."""
-    queue = f"hie-test-{uuid.uuid4().hex[:8]}"
-    database_url = make_database()
-    tmp_path = tmp_path_factory.mktemp("worker")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
-    env |= {
-        "HIE_DATABASE_URL": database_url,
-        "HIE_BROKER_URL": broker_url,
-        "HIE_TASK_QUEUE": queue,
-        "HIE_DATA_DIR": str(tmp_path),
-    }
-    log = (tmp_path / "worker.log").open("wb")
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "hie.workers",
-            "worker",
-            "--pool",
-            "solo",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            "INFO",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    broker_settings = Settings(
-        database_url=database_url,
-        broker_url=broker_url,
-        task_queue=queue,
-        data_dir=tmp_path,
-        secret_key="s" * 40,
-    )
-    configure(broker_settings)
-    try:
-        yield broker_settings
-    finally:
-        # Cold shutdown: the tasks are done, and a warm one waits out broker timeouts.
-        process.send_signal(signal.SIGQUIT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
-        configure(Settings(data_dir=tmp_path))
-        if process.returncode not in (0, -signal.SIGQUIT):
-            print((tmp_path / "worker.log").read_text())
 
 
 def wait_for(predicate, timeout: float = 60) -> bool:

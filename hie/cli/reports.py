@@ -1,0 +1,132 @@
+"""``hie metrics compute`` and ``hie report``: the monthly upload-completeness figures."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table as RichTable
+
+from hie.cli.context import console, database, fail
+from hie.config import load_settings
+from hie.metrics.export import KINDS, TITLES, headings, table_rows, to_csv, to_xlsx
+from hie.metrics.report import parse_month
+from hie.storage.reports import load_report
+
+metrics_app = typer.Typer(
+    help="Compute the monthly figures (through the Celery workers).", no_args_is_help=True
+)
+
+MonthOption = Annotated[str, typer.Option("--month", help="The month, as YYYY-MM.")]
+
+
+def _month(text: str) -> str:
+    try:
+        return f"{parse_month(text):%Y-%m}"
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def run_compute(month: str, timeout: float = 600) -> dict[str, Any]:
+    """Run the report task through the configured broker (in-process without one) and wait."""
+    from hie.workers import configure
+    from hie.workers.reports import compute_month_report
+    from hie.workers.runtime import bind_runtime
+
+    settings = load_settings()
+    configure(settings)
+    with database(settings) as db:
+        bind_runtime(settings, db)
+        try:
+            result: dict[str, Any] = compute_month_report.delay(month).get(timeout=timeout)
+        finally:
+            bind_runtime(settings, None)
+    return result
+
+
+@metrics_app.command("compute")
+def compute(
+    month: MonthOption,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the worker.")] = 600,
+) -> None:
+    """Compute one month's report for every institution, replacing any earlier one."""
+    summary = run_compute(_month(month), timeout)
+    state = "final" if summary["final"] else "month in progress"
+    console.print(
+        f"{summary['month']}: {summary['institutions']} institutions, "
+        f"{summary['cumulative_records']:,} records in all ({state})"
+    )
+
+
+def report(
+    month: MonthOption,
+    kind: Annotated[str | None, typer.Option(help="district or hospital (default: both).")] = None,
+    format: Annotated[str, typer.Option("--format", help="json, csv, xlsx or table.")] = "table",
+    lang: Annotated[str, typer.Option(help="zh (the bulletin's headings) or en.")] = "zh",
+    output: Annotated[
+        Path | None, typer.Option(help="Write to this file instead of the terminal.")
+    ] = None,
+    compute_missing: Annotated[
+        bool, typer.Option("--compute/--no-compute", help="Compute the month if it never was.")
+    ] = True,
+) -> None:
+    """Print a month's report, laid out like the bulletin."""
+    wanted = _month(month)
+    if kind is not None and kind not in KINDS:
+        raise fail(f"--kind must be district or hospital, not {kind!r}", 2)
+    if format not in ("json", "csv", "xlsx", "table"):
+        raise fail(f"--format must be json, csv, xlsx or table, not {format!r}", 2)
+    if lang not in ("zh", "en"):
+        raise fail("--lang must be zh or en", 2)
+    with database() as db, db.connection() as conn:
+        body = load_report(conn, parse_month(wanted))
+    if body is None:
+        if not compute_missing:
+            raise fail(f"no report for {wanted}; run: hie metrics compute --month {wanted}")
+        run_compute(wanted)
+        with database() as db, db.connection() as conn:
+            body = load_report(conn, parse_month(wanted))
+        assert body is not None  # noqa: S101 (just computed)
+    kinds = [kind] if kind else list(KINDS)
+    if format == "json":
+        text = json.dumps(
+            {**body, "rows": [r for r in body["rows"] if kind is None or r["kind"] == kind]},
+            ensure_ascii=False,
+            indent=2,
+        )
+        _emit(text.encode(), output)
+    elif format == "csv":
+        _emit(to_csv(body, kinds, lang).encode("utf-8-sig" if output else "utf-8"), output)
+    elif format == "xlsx":
+        if output is None:
+            raise fail("--format xlsx needs --output FILE.xlsx", 2)
+        _emit(to_xlsx(body, kinds, lang), output)
+    else:
+        for k in kinds:
+            table = RichTable(title=TITLES[lang][k].format(month=body["month"]), show_lines=False)
+            for heading in headings(k, lang):
+                table.add_column(heading, overflow="fold")
+            rows = table_rows(body, k, lang)
+            for index, row in enumerate(rows):
+                table.add_row(
+                    *[f"{v:,}" if isinstance(v, int) else str(v) for v in row],
+                    style="bold" if index == len(rows) - 1 else None,
+                )
+            console.print(table)
+        console.print(
+            f"区及医院累计校验入库数据 (cumulative records): {body['cumulative_records']:,}"
+            if lang == "zh"
+            else f"Cumulative records: {body['cumulative_records']:,}"
+        )
+
+
+def _emit(data: bytes, output: Path | None) -> None:
+    if output is None:
+        sys.stdout.buffer.write(data if data.endswith(b"\n") else data + b"\n")
+        sys.stdout.flush()
+    else:
+        output.write_bytes(data)
+        console.print(f"wrote {output}")
