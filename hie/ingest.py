@@ -11,6 +11,7 @@ from uuid import UUID
 
 from hie.catalog import Table
 from hie.metrics import units_of
+from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
 from hie.storage import Connection
 from hie.storage.records import NewVersion, WriteResult, get_head, write_version
@@ -105,6 +106,11 @@ def store_record(
             person_key=person_key if record.patient is not None else None,
             units=units,
             unkeyed=unkeyed,
+            latency_bucket=(
+                latency_bucket(record.effective_time, arrival.received_at)
+                if record.effective_time is not None
+                else None
+            ),
         ),
         immutable=immutable,
         if_match=if_match,

@@ -8,7 +8,8 @@ import typer
 
 from hie import __version__
 from hie.cli import catalog, db, declarations, institutions, reports, tokens
-from hie.cli.context import console, reported_errors
+from hie.cli.context import console, errors, reported_errors
+from hie.errors import HieError
 
 app = typer.Typer(
     name="hie",
@@ -61,4 +62,9 @@ def serve(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except HieError as exc:
+        # A bad environment can surface while a command imports what it needs.
+        errors.print(f"[bold red]error:[/] {exc}", highlight=False)
+        raise SystemExit(1) from None

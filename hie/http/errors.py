@@ -96,7 +96,13 @@ def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return outcome_response(500, [OutcomeIssue("fatal", "exception", "internal error")])
+
+
 def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(HieError, _hie_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

@@ -1,4 +1,4 @@
-"""The monthly figures: counting rules, and (to come) their computation from the aggregates."""
+"""The monthly figures: counting rules, the report computed from the aggregates, flags, exports."""
 
 from hie.metrics.units import icd10_category, units_of
 

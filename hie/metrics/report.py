@@ -13,12 +13,19 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hie.metrics.flags import Flag, flag_rows
+from hie.metrics.timeliness import summarize
 from hie.storage import Connection
 from hie.storage.catalog import current_catalog
 from hie.storage.declarations import declarations_at
 from hie.storage.partitions import next_month, previous_month
 
 PERSON_CATEGORIES = ("basic", "hypertension", "diabetes")
+TOP_REASONS = 5
+
+
+def _rate(rejected: int, written: int) -> float | None:
+    attempts = rejected + written
+    return None if attempts == 0 else round(rejected / attempts, 4)
 
 
 @dataclass
@@ -40,6 +47,9 @@ class Row:
     rejected: int
     # Records that would have counted a person but carried no usable ID number (per category).
     persons_without_id: dict[str, int] = field(default_factory=dict)
+    timeliness: dict[str, Any] = field(default_factory=dict)
+    rejection_rate: float | None = None  # rejected / (rejected + records written)
+    top_rejection_reasons: list[dict[str, Any]] = field(default_factory=list)
     uploaded: list[str] = field(default_factory=list)
     previous_records: int = 0
     flags: list[Flag] = field(default_factory=list)
@@ -147,6 +157,25 @@ def compute_month(conn: Connection, month: date, zone: ZoneInfo) -> MonthReport:
             (month, end),
         ).fetchall()
     }
+    latency: dict[str, dict[int, int]] = defaultdict(dict)
+    for r in conn.execute(
+        "select institution_code, bucket, versions from monthly_latency where month = %s",
+        (month,),
+    ).fetchall():
+        latency[r["institution_code"]][r["bucket"]] = r["versions"]
+    reasons: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in conn.execute(
+        """
+        select institution_code, rule_id, sum(occurrences)::bigint as occurrences
+        from daily_rejection_reason where day >= %s and day < %s
+        group by 1, 2 order by 1, 3 desc, 2
+        """,
+        (month, end),
+    ).fetchall():
+        if len(reasons[r["institution_code"]]) < TOP_REASONS:
+            reasons[r["institution_code"]].append(
+                {"rule": r["rule_id"], "occurrences": r["occurrences"]}
+            )
     total = conn.execute(
         "select coalesce(sum(records), 0)::bigint as n from monthly_table_count where month <= %s",
         (month,),
@@ -182,6 +211,9 @@ def compute_month(conn: Connection, month: date, zone: ZoneInfo) -> MonthReport:
                     c: counted.get(f"unkeyed:health_records.{c}", 0) for c in PERSON_CATEGORIES
                 },
                 rejected=rejected.get(code, 0),
+                timeliness=summarize(latency.get(code, {})),
+                rejection_rate=_rate(rejected.get(code, 0), records.get(code, 0)),
+                top_rejection_reasons=reasons.get(code, []),
                 uploaded=sorted(tables),
                 previous_records=previous.get(code, 0),
             )

@@ -41,6 +41,8 @@ class NewVersion:
     units: list[Unit] = field(default_factory=list)
     # Persons that could not be counted for want of a usable ID (figure names).
     unkeyed: list[str] = field(default_factory=list)
+    # The timeliness histogram bucket of this version (receipt minus clinical time), if known.
+    latency_bucket: int | None = None
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,16 @@ def _count(conn: Connection, new: NewVersion) -> None:
             _bump(conn, new.institution_code, unit.figure, month)
     for figure in new.unkeyed:
         _bump(conn, new.institution_code, f"unkeyed:{figure}", month)
+    if new.latency_bucket is not None:
+        conn.execute(
+            """
+            insert into monthly_latency (institution_code, month, bucket, versions)
+            values (%s, %s, %s, 1)
+            on conflict (institution_code, month, bucket)
+            do update set versions = monthly_latency.versions + 1
+            """,
+            (new.institution_code, month, new.latency_bucket),
+        )
 
 
 def _bump(conn: Connection, institution_code: str, figure: str, month: date) -> None:

@@ -1,7 +1,7 @@
 """The registry of validation rules: one id per rule, with what it checks and how to fix it.
 
 Rule families register their checks with the :func:`rule` decorator, so that the validators run
-them and ``hie validate --explain RULE-ID`` can describe them.
+them and each rule's summary and fix can be shown next to the issues it raises.
 """
 
 from __future__ import annotations

@@ -64,10 +64,15 @@ def build_month(database: Database) -> None:
             return stored.result.status
 
         def doc(
-            table: str, doc_id: str, person: str | None = None, replaces: str | None = None
+            table: str,
+            doc_id: str,
+            person: str | None = None,
+            replaces: str | None = None,
+            clinical: datetime | None = None,
         ) -> NormalizedRecord:
             return NormalizedRecord(
                 kind="cda",
+                effective_time=clinical,
                 table_code=table,
                 logical_id=f"2.16.156.10011.1.1^{doc_id}",
                 replaces=f"2.16.156.10011.1.1^{replaces}" if replaces else None,
@@ -75,8 +80,24 @@ def build_month(database: Database) -> None:
             )
 
         # H1: the last second of July and the first second of July (UTC says otherwise for both).
-        assert put("H1", at("2019-07-31T23:59:59"), "C0002", doc("C0002", "A")) == "created"
-        assert put("H1", at("2019-07-01T00:00:00"), "C0002", doc("C0002", "B")) == "created"
+        assert (
+            put(
+                "H1",
+                at("2019-07-31T23:59:59"),
+                "C0002",
+                doc("C0002", "A", clinical=at("2019-07-31T20:00:00")),
+            )
+            == "created"
+        )
+        assert (
+            put(
+                "H1",
+                at("2019-07-01T00:00:00"),
+                "C0002",
+                doc("C0002", "B", clinical=at("2019-06-29T12:00:00")),
+            )
+            == "created"
+        )
         assert put("H1", at("2019-07-12T09:00:00"), "C0002", doc("C0002", "A")) == "unchanged"
         assert put("H1", at("2019-07-10T09:00:00"), "C0053", doc("C0053", "C")) == "created"
         # A replacement of B in July: a record, not a second visit.
@@ -205,6 +226,14 @@ def check_july(body: dict) -> None:
         assert got == expected, code
     assert rows["H1"]["name"] == "南京鼓楼医院" and rows["H1"]["district"] == "D1"
     assert {f["rule"] for f in rows["H1"]["flags"]} >= {"flag.undeclared-tables"}
+    # A (4 hours late) and B (over 2 days late) carry clinical times; the others do not.
+    assert rows["H1"]["timeliness"] == {
+        "measured": 2,
+        "median_hours_at_most": 4.0,
+        "within_1_day": 0.5,
+    }
+    assert rows["H1"]["rejection_rate"] == 0.0 and rows["H2"]["rejection_rate"] == 1.0
+    assert rows["H2"]["top_rejection_reasons"] == [{"rule": "cda.header.realm", "occurrences": 1}]
 
 
 def check_august(body: dict) -> None:

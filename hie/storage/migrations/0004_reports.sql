@@ -21,3 +21,13 @@ create table monthly_report (
     final boolean not null default false,
     body jsonb not null
 );
+
+-- Timeliness (及时性): receipt time minus clinical time of each written version, as a histogram per
+-- institution and month; bucket b holds delays below LATENCY_BOUNDS_HOURS[b] (hie/metrics/timeliness.py).
+create table monthly_latency (
+    institution_code text not null references institution (code),
+    month date not null,
+    bucket smallint not null,
+    versions bigint not null default 0 check (versions >= 0),
+    primary key (institution_code, month, bucket)
+);
