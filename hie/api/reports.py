@@ -12,6 +12,7 @@ from hie.http.security import DatabaseDep, PrincipalDep
 from hie.metrics.export import KINDS, to_csv, to_xlsx
 from hie.metrics.flags import describe_flags
 from hie.metrics.report import parse_month
+from hie.metrics.trend import trend
 from hie.storage.reports import load_report
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
@@ -77,6 +78,19 @@ def compute(principal: PrincipalDep, month: MonthQuery) -> dict[str, str]:
     wanted = f"{_month(month):%Y-%m}"
     task = compute_month_report.delay(wanted)
     return {"month": wanted, "task": str(task.id)}
+
+
+@router.get("/trend", summary="Twelve-month trend of an institution's figures")
+def institution_trend(
+    principal: PrincipalDep,
+    database: DatabaseDep,
+    institution: Annotated[str, Query(description="Institution code")],
+    month: MonthQuery,
+    months: Annotated[int, Query(ge=1, le=60)] = 12,
+) -> dict[str, Any]:
+    principal.require_read(institution)
+    with database.connection() as conn:
+        return trend(conn, institution, _month(month), months)
 
 
 @router.get("/flags", summary="The data-quality rules that flag report rows")

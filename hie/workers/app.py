@@ -73,7 +73,9 @@ def configure(settings: Settings) -> Celery:
             task_eager_propagates=False,
             **common,
         )
+    # Current for this thread, and the default for every other (request handlers run in a pool).
     app.set_current()
+    app.set_default()
     return app
 
 
