@@ -13,9 +13,12 @@ from fastapi.responses import JSONResponse
 
 from hie import __version__
 from hie.api import catalog_router, institutions_router, reports_router
+from hie.cda import router as cda_router
+from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
 from hie.http import BodySizeLimit, install_error_handlers
 from hie.storage import Database, open_database
+from hie.validators.cda import CdaSchema
 from hie.workers import broker_status, configure
 from hie.workers.runtime import bind_runtime
 
@@ -27,12 +30,15 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     """
     settings = settings or load_settings()
     settings.session_secret()  # fail at start, not at the first sign-in
+    # Compiled once, at start: a broken HIE_CDA_SCHEMA stops the server instead of every upload.
+    cda_schema = CdaSchema(settings.cda_schema)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = database is None
         db = database if database is not None else await run_in_threadpool(open_database, settings)
         app.state.database = db
+        app.state.cda_pipeline = CdaPipeline(settings, db, schema=cda_schema)
         celery = configure(settings)
         bind_runtime(settings, db)
         app.state.celery = celery
@@ -56,6 +62,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(institutions_router)
     app.include_router(catalog_router)
     app.include_router(reports_router)
+    app.include_router(cda_router)
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
     async def healthz(request: Request) -> JSONResponse:

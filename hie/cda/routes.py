@@ -1,0 +1,67 @@
+"""``POST /cda``: one ClinicalDocument per request, answered by a receipt or an OperationOutcome."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from hie.cda.submission import CdaPipeline, submit_cda
+from hie.http.errors import FHIR_JSON, outcome_response
+from hie.http.security import PrincipalDep
+from hie.outcome import OutcomeIssue
+
+router = APIRouter(tags=["cda"])
+
+CDA_MEDIA_TYPES = ("application/hl7-cda+xml", "application/xml", "text/xml")
+
+
+@router.post(
+    "/cda",
+    summary="Submit one CDA shared document",
+    response_description="201 stored; 200 the same document again (original receipt); 409 same "
+    "id, other content; 422 invalid (OperationOutcome with every error found); 413; 415.",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {t: {"schema": {"type": "string"}} for t in CDA_MEDIA_TYPES},
+        }
+    },
+)
+async def post_cda(
+    request: Request,
+    principal: PrincipalDep,
+    institution: Annotated[
+        str | None,
+        Query(description="Admin only: the institution to submit for (default: the custodian)."),
+    ] = None,
+) -> JSONResponse:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type not in CDA_MEDIA_TYPES:
+        return outcome_response(
+            415,
+            [
+                OutcomeIssue(
+                    "error",
+                    "not-supported",
+                    f"send the document as {', '.join(CDA_MEDIA_TYPES)}, "
+                    f"not {media_type or 'nothing'}",
+                )
+            ],
+        )
+    body = await request.body()
+    pipeline: CdaPipeline = request.app.state.cda_pipeline
+    receipt = await run_in_threadpool(
+        submit_cda,
+        pipeline,
+        body,
+        principal=principal,
+        institution=institution,
+        content_type=media_type,
+    )
+    media = "application/json" if receipt.status in (200, 201) else FHIR_JSON
+    return JSONResponse(
+        receipt.body, status_code=receipt.status, headers=receipt.headers, media_type=media
+    )

@@ -1,0 +1,265 @@
+"""One CDA submission, start to end: validate, normalize, and store the document with its
+aggregates and receipt in one transaction, or record the rejection. Used by ``POST /cda`` and by
+the backfill command alike."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from hie.auth import Principal
+from hie.config import Settings
+from hie.errors import NotFound, PermissionDenied
+from hie.ingest import Arrival, reject, store_record
+from hie.normalize.cda import normalize_cda
+from hie.registry import Institution
+from hie.storage import Connection, Database
+from hie.storage.catalog import current_catalog
+from hie.storage.declarations import current_declaration
+from hie.storage.institutions import get_institution
+from hie.storage.partitions import PartitionMaker
+from hie.storage.records import Head, read_version
+from hie.storage.uploads import UploadRow, find_receipt, record_upload
+from hie.validators import Report, Severity
+from hie.validators.access import CUSTODIAN, DOCUMENT_CONFLICT, UNKNOWN_INSTITUTION
+from hie.validators.cda import CdaSchema, validate_cda
+
+
+@dataclass
+class CdaReceipt:
+    """What the submitter gets back: an HTTP status and a JSON body (a receipt or an
+    OperationOutcome)."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CdaPipeline:
+    """What a submission needs besides the document: settings, database, schema, partitions."""
+
+    settings: Settings
+    database: Database
+    schema: CdaSchema | None = None
+    partitions: PartitionMaker | None = None
+
+    def __post_init__(self) -> None:
+        if self.partitions is None:
+            self.partitions = PartitionMaker(self.database, self.settings.zone)
+
+
+def _outcome(report: Report) -> dict[str, Any]:
+    return report.to_operation_outcome()
+
+
+def submit_cda(
+    pipeline: CdaPipeline,
+    body: bytes,
+    *,
+    principal: Principal | None,
+    institution: str | None = None,
+    received_at: datetime | None = None,
+    content_type: str | None = None,
+    channel: str = "cda",
+) -> CdaReceipt:
+    """Submit one document for ``institution`` (a submitter's own; an admin's choice, or the
+    document's custodian). ``principal`` None means a trusted local caller (the CLI backfill).
+
+    ``received_at`` is the server's clock unless an administrator backfills history.
+    """
+    acting_for = institution
+    if principal is not None and principal.role == "submitter":
+        if institution not in (None, principal.institution_code):
+            raise PermissionDenied(
+                f"a submitter token of {principal.institution_code} cannot act for {institution}"
+            )
+        acting_for = principal.institution_code
+    elif principal is not None:
+        principal.require_role("admin")
+    moment = received_at or datetime.now(UTC)
+    arrival_day = moment.astimezone(pipeline.settings.zone).date()
+
+    with pipeline.database.connection() as conn:
+        catalog = current_catalog(conn)
+        member, declared = _institution_and_declaration(conn, acting_for)
+    result = validate_cda(
+        body,
+        catalog=catalog,
+        kind=member.kind if member else None,
+        declared=declared,
+        schema=pipeline.schema,
+        max_bytes=pipeline.settings.max_request_bytes,
+    )
+    report = result.report
+    record = None
+    if not report.rejected and result.tree is not None and result.table is not None:
+        record = normalize_cda(result.tree, result.table, zone=pipeline.settings.zone)
+        custodian = record.institution_code
+        if acting_for is None:
+            # An administrator backfilling: the document says whose it is.
+            acting_for = custodian
+            with pipeline.database.connection() as conn:
+                member, declared = _institution_and_declaration(conn, acting_for)
+            if member is not None:
+                result = validate_cda(
+                    body,
+                    catalog=catalog,
+                    kind=member.kind,
+                    declared=declared,
+                    schema=pipeline.schema,
+                    max_bytes=pipeline.settings.max_request_bytes,
+                )
+                report = result.report
+        if member is None:
+            report.add(
+                Severity.ERROR,
+                UNKNOWN_INSTITUTION.id,
+                f"institution {custodian!r} (the document's custodian) is not registered",
+                code="not-found",
+                expression="/ClinicalDocument/custodian",
+            )
+        elif custodian != acting_for:
+            report.add(
+                Severity.ERROR,
+                CUSTODIAN.id,
+                f"the custodian is {custodian!r} but the document is submitted for {acting_for!r}",
+                code="security",
+                expression="/ClinicalDocument/custodian/assignedCustodian/"
+                "representedCustodianOrganization/id/@extension",
+            )
+
+    arrival = (
+        Arrival(
+            acting_for, moment, arrival_day, uuid.uuid4(), principal.token_id if principal else None
+        )
+        if member is not None and acting_for is not None
+        else None
+    )
+    upload = _upload_row(arrival, body, content_type, channel)
+
+    if report.rejected or record is None or result.table is None:
+        outcome = _outcome(report)
+        if arrival is not None and upload is not None:
+            assert pipeline.partitions is not None  # noqa: S101 (set in __post_init__)
+            pipeline.partitions.ensure_for(moment)
+            with pipeline.database.transaction() as tx:
+                upload.outcome, upload.http_status, upload.receipt = "rejected", 422, outcome
+                upload.rejected_count = 1
+                record_upload(tx.conn, upload)
+                reject(tx.conn, arrival, sorted({i.rule for i in report.errors}))
+        return CdaReceipt(422, outcome)
+
+    assert arrival is not None and upload is not None and pipeline.partitions is not None  # noqa: S101
+    pipeline.partitions.ensure_for(moment)
+    with pipeline.database.transaction() as tx:
+        stored = store_record(
+            tx.conn,
+            arrival,
+            result.table,
+            record,
+            content_sha256=upload.content_sha256 or b"",
+            raw_xml=body,
+            immutable=True,
+        )
+        status = stored.result.status
+        head = stored.result.head
+        if status == "created" and head is not None:
+            receipt = _receipt(arrival, head, "created", report, replaces=record.replaces)
+            upload.outcome, upload.http_status, upload.receipt = "accepted", 201, receipt
+            upload.records_written = 1
+            record_upload(tx.conn, upload)
+            return CdaReceipt(201, receipt, {"Location": f"/cda/{upload.id}"})
+        if status == "unchanged" and head is not None:
+            original = _original_receipt(tx.conn, head)
+            upload.outcome, upload.http_status, upload.receipt = "unchanged", 200, original
+            record_upload(tx.conn, upload)
+            return CdaReceipt(200, original)
+        # Same document id, other content: documents are immutable.
+        report.add(
+            Severity.ERROR,
+            DOCUMENT_CONFLICT.id,
+            f"document {record.logical_id} is already stored with different content",
+            code="conflict",
+            expression="/ClinicalDocument/id",
+        )
+        outcome = _outcome(report)
+        upload.outcome, upload.http_status, upload.receipt = "rejected", 409, outcome
+        upload.rejected_count = 1
+        record_upload(tx.conn, upload)
+        reject(tx.conn, arrival, [DOCUMENT_CONFLICT.id])
+        return CdaReceipt(409, outcome)
+
+
+def _institution_and_declaration(
+    conn: Connection, code: str | None
+) -> tuple[Institution | None, list[str] | None]:
+    if code is None:
+        return None, None
+    try:
+        member = get_institution(conn, code)
+    except NotFound:
+        return None, None
+    return member, current_declaration(conn, code)
+
+
+def _upload_row(
+    arrival: Arrival | None, body: bytes, content_type: str | None, channel: str
+) -> UploadRow | None:
+    if arrival is None:
+        return None
+    return UploadRow(
+        id=arrival.upload_id,
+        received_at=arrival.received_at,
+        institution_code=arrival.institution_code,
+        channel=channel,
+        content_type=content_type,
+        byte_size=len(body),
+        content_sha256=hashlib.sha256(body).digest(),
+        outcome="rejected",
+        http_status=None,
+        records_written=0,
+        rejected_count=0,
+        receipt={},
+        token_id=arrival.token_id,
+    )
+
+
+def _receipt(
+    arrival: Arrival, head: Head, status: str, report: Report, *, replaces: str | None
+) -> dict[str, Any]:
+    receipt: dict[str, Any] = {
+        "status": status,
+        "upload": str(arrival.upload_id),
+        "record": head.record_id,
+        "document": head.logical_id,
+        "table": head.table_code,
+        "version": head.version,
+        "institution": arrival.institution_code,
+        "received_at": arrival.received_at.isoformat(),
+        "warnings": [i.to_json() for i in report.warnings],
+    }
+    if replaces:
+        receipt["replaces"] = replaces
+    return receipt
+
+
+def _original_receipt(conn: Connection, head: Head) -> dict[str, Any]:
+    """The receipt of the upload that stored ``head``: what an idempotent retry gets back."""
+    version = read_version(conn, head)
+    receipt = find_receipt(conn, version["upload_id"]) if version else None
+    if receipt is None:  # stored by a path that kept no receipt: describe the stored version
+        receipt = {
+            "status": "created",
+            "record": head.record_id,
+            "document": head.logical_id,
+            "table": head.table_code,
+            "version": head.version,
+            "institution": head.institution_code,
+            "received_at": head.received_at.isoformat(),
+            "warnings": [],
+        }
+    return receipt
