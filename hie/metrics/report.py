@@ -159,7 +159,10 @@ def compute_month(conn: Connection, month: date, zone: ZoneInfo) -> MonthReport:
     }
     latency: dict[str, dict[int, int]] = defaultdict(dict)
     for r in conn.execute(
-        "select institution_code, bucket, versions from monthly_latency where month = %s",
+        """
+        select institution_code, bucket, sum(versions)::bigint as versions from monthly_latency
+        where month = %s group by 1, 2
+        """,
         (month,),
     ).fetchall():
         latency[r["institution_code"]][r["bucket"]] = r["versions"]

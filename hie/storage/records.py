@@ -180,9 +180,9 @@ def _count(conn: Connection, new: NewVersion) -> None:
     """The aggregates of one written version: the day's table count and first-seen units."""
     conn.execute(
         """
-        insert into daily_table_count (institution_code, day, table_code, records)
-        values (%s, %s, %s, 1)
-        on conflict (institution_code, day, table_code)
+        insert into daily_table_count (institution_code, day, table_code, shard, records)
+        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+        on conflict (institution_code, day, table_code, shard)
         do update set records = daily_table_count.records + 1
         """,
         (new.institution_code, new.day, new.table_code),
@@ -190,9 +190,9 @@ def _count(conn: Connection, new: NewVersion) -> None:
     month = new.day.replace(day=1)
     conn.execute(
         """
-        insert into monthly_table_count (institution_code, month, table_code, records)
-        values (%s, %s, %s, 1)
-        on conflict (institution_code, month, table_code)
+        insert into monthly_table_count (institution_code, month, table_code, shard, records)
+        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+        on conflict (institution_code, month, table_code, shard)
         do update set records = monthly_table_count.records + 1
         """,
         (new.institution_code, month, new.table_code),
@@ -214,9 +214,9 @@ def _count(conn: Connection, new: NewVersion) -> None:
     if new.latency_bucket is not None:
         conn.execute(
             """
-            insert into monthly_latency (institution_code, month, bucket, versions)
-            values (%s, %s, %s, 1)
-            on conflict (institution_code, month, bucket)
+            insert into monthly_latency (institution_code, month, bucket, shard, versions)
+            values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+            on conflict (institution_code, month, bucket, shard)
             do update set versions = monthly_latency.versions + 1
             """,
             (new.institution_code, month, new.latency_bucket),
@@ -226,9 +226,9 @@ def _count(conn: Connection, new: NewVersion) -> None:
 def _bump(conn: Connection, institution_code: str, figure: str, month: date) -> None:
     conn.execute(
         """
-        insert into monthly_unit_count (institution_code, figure, month, units)
-        values (%s, %s, %s, 1)
-        on conflict (institution_code, figure, month)
+        insert into monthly_unit_count (institution_code, figure, month, shard, units)
+        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+        on conflict (institution_code, figure, month, shard)
         do update set units = monthly_unit_count.units + 1
         """,
         (institution_code, figure, month),

@@ -60,8 +60,9 @@ def count_rejection(conn: Connection, institution_code: str, day: date, rules: l
     """Count one rejected document or resource, and each rule that fired in it."""
     conn.execute(
         """
-        insert into daily_rejection (institution_code, day, rejected) values (%s, %s, 1)
-        on conflict (institution_code, day)
+        insert into daily_rejection (institution_code, day, shard, rejected)
+        values (%s, %s, pg_backend_pid() %% 8, 1)
+        on conflict (institution_code, day, shard)
         do update set rejected = daily_rejection.rejected + 1
         """,
         (institution_code, day),
@@ -69,9 +70,9 @@ def count_rejection(conn: Connection, institution_code: str, day: date, rules: l
     for rule_id, times in Counter(rules).items():
         conn.execute(
             """
-            insert into daily_rejection_reason (institution_code, day, rule_id, occurrences)
-            values (%s, %s, %s, %s)
-            on conflict (institution_code, day, rule_id)
+            insert into daily_rejection_reason (institution_code, day, rule_id, shard, occurrences)
+            values (%s, %s, %s, pg_backend_pid() %% 8, %s)
+            on conflict (institution_code, day, rule_id, shard)
             do update set occurrences = daily_rejection_reason.occurrences + excluded.occurrences
             """,
             (institution_code, day, rule_id, times),

@@ -123,12 +123,15 @@ create index record_head_table_idx on record_head (institution_code, table_code)
 
 -- Aggregates kept in the same transaction that stores a record: the monthly figures are sums of
 -- these, never scans of record_version. day is the receipt day in the platform's time zone.
+-- Counters are split into a few shards (by database session) so that parallel uploads of one
+-- institution's table do not queue on one row until each other commits; readers sum the shards.
 create table daily_table_count (
     institution_code text not null references institution (code),
     day date not null,
     table_code text not null,
+    shard smallint not null default 0,
     records bigint not null default 0 check (records >= 0),
-    primary key (institution_code, day, table_code)
+    primary key (institution_code, day, table_code, shard)
 );
 create index daily_table_count_day_idx on daily_table_count (day);
 
@@ -137,8 +140,9 @@ create index daily_table_count_day_idx on daily_table_count (day);
 create table daily_rejection (
     institution_code text not null references institution (code),
     day date not null,
+    shard smallint not null default 0,
     rejected bigint not null default 0 check (rejected >= 0),
-    primary key (institution_code, day)
+    primary key (institution_code, day, shard)
 );
 create index daily_rejection_day_idx on daily_rejection (day);
 
@@ -146,8 +150,9 @@ create table daily_rejection_reason (
     institution_code text not null references institution (code),
     day date not null,
     rule_id text not null,
+    shard smallint not null default 0,
     occurrences bigint not null default 0 check (occurrences >= 0),
-    primary key (institution_code, day, rule_id)
+    primary key (institution_code, day, rule_id, shard)
 );
 create index daily_rejection_reason_day_idx on daily_rejection_reason (day);
 

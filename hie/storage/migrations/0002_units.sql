@@ -16,8 +16,9 @@ create table monthly_unit_count (
     institution_code text not null references institution (code),
     figure text not null,
     month date not null,
+    shard smallint not null default 0,
     units bigint not null default 0 check (units >= 0),
-    primary key (institution_code, figure, month)
+    primary key (institution_code, figure, month, shard)
 );
 create index monthly_unit_count_month_idx on monthly_unit_count (month);
 

@@ -5,8 +5,9 @@ create table monthly_table_count (
     institution_code text not null references institution (code),
     month date not null,
     table_code text not null,
+    shard smallint not null default 0,
     records bigint not null default 0 check (records >= 0),
-    primary key (institution_code, month, table_code)
+    primary key (institution_code, month, table_code, shard)
 );
 create index monthly_table_count_month_idx on monthly_table_count (month);
 
@@ -28,6 +29,7 @@ create table monthly_latency (
     institution_code text not null references institution (code),
     month date not null,
     bucket smallint not null,
+    shard smallint not null default 0,
     versions bigint not null default 0 check (versions >= 0),
-    primary key (institution_code, month, bucket)
+    primary key (institution_code, month, bucket, shard)
 );
