@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from hie import __version__
-from hie.cli import catalog, db, declarations, ingest, institutions, reports, tokens
+from hie.cli import catalog, db, declarations, ingest, institutions, reports, tokens, validate
 from hie.cli.context import console, errors, reported_errors
 from hie.errors import HieError
 
@@ -28,6 +28,7 @@ app.add_typer(tokens.app, name="tokens")
 app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)
+app.command("validate")(validate.validate)
 
 
 def _show_version(value: bool) -> None:

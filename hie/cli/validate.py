@@ -1,0 +1,206 @@
+"""``hie validate``: the server's validators, offline, for hospital and vendor developers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated, Any
+from xml.sax.saxutils import escape, quoteattr
+
+import typer
+from rich.progress import Progress
+
+from hie.catalog import default_catalog_path, read_catalog
+from hie.cli.context import console, errors, fail, reported_errors
+from hie.validators.files import STDIN, FileResult, Options, expand, validate_path
+from hie.validators.report import Severity
+
+FORMATS = ("text", "json", "junit")
+# Below this many files a process pool costs more than it saves.
+PARALLEL_FROM = 16
+
+
+def _load_rules() -> None:
+    """Import every rule family so that the registry knows them all."""
+    import hie.validators.cda
+    import hie.validators.files
+
+    with contextlib.suppress(ImportError):  # FHIR validation, where installed
+        import hie.validators.fhir  # noqa: F401
+
+
+def _explain(rule_id: str) -> None:
+    from hie.validators.rules import RULES
+
+    _load_rules()
+    rule = RULES.get(rule_id)
+    if rule is None:
+        close = sorted(r for r in RULES if rule_id.split(".")[0] in r)[:10]
+        hint = f"; rules of that family: {', '.join(close)}" if close else ""
+        raise fail(f"no rule {rule_id!r}{hint}", 2)
+    console.print(f"[bold]{rule.id}[/]\n\nChecks: {rule.summary}\n\nTo fix: {rule.fix}")
+
+
+def _run(paths: list[str], options: Options, jobs: int, stdin: bytes | None) -> list[FileResult]:
+    if jobs <= 1 or len(paths) < PARALLEL_FROM:
+        results = []
+        with Progress(console=errors, transient=True, disable=len(paths) < 50) as progress:
+            task = progress.add_task("validating", total=len(paths))
+            for path in paths:
+                results.append(validate_path(path, options, stdin))
+                progress.advance(task)
+        return results
+    with (
+        ProcessPoolExecutor(jobs) as pool,
+        Progress(console=errors, transient=True) as progress,
+    ):
+        task = progress.add_task("validating", total=len(paths))
+        results = []
+        chunk = max(1, min(64, len(paths) // (jobs * 4)))
+        for result in pool.map(_validate_one, paths, [options] * len(paths), chunksize=chunk):
+            results.append(result)
+            progress.advance(task)
+        return results
+
+
+def _validate_one(path: str, options: Options) -> FileResult:
+    return validate_path(path, options)
+
+
+def _text(results: list[FileResult]) -> str:
+    lines = []
+    for result in results:
+        if not result.report.issues:
+            continue
+        lines.append(
+            f"{result.path} ({result.format}{', ' + result.table if result.table else ''})"
+        )
+        for issue in result.report.issues:
+            where = result.path
+            if issue.line is not None:
+                where += f":{issue.line}" + (f":{issue.column}" if issue.column else "")
+            path = f" at {issue.expression}" if issue.expression else ""
+            lines.append(f"{where} {issue.severity.value} {issue.rule} {issue.message}{path}")
+    return "\n".join(lines)
+
+
+def _summary(results: list[FileResult]) -> str:
+    errors_ = sum(len(r.report.errors) for r in results)
+    warnings = sum(len(r.report.warnings) for r in results)
+    rejected = sum(1 for r in results if r.report.rejected)
+    return (
+        f"{len(results)} file(s): {len(results) - rejected} valid, {rejected} invalid; "
+        f"{errors_} error(s), {warnings} warning(s) or note(s)"
+    )
+
+
+def _json(results: list[FileResult]) -> str:
+    return json.dumps(
+        [
+            {
+                "path": r.path,
+                "format": r.format,
+                "table": r.table,
+                "valid": not r.report.rejected,
+                "outcome": r.report.to_operation_outcome(),
+            }
+            for r in results
+        ],
+        ensure_ascii=False,
+        indent=2,
+    )
+
+
+def _junit(results: list[FileResult]) -> str:
+    failures = sum(1 for r in results if r.report.rejected)
+    cases = []
+    for r in results:
+        body = ""
+        if r.report.rejected:
+            message = quoteattr(r.report.errors[0].message)
+            detail = escape(_text([r]))
+            body = f"<failure message={message}>{detail}</failure>"
+        elif r.report.warnings:
+            body = f"<system-out>{escape(_text([r]))}</system-out>"
+        cases.append(
+            f'  <testcase classname="hie.validate" name={quoteattr(r.path)}>{body}</testcase>'
+        )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n'
+        f'<testsuite name="hie validate" tests="{len(results)}" failures="{failures}" errors="0">\n'
+        + "\n".join(cases)
+        + "\n</testsuite>"
+    )
+
+
+def validate(
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Files, folders (recursive), globs, or - for stdin.")
+    ] = None,
+    format: Annotated[str, typer.Option("--format", help="text, json or junit.")] = "text",
+    fail_on: Annotated[
+        str, typer.Option(help="error (default) or warning: the level that makes the exit code 1.")
+    ] = "error",
+    catalog: Annotated[
+        Path | None, typer.Option(help="A catalog CSV instead of the built-in one.")
+    ] = None,
+    kind: Annotated[str | None, typer.Option(help="hospital or district: check as for it.")] = None,
+    declared: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated declared tables, checked as the server does."),
+    ] = None,
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="HL7's CDA.xsd or CDA_SDTC.xsd instead of the built-in schema."),
+    ] = None,
+    jobs: Annotated[int, typer.Option(help="Processes to use (default: every core).")] = 0,
+    explain: Annotated[
+        str | None,
+        typer.Option(help="Print what RULE-ID checks and how to fix it.", metavar="RULE-ID"),
+    ] = None,
+) -> None:
+    """Validate CDA documents and FHIR resources exactly as the platform would, offline.
+
+    Exit code 0 when nothing reaches --fail-on, 1 otherwise, 2 for usage errors.
+    """
+    if explain:
+        _explain(explain)
+        return
+    if not paths:
+        raise fail("give at least one file, folder, glob or -", 2)
+    if format not in FORMATS:
+        raise fail(f"--format must be one of {', '.join(FORMATS)}", 2)
+    if fail_on not in ("error", "warning"):
+        raise fail("--fail-on must be error or warning", 2)
+    if kind not in (None, "hospital", "district"):
+        raise fail("--kind must be hospital or district", 2)
+    if schema is not None and not schema.is_file():
+        raise fail(f"--schema {schema}: no such file", 2)
+    with reported_errors():
+        loaded = read_catalog(catalog or default_catalog_path())
+    tables = [t.strip() for t in declared.split(",") if t.strip()] if declared is not None else None
+    if tables and (unknown := loaded.unknown_codes(tables)):
+        raise fail(f"--declared names tables the catalog does not have: {', '.join(unknown)}", 2)
+    try:
+        files = list(dict.fromkeys(expand(paths)))
+    except FileNotFoundError as exc:
+        raise fail(f"{exc.args[0]}: no such file, folder or match", 2) from None
+    if not files:
+        raise fail("no .xml, .json or .ndjson files found", 2)
+    stdin = sys.stdin.buffer.read() if STDIN in files else None
+    options = Options(loaded, kind, tables, schema)
+    results = _run(files, options, jobs or (os.cpu_count() or 1), stdin)
+
+    output: dict[str, Any] = {"text": _text, "json": _json, "junit": _junit}
+    rendered = output[format](results)
+    if rendered:
+        sys.stdout.write(rendered + "\n")
+    if format == "text":
+        errors.print(_summary(results), highlight=False)
+    bar = {Severity.FATAL, Severity.ERROR} | ({Severity.WARNING} if fail_on == "warning" else set())
+    failed = any(i.severity in bar for r in results for i in r.report.issues)
+    raise typer.Exit(1 if failed else 0)

@@ -1,0 +1,96 @@
+"""``hie validate``: formats, exit codes, folders, stdin, declarations, explanations."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from hie.cli import app
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
+VALID = str(FIXTURES / "C0002-valid.xml")
+BROKEN = str(FIXTURES / "broken-realm.xml")
+WARNING = str(FIXTURES / "warning-check-digit.xml")
+
+
+def run(*args: str, stdin: bytes | None = None):
+    return CliRunner().invoke(app, ["validate", *args], input=stdin)
+
+
+def test_valid_file_exits_0_and_invalid_exits_1_with_located_lines() -> None:
+    assert run(VALID).exit_code == 0
+    result = run(VALID, BROKEN)
+    assert result.exit_code == 1
+    assert f"{BROKEN}:3 error cda.header.realm realmCode is 'US'" in result.stdout
+    assert "2 file(s): 1 valid, 1 invalid" in result.stderr
+
+
+def test_fail_on_warning_raises_the_bar() -> None:
+    assert run(WARNING).exit_code == 0
+    assert run(WARNING, "--fail-on", "warning").exit_code == 1
+
+
+def test_folders_globs_and_stdin() -> None:
+    folder = run(str(FIXTURES), "--format", "json")
+    assert folder.exit_code == 1
+    reports = json.loads(folder.stdout)
+    assert len(reports) == len(list(FIXTURES.glob("*.xml")))
+    by_name = {Path(r["path"]).name: r for r in reports}
+    assert by_name["C0053-valid.xml"]["valid"] and by_name["C0053-valid.xml"]["table"] == "C0053"
+    assert by_name["hostile-billion-laughs.xml"]["outcome"]["issue"][0]["severity"] == "fatal"
+
+    globbed = run(str(FIXTURES / "C00*-valid.xml"), "--format", "json")
+    assert globbed.exit_code == 0 and len(json.loads(globbed.stdout)) == 10
+
+    piped = run("-", "--format", "json", stdin=(FIXTURES / "HSDA00.01-valid.xml").read_bytes())
+    assert piped.exit_code == 0
+    assert json.loads(piped.stdout)[0]["path"] == "<stdin>"
+
+
+def test_declaration_checks_as_the_server_does() -> None:
+    undeclared = run(VALID, "--kind", "hospital", "--declared", "C0001,C0053", "--format", "json")
+    issues = json.loads(undeclared.stdout)[0]["outcome"]["issue"]
+    assert undeclared.exit_code == 0
+    assert any(
+        i.get("details", {}).get("coding", [{}])[0].get("code") == "cda.catalog.undeclared"
+        for i in issues
+    )
+    declared = run(VALID, "--kind", "hospital", "--declared", "C0002", "--format", "json")
+    issues = json.loads(declared.stdout)[0]["outcome"]["issue"]
+    assert not any(
+        i.get("details", {}).get("coding", [{}])[0].get("code") == "cda.catalog.undeclared"
+        for i in issues
+    )
+    assert run(VALID, "--declared", "C9999").exit_code == 2
+
+
+def test_junit_for_ci_pipelines() -> None:
+    result = run(VALID, BROKEN, "--format", "junit")
+    from lxml import etree  # type: ignore[import-untyped]
+
+    suite = etree.fromstring(result.stdout.encode())
+    assert suite.get("tests") == "2" and suite.get("failures") == "1"
+    failed = [case.get("name") for case in suite if case.find("failure") is not None]
+    assert failed == [BROKEN]
+
+
+def test_explain_and_usage_errors() -> None:
+    explained = run("--explain", "cda.header.realm")
+    assert explained.exit_code == 0 and "realmCode" in explained.stdout
+    assert run("--explain", "cda.nope").exit_code == 2
+    assert run().exit_code == 2
+    assert run("no-such-file.xml").exit_code == 2
+    assert run(VALID, "--format", "yaml").exit_code == 2
+
+
+def test_many_files_in_parallel_give_the_same_verdicts(tmp_path: Path) -> None:
+    for n in range(20):
+        (tmp_path / f"{n}.xml").write_bytes(
+            (FIXTURES / ("C0002-valid.xml" if n % 2 else "broken-realm.xml")).read_bytes()
+        )
+    serial = json.loads(run(str(tmp_path), "--jobs", "1", "--format", "json").stdout)
+    parallel = json.loads(run(str(tmp_path), "--jobs", "2", "--format", "json").stdout)
+    assert serial == parallel
+    assert sum(1 for r in parallel if r["valid"]) == 10
