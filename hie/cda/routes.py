@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -37,6 +38,10 @@ async def post_cda(
         str | None,
         Query(description="Admin only: the institution to submit for (default: the custodian)."),
     ] = None,
+    received_at: Annotated[
+        datetime | None,
+        Query(description="Admin only, for backfills: the original receipt time (ISO 8601)."),
+    ] = None,
 ) -> JSONResponse:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type not in CDA_MEDIA_TYPES:
@@ -51,6 +56,17 @@ async def post_cda(
                 )
             ],
         )
+    if received_at is not None:
+        principal.require_role("admin")
+        if received_at.tzinfo is None:
+            return outcome_response(
+                422,
+                [
+                    OutcomeIssue(
+                        "error", "value", "received_at needs a time zone offset", "received_at"
+                    )
+                ],
+            )
     body = await request.body()
     pipeline: CdaPipeline = request.app.state.cda_pipeline
     receipt = await run_in_threadpool(
@@ -59,6 +75,7 @@ async def post_cda(
         body,
         principal=principal,
         institution=institution,
+        received_at=received_at,
         content_type=media_type,
     )
     media = "application/json" if receipt.status in (200, 201) else FHIR_JSON

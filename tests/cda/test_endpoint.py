@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,3 +238,22 @@ def test_a_failure_halfway_leaves_nothing(
         "upload": 0,
         "daily_rejection": 0,
     }
+
+
+def test_only_an_admin_backfill_keeps_a_given_receipt_time(
+    client: TestClient, tokens: dict[str, str], database_url: str
+) -> None:
+    when = {"received_at": "2019-07-31T23:59:59+08:00"}
+    refused = client.post(
+        "/cda", params=when, content=fixture("C0001-valid.xml"), headers=as_(tokens["gulou"])
+    )
+    assert refused.status_code == 403
+    kept = client.post(
+        "/cda", params=when, content=fixture("C0001-valid.xml"), headers=as_(tokens["admin"])
+    )
+    assert kept.status_code == 201
+    kept_at = datetime.fromisoformat(kept.json()["received_at"])
+    assert kept_at == datetime(2019, 7, 31, 15, 59, 59, tzinfo=UTC)
+    with psycopg.connect(database_url) as conn:
+        day = conn.execute("select day from daily_table_count").fetchone()
+    assert str(day[0]) == "2019-07-31"  # the Shanghai day, though UTC says 15:59
