@@ -7,7 +7,17 @@ from typing import Annotated
 import typer
 
 from hie import __version__
-from hie.cli import catalog, db, declarations, ingest, institutions, reports, tokens, validate
+from hie.cli import (
+    catalog,
+    db,
+    declarations,
+    demo,
+    ingest,
+    institutions,
+    reports,
+    tokens,
+    validate,
+)
 from hie.cli.context import console, errors, reported_errors
 from hie.errors import HieError
 
@@ -29,6 +39,8 @@ app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)
 app.command("validate")(validate.validate)
+app.command("demo")(demo.demo)
+app.command("synth")(demo.synth)
 
 
 def _show_version(value: bool) -> None:

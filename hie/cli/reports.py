@@ -12,7 +12,7 @@ from rich.table import Table as RichTable
 
 from hie.cli.context import console, database, fail
 from hie.config import load_settings
-from hie.metrics.export import KINDS, TITLES, headings, table_rows, to_csv, to_xlsx
+from hie.metrics.export import KINDS, TITLES, columns_for, headings, table_rows, to_csv, to_xlsx
 from hie.metrics.report import parse_month
 from hie.storage.reports import load_report
 
@@ -105,22 +105,36 @@ def report(
             raise fail("--format xlsx needs --output FILE.xlsx", 2)
         _emit(to_xlsx(body, kinds, lang), output)
     else:
-        for k in kinds:
-            table = RichTable(title=TITLES[lang][k].format(month=body["month"]), show_lines=False)
-            for heading in headings(k, lang):
-                table.add_column(heading, overflow="fold")
-            rows = table_rows(body, k, lang)
-            for index, row in enumerate(rows):
-                table.add_row(
-                    *[f"{v:,}" if isinstance(v, int) else str(v) for v in row],
-                    style="bold" if index == len(rows) - 1 else None,
-                )
-            console.print(table)
-        console.print(
-            f"区及医院累计校验入库数据 (cumulative records): {body['cumulative_records']:,}"
-            if lang == "zh"
-            else f"Cumulative records: {body['cumulative_records']:,}"
-        )
+        print_tables(body, kinds, lang)
+
+
+def print_tables(body: dict[str, Any], kinds: list[str], lang: str = "zh") -> None:
+    """The bulletin's tables in the terminal, totals row in bold, then the cumulative line."""
+    for k in kinds:
+        table = RichTable(title=TITLES[lang][k].format(month=body["month"]), show_lines=False)
+        # Flags are sentences: they follow the table instead of widening it.
+        shown = [i for i, c in enumerate(columns_for(k)) if c.key != "flags"]
+        all_headings = headings(k, lang)
+        for i in shown:
+            table.add_column(all_headings[i], overflow="fold")
+        rows = table_rows(body, k, lang)
+        for index, row in enumerate(rows):
+            table.add_row(
+                *[f"{row[i]:,}" if isinstance(row[i], int) else str(row[i]) for i in shown],
+                style="bold" if index == len(rows) - 1 else None,
+            )
+        console.print(table)
+        for r in body["rows"]:
+            if r["kind"] == k:
+                for flag in r["flags"]:
+                    console.print(
+                        f"  ! {r['name']}: {flag['message']} [{flag['rule']}]", markup=False
+                    )
+    console.print(
+        f"区及医院累计校验入库数据 (cumulative records): {body['cumulative_records']:,}"
+        if lang == "zh"
+        else f"Cumulative records: {body['cumulative_records']:,}"
+    )
 
 
 def _emit(data: bytes, output: Path | None) -> None:

@@ -1,0 +1,255 @@
+"""``hie demo``: a city's month of uploads, end to end, on whatever database hie is configured
+with (by default the embedded one); and ``hie synth``, the same uploads written to files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import socket
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hie.catalog import read_catalog
+from hie.cli.context import actor, console, database, fail
+from hie.config import Settings, load_settings
+from hie.metrics.report import parse_month
+from hie.registry import Institution
+from hie.storage import Database
+from hie.storage.catalog import current_catalog
+from hie.storage.declarations import current_declaration, set_declaration
+from hie.storage.institutions import import_institutions
+from hie.storage.partitions import month_of, previous_month
+from hie.storage.tokens import create_token
+from hie.synth import MonthPlan, Upload, plan_month
+from hie.validators.cda_rules.content import default_content_rules
+
+MonthArg = Annotated[
+    str | None, typer.Option("--month", help="YYYY-MM (default: the month before this one).")
+]
+ScaleArg = Annotated[float, typer.Option(help="Multiplies the number of uploads.")]
+SeedArg = Annotated[int, typer.Option(help="The same seed gives the same uploads.")]
+
+
+def _month(text: str | None, settings: Settings) -> date:
+    if text is None:
+        return previous_month(month_of(datetime.now(UTC), settings.zone))
+    try:
+        return parse_month(text)
+    except ValueError as exc:
+        raise fail(str(exc), 2) from None
+
+
+def _plan(month: date, scale: float, seed: int, defect_rate: float, db: Database) -> MonthPlan:
+    with db.connection() as conn:
+        catalog = current_catalog(conn)
+    return plan_month(
+        month, catalog, default_content_rules(), seed=seed, scale=scale, defect_rate=defect_rate
+    )
+
+
+def _register(db: Database, plan: MonthPlan) -> None:
+    """The region's institutions and declarations; a rerun changes nothing that is already so."""
+    with db.transaction() as tx:
+        import_institutions(
+            tx.conn,
+            [Institution(m.code, m.name, m.kind, m.district) for m in plan.members],
+            source="hie demo",
+            actor=actor(),
+        )
+        for code, tables in plan.declarations.items():
+            if tables is not None and current_declaration(tx.conn, code) != sorted(tables):
+                set_declaration(tx.conn, code, tables, actor=actor())
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class _Server:
+    """The platform's HTTP app on uvicorn in a background thread of this process."""
+
+    def __init__(self, settings: Settings, db: Database, port: int) -> None:
+        import uvicorn
+
+        from hie.app import create_app
+
+        config = uvicorn.Config(
+            create_app(settings, database=db), host="127.0.0.1", port=port, log_level="warning"
+        )
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> _Server:
+        self.thread.start()
+        deadline = time.monotonic() + 30
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise fail("the HTTP server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def _send(client: httpx.Client, upload: Upload) -> tuple[Upload, int]:
+    response = client.post(
+        "/cda",
+        params={"institution": upload.institution, "received_at": upload.received_at.isoformat()},
+        content=upload.body,
+        headers={"Content-Type": "application/hl7-cda+xml"},
+    )
+    return upload, response.status_code
+
+
+def _upload_all(url: str, token: str, uploads: list[Upload]) -> Counter[str]:
+    """Send every upload in order of receipt time, a few at a time, as hospitals would."""
+    outcomes: Counter[str] = Counter()
+    surprises = 0
+    headers = {"Authorization": f"Bearer {token}"}
+    with (
+        httpx.Client(base_url=url, headers=headers, timeout=60) as client,
+        ThreadPoolExecutor(4) as pool,
+        Progress(
+            TextColumn("uploading"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
+        task = progress.add_task("uploads", total=len(uploads))
+        # Duplicates and replacements must arrive after their originals: send in receipt order,
+        # in waves that never hold a document and its follow-up together.
+        wave: list[Upload] = []
+        for upload in [*uploads, None]:
+            if upload is not None and upload.note not in ("duplicate", "replacement"):
+                wave.append(upload)
+                continue
+            for sent, status in pool.map(lambda u: _send(client, u), wave):
+                outcome = {201: "accepted", 200: "unchanged"}.get(status, "rejected")
+                outcomes[outcome] += 1
+                surprises += outcome != sent.expect and sent.note != "duplicate"
+                progress.advance(task)
+            wave = [upload] if upload is not None else []
+    if surprises:
+        console.print(
+            f"[yellow]{surprises} upload(s) did not get the outcome the generator expected[/]"
+        )
+    return outcomes
+
+
+def demo(
+    month: MonthArg = None,
+    scale: ScaleArg = 1.0,
+    seed: SeedArg = 2019,
+    port: Annotated[int, typer.Option(help="Port of the HTTP server (0: any free port).")] = 8000,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving the platform afterwards.")
+    ] = True,
+) -> None:
+    """Register a region modelled on the bulletin, upload a month of documents through the HTTP
+    API, compute its figures through the task queue, print the bulletin tables, and serve."""
+    from hie.cli.reports import print_tables
+    from hie.storage.reports import load_report
+    from hie.workers import configure
+    from hie.workers.reports import compute_month_report
+    from hie.workers.runtime import bind_runtime
+
+    settings = load_settings()
+    started = time.monotonic()
+    with database(settings) as db:
+        wanted = _month(month, settings)
+        plan = _plan(wanted, scale, seed, 0.05, db)
+        _register(db, plan)
+        with db.transaction() as tx:
+            _, admin = create_token(
+                tx.conn, role="admin", institution_code=None, label="hie demo", actor=actor()
+            )
+            _, regulator = create_token(
+                tx.conn, role="regulator", institution_code=None, label="hie demo", actor=actor()
+            )
+        console.print(
+            f"{len(plan.members)} institutions; {len(plan.uploads)} uploads for {wanted:%Y-%m} "
+            f"(seed {seed}, scale {scale})"
+        )
+        with _Server(settings, db, port or _free_port()) as server:
+            outcomes = _upload_all(server.url, admin, plan.uploads)
+            console.print(", ".join(f"{n} {label}" for label, n in outcomes.most_common()))
+            configure(settings)
+            bind_runtime(settings, db)
+            summary = compute_month_report.delay(f"{wanted:%Y-%m}").get(timeout=600)
+            with db.connection() as conn:
+                body = load_report(conn, wanted)
+            assert body is not None  # noqa: S101 (just computed)
+            print_tables(body, ["district", "hospital"])
+            console.print(
+                f"figures computed at {summary['generated_at']}; "
+                f"{time.monotonic() - started:.0f} s in all"
+            )
+            if not serve:
+                return
+            console.print(
+                f"\nThe platform is running at {server.url} (API docs: {server.url}/docs).\n"
+                f"Regulator token: {regulator}\nPress Ctrl-C to stop."
+            )
+            try:
+                while server.thread.is_alive():
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                console.print("stopping")
+
+
+def synth(
+    out: Annotated[Path, typer.Option(help="Folder to write into (created).")],
+    month: MonthArg = None,
+    scale: ScaleArg = 0.2,
+    seed: SeedArg = 2019,
+    catalog: Annotated[
+        Path | None, typer.Option(help="Catalog CSV (default: the built-in).")
+    ] = None,
+) -> None:
+    """Write a month of sample documents to files, for trying `hie validate` on: one folder per
+    institution, with institutions.csv, declarations.csv and the figures they must produce."""
+    from hie.catalog import default_catalog_path
+
+    settings = load_settings()
+    wanted = _month(month, settings)
+    plan = plan_month(
+        wanted,
+        read_catalog(catalog or default_catalog_path()),
+        default_content_rules(),
+        seed=seed,
+        scale=scale,
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    for number, upload in enumerate(plan.uploads, start=1):
+        folder = out / upload.institution
+        folder.mkdir(exist_ok=True)
+        suffix = f"-{upload.note}" if upload.note else ""
+        (folder / f"{number:05d}{suffix}.xml").write_bytes(upload.body)
+    with (out / "institutions.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["code", "name", "kind", "district"])
+        writer.writerows([m.code, m.name, m.kind, m.district or ""] for m in plan.members)
+    with (out / "declarations.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["institution", "tables"])
+        writer.writerows([c, " ".join(t)] for c, t in plan.declarations.items() if t is not None)
+    truth: dict[str, Any] = {code: plan.expected(code) for code in plan.truth}
+    (out / "expected-figures.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2))
+    console.print(f"wrote {len(plan.uploads)} documents for {wanted:%Y-%m} to {out}")

@@ -1,0 +1,71 @@
+"""Agreement with the HL7 Java validator's own R4 test cases (../shared/data/fhir-test-cases).
+
+The reference verdict of a case is "invalid" when its expected outcome (``java``) has an error
+or fatal issue. Ours is ``report.rejected`` with the catalog out of the way (every R4 type has a
+table, and the catalog's Bundle-type rule is the platform's policy, not R4's), so the figure is
+about FHIR validity. XML and NDJSON inputs are counted as disagreements: validate_resource
+takes JSON. Cases without a usable expectation are left out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from hie.catalog import Catalog, Table
+from hie.validators.fhir import parse_json, validate_resource
+from hie.validators.fhir_rules.elements import resource_types
+
+# Measured 2026-11 on the 508 cases with an expectation; a drop below it is a regression.
+AGREEMENT_FLOOR = 0.38  # 39.0% overall; 57.7% of the JSON cases
+ALL_TYPES = Catalog(
+    Table(f"FHIR.{t}", t, t, "FHIR R4", fhir_resource_type=t) for t in sorted(resource_types())
+)
+
+
+def verdict(path: Path) -> tuple[bool | None, str]:
+    """(rejected, the rules that rejected) for one input; None when not JSON."""
+    if path.suffix != ".json":
+        return None, f"{path.suffix[1:]} input"
+    resource, report = parse_json(path.read_bytes())
+    if resource is not None:
+        report = validate_resource(resource, catalog=ALL_TYPES).report
+    rules = sorted({i.rule for i in report.errors if not i.rule.startswith("fhir.catalog.")})
+    return bool(rules), "+".join(rules)
+
+
+def agreement(root: Path) -> tuple[float, int, Counter[str]]:
+    summary: dict[str, Any] = json.loads((root / "expected-summary.json").read_text("utf-8"))
+    agreed, counted = 0, 0
+    reasons: Counter[str] = Counter()
+    for case in summary["cases"]:
+        expected = case.get("expected_java")
+        if not isinstance(expected, dict):
+            continue
+        counted += 1
+        invalid = expected["error"] > 0
+        rejected, rules = verdict(root / case["file"])
+        if rejected is None:
+            reasons[f"not evaluated: {rules}"] += 1
+        elif rejected == invalid:
+            agreed += 1
+        elif invalid:
+            reasons[f"accepted, reference rejects ({case['module']})"] += 1
+        else:
+            reasons[f"rejected by {rules}, reference accepts"] += 1
+    return agreed / counted, counted, reasons
+
+
+def test_reference_case_agreement(shared_data: Path) -> None:
+    share, counted, reasons = agreement(shared_data / "fhir-test-cases")
+    skipped = sum(n for r, n in reasons.items() if r.startswith("not evaluated"))
+    json_share = share * counted / (counted - skipped)
+    print(
+        f"\nagreement with the HL7 validator on {counted} R4 cases: {share:.1%} "
+        f"({json_share:.1%} of the {counted - skipped} JSON cases)"
+    )
+    for reason, count in reasons.most_common():
+        print(f"  {count:4d}  {reason}")
+    assert share >= AGREEMENT_FLOOR
