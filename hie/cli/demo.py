@@ -14,12 +14,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hie.catalog import read_catalog
 from hie.cli.context import actor, console, database, fail
+from hie.client import PlatformClient
 from hie.config import Settings, load_settings
 from hie.metrics.report import parse_month
 from hie.registry import Institution
@@ -106,23 +106,19 @@ class _Server:
         self.thread.join(timeout=30)
 
 
-def _send(client: httpx.Client, upload: Upload) -> tuple[Upload, int]:
-    response = client.post(
-        "/cda",
-        params={"institution": upload.institution, "received_at": upload.received_at.isoformat()},
-        content=upload.body,
-        headers={"Content-Type": "application/hl7-cda+xml"},
+def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, str]:
+    receipt = client.submit_cda(
+        upload.body, institution=upload.institution, received_at=upload.received_at
     )
-    return upload, response.status_code
+    return upload, receipt.outcome
 
 
 def _upload_all(url: str, token: str, uploads: list[Upload]) -> Counter[str]:
     """Send every upload in order of receipt time, a few at a time, as hospitals would."""
     outcomes: Counter[str] = Counter()
     surprises = 0
-    headers = {"Authorization": f"Bearer {token}"}
     with (
-        httpx.Client(base_url=url, headers=headers, timeout=60) as client,
+        PlatformClient(url, token) as client,
         ThreadPoolExecutor(4) as pool,
         Progress(
             TextColumn("uploading"),
@@ -141,8 +137,7 @@ def _upload_all(url: str, token: str, uploads: list[Upload]) -> Counter[str]:
             if upload is not None and upload.note not in ("duplicate", "replacement"):
                 wave.append(upload)
                 continue
-            for sent, status in pool.map(lambda u: _send(client, u), wave):
-                outcome = {201: "accepted", 200: "unchanged"}.get(status, "rejected")
+            for sent, outcome in pool.map(lambda u: _send(client, u), wave):
                 outcomes[outcome] += 1
                 surprises += outcome != sent.expect and sent.note != "duplicate"
                 progress.advance(task)

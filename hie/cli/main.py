@@ -14,6 +14,7 @@ from hie.cli import (
     demo,
     ingest,
     institutions,
+    push,
     reports,
     tokens,
     validate,
@@ -41,6 +42,7 @@ app.command("ingest")(ingest.ingest)
 app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.command("synth")(demo.synth)
+app.command("push")(push.push)
 
 
 def _show_version(value: bool) -> None:

@@ -1,0 +1,85 @@
+"""``hie push``: upload what validates locally to a running platform, with a summary."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Annotated
+
+import httpx
+import typer
+from rich.progress import Progress
+from rich.table import Table as RichTable
+
+from hie.catalog import default_catalog_path, read_catalog
+from hie.cli.context import console, errors, fail
+from hie.client import PlatformClient, Receipt
+from hie.validators.files import Options, expand, sniff, validate_path
+
+
+def _fhir_path(body: bytes) -> str:
+    """Transaction and batch Bundles go to the base; a resource to its type."""
+    resource = json.loads(body)
+    kind = resource.get("resourceType", "")
+    if kind == "Bundle" and resource.get("type") in ("transaction", "batch"):
+        return ""
+    return f"/{kind}"
+
+
+def push(
+    paths: Annotated[list[str], typer.Argument(help="Files, folders (recursive) or globs.")],
+    server: Annotated[str, typer.Option(help="The platform's base URL, e.g. https://hie.example")],
+    token: Annotated[str, typer.Option(help="Your bearer token.", envvar="HIE_TOKEN")],
+    skip_invalid: Annotated[
+        bool,
+        typer.Option(
+            "--skip-invalid/--send-invalid", help="Do not send what fails validation here."
+        ),
+    ] = True,
+) -> None:
+    """Validate files as the server would, then upload those that pass. Exit code 1 if any file
+    was invalid or rejected."""
+    try:
+        files = list(dict.fromkeys(expand(paths)))
+    except FileNotFoundError as exc:
+        raise fail(f"{exc.args[0]}: no such file, folder or match", 2) from None
+    options = Options(read_catalog(default_catalog_path()))
+    outcomes: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    with PlatformClient(server, token) as client, Progress(console=errors, transient=True) as bar:
+        task = bar.add_task("pushing", total=len(files))
+        for path in files:
+            bar.advance(task)
+            local = validate_path(path, options)
+            if local.report.rejected and skip_invalid:
+                outcomes["invalid here, not sent"] += 1
+                for issue in local.report.errors:
+                    reasons[issue.rule] += 1
+                continue
+            body = Path(path).read_bytes()
+            try:
+                if sniff(body) == "cda":
+                    receipt = client.submit_cda(body)
+                else:
+                    receipt = client.submit_fhir(body, resource_path=_fhir_path(body))
+            except httpx.HTTPError as exc:
+                raise fail(f"{server}: {exc}") from None
+            outcomes[receipt.outcome] += 1
+            _note(path, receipt, reasons)
+    table = RichTable(title=f"{len(files)} file(s) to {server}")
+    table.add_column("outcome")
+    table.add_column("files", justify="right")
+    for label, count in outcomes.most_common():
+        table.add_row(label, str(count))
+    console.print(table)
+    for rule, count in reasons.most_common(10):
+        console.print(f"  {count} × {rule}")
+    failed = outcomes["invalid here, not sent"] + outcomes["rejected"] + outcomes["conflict"]
+    raise typer.Exit(1 if failed else 0)
+
+
+def _note(path: str, receipt: Receipt, reasons: Counter[str]) -> None:
+    for error in receipt.errors():
+        reasons[error.split(":", 1)[0]] += 1
+        errors.print(f"{path}: {error}", markup=False, highlight=False)

@@ -1,0 +1,64 @@
+"""``hie push`` against a running platform: what validates is uploaded, the rest is reported."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from hie.app import create_app
+from hie.cli import app
+from hie.config import Settings
+from hie.registry import Institution
+from hie.storage import open_database
+from hie.storage.institutions import add_institution
+from hie.storage.tokens import create_token
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
+
+
+@pytest.fixture
+def platform(settings: Settings) -> Iterator[tuple[str, str]]:
+    database = open_database(settings)
+    with database.transaction() as tx:
+        add_institution(tx.conn, Institution("455755678", "南京鼓楼医院", "hospital"), actor="t")
+        _, token = create_token(
+            tx.conn, role="submitter", institution_code="455755678", label="", actor="t"
+        )
+    database.close()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}", token
+    server.should_exit = True
+    thread.join(timeout=30)
+
+
+def test_push_uploads_what_validates_and_reports_the_rest(
+    platform: tuple[str, str], tmp_path: Path
+) -> None:
+    url, token = platform
+    for name in ("C0002-valid.xml", "C0053-valid.xml", "broken-realm.xml"):
+        (tmp_path / name).write_bytes((FIXTURES / name).read_bytes())
+    result = CliRunner().invoke(app, ["push", str(tmp_path), "--server", url, "--token", token])
+    assert result.exit_code == 1
+    assert "accepted" in result.stdout and "invalid here, not sent" in result.stdout
+    assert "cda.header.realm" in result.stdout
+
+    (tmp_path / "broken-realm.xml").unlink()
+    again = CliRunner().invoke(app, ["push", str(tmp_path), "--server", url, "--token", token])
+    assert again.exit_code == 0
+    assert "unchanged" in again.stdout and "accepted" not in again.stdout
