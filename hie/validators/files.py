@@ -131,14 +131,19 @@ def _validate_fhir(path: str, kind: str, data: bytes, options: Options) -> FileR
 
     report = Report()
     if kind == "fhir-xml":
-        report.add(
-            Severity.FATAL,
-            UNRECOGNISED.id,
-            "FHIR XML is not supported yet: convert the resource to JSON",
-            code="not-supported",
-            line=1,
+        from hie.validators.fhir_xml import parse_fhir_xml
+
+        resource, parsed = parse_fhir_xml(data, max_bytes=options.max_bytes)
+        report.extend(parsed)
+        if resource is None:
+            return FileResult(path, kind, report)
+        result = validate_resource(
+            resource,
+            catalog=options.catalog,
+            declared=list(options.declared) if options.declared is not None else None,
         )
-        return FileResult(path, kind, report)
+        report.extend(result.report)
+        return FileResult(path, kind, report, result.table.code if result.table else None)
     chunks = [data] if kind == "fhir-json" else [c for c in data.splitlines() if c.strip()]
     tables: set[str] = set()
     for number, chunk in enumerate(chunks, start=1):
