@@ -16,6 +16,7 @@ from hie.api import catalog_router, institutions_router, reports_router
 from hie.cda import router as cda_router
 from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
+from hie.fhir import router as fhir_router
 from hie.http import BodySizeLimit, install_error_handlers
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
@@ -62,6 +63,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(institutions_router)
     app.include_router(catalog_router)
     app.include_router(reports_router)
+    app.include_router(fhir_router)
     app.include_router(cda_router)
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")

@@ -199,6 +199,7 @@ def validate(
     rendered = output[format](results)
     if rendered:
         sys.stdout.write(rendered + "\n")
+        sys.stdout.flush()  # before the summary on standard error
     if format == "text":
         errors.print(_summary(results), highlight=False)
     bar = {Severity.FATAL, Severity.ERROR} | ({Severity.WARNING} if fail_on == "warning" else set())

@@ -94,3 +94,41 @@ def test_many_files_in_parallel_give_the_same_verdicts(tmp_path: Path) -> None:
     parallel = json.loads(run(str(tmp_path), "--jobs", "2", "--format", "json").stdout)
     assert serial == parallel
     assert sum(1 for r in parallel if r["valid"]) == 10
+
+
+FHIR = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
+
+
+def test_fhir_json_ndjson_and_xml_are_detected_and_validated(tmp_path: Path) -> None:
+    patient = json.loads((FHIR / "patient-cn.json").read_text("utf-8"))
+    encounter = json.loads((FHIR / "encounter-amb.json").read_text("utf-8"))
+    ndjson = tmp_path / "export.ndjson"
+    broken = {**encounter, "status": "walking"}
+    ndjson.write_text(
+        "\n".join(json.dumps(r, ensure_ascii=False) for r in (patient, encounter, broken))
+    )
+    xml = tmp_path / "patient.xml"
+    xml.write_text(
+        '<Patient xmlns="http://hl7.org/fhir"><id value="p9"/><gender value="female"/>'
+        '<birthDate value="1970-01-31"/></Patient>'
+    )
+    bad_xml = tmp_path / "bad.xml"
+    bad_xml.write_text(
+        '<Patient xmlns="http://hl7.org/fhir"><id value="p9"/><colour value="red"/></Patient>'
+    )
+    result = run(
+        str(FHIR / "condition-htn.json"), str(ndjson), str(xml), str(bad_xml), "--format", "json"
+    )
+    reports = {Path(r["path"]).name: r for r in json.loads(result.stdout)}
+    condition = reports["condition-htn.json"]
+    assert condition["format"] == "fhir-json" and condition["valid"]
+    assert condition["table"] == "FHIR.Condition"
+    assert reports["patient.xml"]["format"] == "fhir-xml" and reports["patient.xml"]["valid"]
+    assert not reports["bad.xml"]["valid"]
+    assert (
+        reports["export.ndjson"]["format"] == "fhir-ndjson"
+        and not reports["export.ndjson"]["valid"]
+    )
+    text = run(str(ndjson)).stdout
+    assert f"{ndjson}:3" in text  # the NDJSON line of the broken resource
+    assert result.exit_code == 1

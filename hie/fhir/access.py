@@ -1,0 +1,50 @@
+"""Whose data a FHIR request reads or writes.
+
+A submitter token acts only for its own institution. An admin (and, for reads, a regulator) names
+the institution in the ``X-HIE-Institution`` header: FHIR URLs have no place for it, and every
+FHIR client can send an extra header. Every query then filters on that one institution.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hie.auth import Principal
+from hie.errors import PermissionDenied
+from hie.storage import Connection
+from hie.storage.institutions import get_institution
+
+INSTITUTION_HEADER = "X-HIE-Institution"
+
+
+class InstitutionMissing(ValueError):
+    """An admin or regulator request that does not say which institution it is about."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    institution_code: str
+    token_id: int | None
+
+
+def scope_of(
+    conn: Connection, principal: Principal, requested: str | None, *, write: bool
+) -> Scope:
+    """The institution the request acts for; raises PermissionDenied, NotFound or
+    InstitutionMissing."""
+    code = requested.strip() if requested else None
+    if principal.role == "submitter":
+        own = principal.institution_code
+        if own is None or code not in (None, own):
+            raise PermissionDenied(f"a submitter token of {own} cannot act for {code}")
+        code = own
+    elif code is None:
+        raise InstitutionMissing(
+            f"a {principal.role} token must name the institution in the {INSTITUTION_HEADER} header"
+        )
+    if write:
+        principal.require_write_for(code)
+    else:
+        principal.require_read(code)
+    get_institution(conn, code)  # NotFound when it is not registered
+    return Scope(code, principal.token_id)

@@ -1,0 +1,450 @@
+"""``POST /fhir`` with a transaction or batch Bundle.
+
+A transaction is all or nothing: every entry is validated first (outside the database
+transaction), then ids are assigned, conditions resolved, ``urn:uuid:`` and conditional
+references rewritten, and every entry written in one database transaction, in FHIR's order
+(DELETE, POST, PUT, GET). Any failure rolls all of it back and rejects each resource in it.
+A batch runs each entry on its own (a savepoint each): one failing entry fails only itself.
+
+References are not required to point to stored resources (a regional exchange receives data out
+of order, as HAPI does with referential integrity off); but a ``urn:uuid:`` reference must name
+an entry of the same Bundle, and a conditional reference (``Practitioner?identifier=…``) must
+match exactly one stored resource of the institution, otherwise the transaction is rejected
+naming each unresolved reference.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl
+
+from hie.catalog import Catalog, Table
+from hie.fhir.content import parse_etag
+from hie.fhir.documents import note_cda_attachment
+from hie.fhir.parameters import reference_target
+from hie.fhir.responses import Answer, bundle, failure
+from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
+from hie.fhir.server import Call, FhirServer, Upload
+from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
+from hie.ingest import reject
+from hie.validators import Report, Severity
+from hie.validators.fhir import validate_resource
+
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+_INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
+_CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
+
+
+@dataclass
+class Entry:
+    """One Bundle entry as planned: what it does, to which resource, with what content."""
+
+    index: int
+    method: str
+    url: str
+    resource_type: str = ""
+    resource_id: str | None = None
+    condition: str | None = None  # ifNoneExist (POST) or the conditional update's query (PUT)
+    full_url: str | None = None
+    resource: dict[str, Any] | None = None
+    table: Table | None = None
+    if_match: int | None = None
+    report: Report = field(default_factory=Report)
+
+    @property
+    def path(self) -> str:
+        return f"Bundle.entry[{self.index}]"
+
+
+def _plan(raw: dict[str, Any], index: int, catalog: Catalog, declared: list[str] | None) -> Entry:
+    request = raw.get("request") if isinstance(raw, dict) else None
+    entry = Entry(index, "", "")
+    if not isinstance(request, dict) or not isinstance(request.get("method"), str):
+        entry.report.add(
+            Severity.ERROR,
+            REQUEST.id,
+            "the entry has no request.method",
+            expression=f"{entry.path}.request",
+        )
+        return entry
+    entry.method = request["method"].upper()
+    entry.url = str(request.get("url") or "").strip().lstrip("/")
+    entry.full_url = raw.get("fullUrl")
+    entry.if_match = parse_etag(request.get("ifMatch"))
+    path = entry.url.split("?", 1)[0]
+    instance, conditional = _INSTANCE.fullmatch(path), _CONDITIONAL.fullmatch(entry.url)
+    if entry.method == "GET":
+        return entry
+    if entry.method == "DELETE" and instance:
+        entry.resource_type, entry.resource_id = instance[1], instance[2]
+        return entry
+    resource = raw.get("resource")
+    if entry.method == "POST" and re.fullmatch(r"[A-Z][A-Za-z]+", entry.url):
+        entry.resource_type, entry.resource_id = entry.url, new_id()
+        entry.condition = request.get("ifNoneExist") or None
+    elif entry.method == "PUT" and instance and "?" not in entry.url:
+        entry.resource_type, entry.resource_id = instance[1], instance[2]
+    elif entry.method == "PUT" and conditional:
+        entry.resource_type, entry.condition = conditional[1], conditional[2]
+        body_id = resource.get("id") if isinstance(resource, dict) else None
+        entry.resource_id = body_id if isinstance(body_id, str) else new_id()
+    else:
+        entry.report.add(
+            Severity.ERROR,
+            REQUEST.id,
+            f"{entry.method} {entry.url} is not supported in a Bundle (POST <Type>, PUT "
+            "<Type>/<id>, PUT <Type>?<query>, DELETE <Type>/<id>, GET)",
+            code="not-supported",
+            expression=f"{entry.path}.request",
+        )
+        return entry
+    if not isinstance(resource, dict) or resource.get("resourceType") != entry.resource_type:
+        entry.report.add(
+            Severity.ERROR,
+            REQUEST.id,
+            f"the entry's resource is not a {entry.resource_type}",
+            expression=f"{entry.path}.resource",
+        )
+        return entry
+    if (
+        entry.method == "PUT"
+        and entry.condition is None
+        and resource.get("id") != entry.resource_id
+    ):
+        entry.report.add(
+            Severity.ERROR,
+            REQUEST.id,
+            f"the resource's id {resource.get('id')!r} is not the id in {entry.url}",
+            expression=f"{entry.path}.resource.id",
+        )
+        return entry
+    entry.resource = {**resource, "id": entry.resource_id}
+    result = validate_resource(
+        entry.resource, catalog=catalog, declared=declared, path=f"{entry.path}.resource"
+    )
+    entry.report.extend(result.report)
+    note_cda_attachment(entry.resource, entry.report, f"{entry.path}.resource")
+    entry.table = result.table
+    if entry.table is None and not entry.report.rejected:
+        entry.report.add(Severity.ERROR, REQUEST.id, "no table accepts this resource")
+    return entry
+
+
+def _rewrite(
+    session: WriteSession | None,
+    value: Any,
+    ids: dict[str, str],
+    cache: dict[str, str | None],
+    problems: list[str],
+) -> bool:
+    """Replace ``urn:uuid:`` and conditional references in place; collect those that fail.
+
+    Without a session (before the transaction) conditional references are left alone; the
+    result says whether there were any, that is whether the rewrite must be done again inside.
+    """
+    deferred = False
+    if isinstance(value, list):
+        for item in value:
+            deferred |= _rewrite(session, item, ids, cache, problems)
+        return deferred
+    if not isinstance(value, dict):
+        return False
+    for key, item in value.items():
+        if key == "reference" and isinstance(item, str):
+            match = _CONDITIONAL.fullmatch(item)
+            if item in ids:
+                value[key] = ids[item]
+            elif item.startswith(("urn:uuid:", "urn:oid:")):
+                problems.append(f"{item} names no entry of this Bundle")
+            elif match and session is None:
+                deferred = True
+            elif match and session is not None:
+                if item not in cache:
+                    rows = session.find(match[1], match[2], lock=False)
+                    cache[item] = f"{match[1]}/{rows[0].resource_id}" if len(rows) == 1 else None
+                    if len(rows) != 1:
+                        problems.append(
+                            f"{item} matches {'no' if not rows else 'more than one'} stored "
+                            "resource of this institution"
+                        )
+                if cache[item] is not None:
+                    value[key] = cache[item]
+        elif isinstance(item, dict | list):
+            deferred |= _rewrite(session, item, ids, cache, problems)
+    return deferred
+
+
+def _id_map(writes: list[Entry]) -> dict[str, str]:
+    """fullUrl → "<Type>/<id>" of every entry that has its id."""
+    ids: dict[str, str] = {}
+    for plan in writes:
+        if plan.full_url and plan.resource_id:
+            ids[plan.full_url] = f"{plan.resource_type}/{plan.resource_id}"
+            # An absolute fullUrl (http://a/fhir/Patient/1) is also referred to relatively.
+            relative = reference_target(plan.full_url)
+            if relative is not None and relative.startswith(f"{plan.resource_type}/"):
+                ids.setdefault(relative, ids[plan.full_url])
+    return ids
+
+
+def _unresolved(problems: list[str]) -> WriteRefused:
+    failed = Report()
+    for problem in dict.fromkeys(problems):
+        failed.add(Severity.ERROR, REFERENCE.id, problem, code="not-found")
+    return WriteRefused(422, failed)
+
+
+def _entry_json(answer: Answer, prefs_mode: str | None) -> dict[str, Any]:
+    response: dict[str, Any] = {"status": answer.status_line}
+    if answer.location:
+        response["location"] = answer.location
+    if "ETag" in answer.headers:
+        response["etag"] = answer.headers["ETag"]
+    if answer.resource is not None:
+        response["lastModified"] = answer.resource["meta"]["lastUpdated"]
+    entry: dict[str, Any] = {}
+    if answer.status >= 400 and answer.outcome is not None:
+        response["outcome"] = answer.outcome
+    elif prefs_mode == "representation" and answer.resource is not None:
+        entry["resource"] = answer.resource
+    elif prefs_mode == "OperationOutcome" and answer.outcome is not None:
+        response["outcome"] = answer.outcome
+    elif answer.location is None and answer.body is not None and answer.status < 300:
+        entry["resource"] = answer.body  # a GET entry
+    if answer.resource is not None and answer.location:
+        entry["fullUrl"] = answer.location.split("/_history/")[0]
+    entry["response"] = response
+    return entry
+
+
+class BundleProcessor:
+    def __init__(self, server: FhirServer) -> None:
+        self.server = server
+
+    def process(self, call: Call, body: bytes) -> Answer:
+        resource, refused = self.server.parse(call, body, "Bundle")
+        if resource is None:
+            return refused or Answer(400)
+        kind = resource.get("type")
+        entries = resource.get("entry") or []
+        if kind not in ("transaction", "batch") or not isinstance(entries, list):
+            report = Report()
+            report.add(
+                Severity.ERROR,
+                REQUEST.id,
+                f"POST /fhir takes a transaction or batch Bundle, not {kind!r}; store a "
+                "document Bundle with POST /fhir/Bundle",
+                expression="Bundle.type",
+            )
+            return self.server.refused(call, 400, report, body)
+        limit = self.server.settings.max_bundle_entries
+        if len(entries) > limit:
+            report = Report()
+            report.add(
+                Severity.ERROR,
+                BUNDLE.id,
+                f"the Bundle has {len(entries)} entries; at most {limit} are accepted",
+                code="too-costly",
+                expression="Bundle.entry",
+            )
+            return self.server.refused(call, 413, report, body, len(entries))
+        catalog, declared = self.server.context(call.scope)
+        plans = [_plan(raw, i, catalog, declared) for i, raw in enumerate(entries)]
+        if kind == "transaction":
+            return self.transaction(call, body, catalog, plans)
+        return self.batch(call, body, catalog, plans)
+
+    def transaction(self, call: Call, body: bytes, catalog: Catalog, plans: list[Entry]) -> Answer:
+        writes = [p for p in plans if p.method != "GET"]
+        report = Report()
+        for plan in plans:
+            report.extend(plan.report)
+        if report.rejected:
+            return self.server.refused(
+                call, 422 if report.errors else 400, report, body, len(writes)
+            )
+
+        # Without conditions, ids are known now: references are rewritten and resources
+        # prepared before the transaction, which then only writes (and holds its locks for less).
+        ready: dict[int, Prepared] | None = None
+        if not any(p.condition for p in writes):
+            problems: list[str] = []
+            ids = _id_map(writes)
+            deferred = [_rewrite(None, p.resource, ids, {}, problems) for p in writes if p.resource]
+            if problems:
+                refused = _unresolved(problems)
+                return self.server.refused(call, 422, refused.report, body, len(writes))
+            if not any(deferred):
+                zone = self.server.settings.zone
+                ready = {
+                    p.index: prepare(p.resource, p.table, zone)
+                    for p in writes
+                    if p.resource is not None and p.table is not None
+                }
+
+        def work(session: WriteSession, upload: Upload) -> Answer:
+            matched: dict[int, Answer] = {}
+            if ready is not None:
+                prepared = {index: session.adopt(p) for index, p in ready.items()}
+            else:
+                ids, matched = self.resolve(session, call, writes)
+                problems: list[str] = []
+                cache: dict[str, str | None] = {}
+                for plan in writes:
+                    if plan.resource is not None and plan.index not in matched:
+                        _rewrite(session, plan.resource, ids, cache, problems)
+                if problems:
+                    raise _unresolved(problems)
+                prepared = {
+                    p.index: session.prepare(p.resource, p.table)
+                    for p in writes
+                    if p.resource is not None and p.table is not None and p.index not in matched
+                }
+            answers = {
+                p.index: self.write_one(session, call, p, prepared, matched)
+                for p in sorted(writes, key=lambda p: _ORDER.get(p.method, 9))
+            }
+            for plan in plans:
+                if plan.method == "GET":
+                    # Answered from committed data: the writes above are not visible yet.
+                    answers[plan.index] = self.get(call, plan.url)
+            entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
+            return Answer(200, bundle("transaction-response", entries))
+
+        return self.server.write(call, body, catalog, work, resources=len(writes))
+
+    def resolve(
+        self, session: WriteSession, call: Call, writes: list[Entry]
+    ) -> tuple[dict[str, str], dict[int, Answer]]:
+        """fullUrl → "<Type>/<id>" of every entry, after resolving conditions (in a fixed order
+        of conditions, so that concurrent transactions take their locks in the same order)."""
+        matched: dict[int, Answer] = {}
+        conditional = sorted(
+            (p for p in writes if p.condition), key=lambda p: (p.resource_type, p.condition or "")
+        )
+        for plan in conditional:
+            rows = session.find(plan.resource_type, plan.condition or "", lock=True)
+            if len(rows) > 1:
+                raise refuse(
+                    412,
+                    PRECONDITION.id,
+                    f"{plan.resource_type}?{plan.condition} matches more than one resource",
+                    code="multiple-matches",
+                    expression=f"{plan.path}.request",
+                )
+            if rows and plan.method == "POST":
+                matched[plan.index] = self.server.existing(session.conn, rows[0], call, 200)
+                plan.resource_id = rows[0].resource_id
+            elif rows:
+                plan.resource_id = rows[0].resource_id
+                if plan.resource is not None:
+                    plan.resource["id"] = plan.resource_id
+        ids = _id_map(writes)
+        return ids, matched
+
+    def write_one(
+        self,
+        session: WriteSession,
+        call: Call,
+        plan: Entry,
+        prepared: dict[int, Prepared],
+        matched: dict[int, Answer],
+    ) -> Answer:
+        from hie.fhir.responses import information, resource_answer
+
+        if plan.index in matched:
+            return matched[plan.index]
+        if plan.method == "DELETE":
+            written = session.delete(
+                plan.resource_type, plan.resource_id or "", if_match=plan.if_match
+            )
+            answer = information(200 if written else 204, f"{plan.url} deleted")
+            if written:
+                answer.headers["ETag"] = f'W/"{written.version}"'
+            return answer
+        stored = session.store(prepared[plan.index], if_match=plan.if_match)
+        status = 201 if stored.status == "created" else 200
+        return resource_answer(
+            status,
+            stored.resource or {},
+            stored.version,
+            stored.last_updated,
+            prefs=call.prefs,
+            base=call.base,
+            report=plan.report,
+            write=True,
+        )
+
+    def batch(self, call: Call, body: bytes, catalog: Catalog, plans: list[Entry]) -> Answer:
+        def work(session: WriteSession, upload: Upload) -> Answer:
+            answers: dict[int, Answer] = {}
+            ids = {
+                p.full_url: f"{p.resource_type}/{p.resource_id}"
+                for p in plans
+                if p.full_url and p.resource_id and p.method in ("POST", "PUT")
+            }
+            for plan in plans:
+                if plan.method == "GET":
+                    continue
+                if plan.report.rejected:
+                    answers[plan.index] = failure(422, plan.report)
+                else:
+                    try:
+                        with session.conn.transaction():  # a savepoint: this entry alone
+                            answers[plan.index] = self.batch_entry(session, call, plan, ids)
+                            session.finish()
+                        continue
+                    except WriteRefused as exc:
+                        answers[plan.index] = failure(exc.status, exc.report)
+                        session.index = type(session.index)(session.institution_code)
+                        plan.report.extend(exc.report)
+                upload.rejected += 1
+                reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+            for plan in plans:
+                if plan.method == "GET":
+                    answers[plan.index] = self.get(call, plan.url)
+            if upload.rejected:
+                upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
+            entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
+            return Answer(200, bundle("batch-response", entries))
+
+        return self.server.write(call, body, catalog, work)
+
+    def batch_entry(
+        self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]
+    ) -> Answer:
+        _, matched = self.resolve(session, call, [plan])
+        if plan.index not in matched and plan.resource is not None:
+            problems: list[str] = []
+            _rewrite(session, plan.resource, ids, {}, problems)
+            if problems:
+                raise _unresolved(problems)
+        prepared = (
+            {plan.index: session.prepare(plan.resource, plan.table)}
+            if plan.resource is not None and plan.table is not None and plan.index not in matched
+            else {}
+        )
+        return self.write_one(session, call, plan, prepared, matched)
+
+    def get(self, call: Call, url: str) -> Answer:
+        """A GET entry: read, vread, history or search, answered as its own request would be."""
+        path, _, query = url.partition("?")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        parts = path.split("/")
+        self_url = f"{call.base}/{url}"
+        server = self.server
+        if len(parts) == 1 and parts[0]:
+            return server.search(call, parts[0], pairs, self_url)
+        if len(parts) == 2 and parts[1] == "_history":
+            return server.history(call, parts[0], None, pairs, self_url)
+        if len(parts) == 2:
+            return server.read(call, parts[0], parts[1])
+        if len(parts) == 3 and parts[2] == "_history":
+            return server.history(call, parts[0], parts[1], pairs, self_url)
+        if len(parts) == 4 and parts[2] == "_history":
+            return server.vread(call, parts[0], parts[1], parts[3])
+        report = Report()
+        report.add(Severity.ERROR, REQUEST.id, f"GET {url} is not supported", code="not-supported")
+        return failure(400, report)

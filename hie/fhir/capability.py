@@ -1,0 +1,108 @@
+"""``GET /fhir/metadata``: the CapabilityStatement, built from the same tables the server runs on
+(the catalog's resource types, hie/fhir/parameters.py), so it lists exactly what works."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from hie import __version__
+from hie.fhir.access import INSTITUTION_HEADER
+from hie.fhir.parameters import parameters_of
+from hie.fhir.search import SORTABLE
+
+_INTERACTIONS = [
+    "read",
+    "vread",
+    "update",
+    "delete",
+    "history-instance",
+    "history-type",
+    "create",
+    "search-type",
+]
+
+_COMMON = [
+    {
+        "name": "_id",
+        "definition": "http://hl7.org/fhir/SearchParameter/Resource-id",
+        "type": "token",
+    },
+    {
+        "name": "_lastUpdated",
+        "definition": "http://hl7.org/fhir/SearchParameter/Resource-lastUpdated",
+        "type": "date",
+    },
+]
+
+
+def _resource(resource_type: str) -> dict[str, Any]:
+    params = parameters_of(resource_type)
+    references = [p for p in params.values() if p.kind == "reference"]
+    dates = [p.name for p in params.values() if p.kind == "date"]
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        "interaction": [{"code": code} for code in _INTERACTIONS],
+        "versioning": "versioned-update",
+        "readHistory": True,
+        "updateCreate": True,
+        "conditionalCreate": True,
+        "conditionalRead": "not-supported",
+        "conditionalUpdate": True,
+        "conditionalDelete": "not-supported",
+        "referencePolicy": ["literal", "logical", "local"],
+        "searchInclude": [f"{resource_type}:{p.name}" for p in references],
+        "searchParam": [
+            *_COMMON,
+            *({"name": p.name, "type": p.kind} for p in params.values()),
+        ],
+    }
+    entry["operation"] = [
+        {
+            "name": "validate",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        }
+    ]
+    if dates:
+        entry["documentation"] = f"_sort by {', '.join([*SORTABLE, *dates])}"
+    return entry
+
+
+def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]:
+    resources = [_resource(t) for t in resource_types]
+    # _revinclude: any reference parameter of any type that can point at this type.
+    for entry in resources:
+        entry["searchRevInclude"] = [
+            f"{other}:{p.name}"
+            for other in resource_types
+            for p in parameters_of(other).values()
+            if p.kind == "reference" and (not p.targets or entry["type"] in p.targets)
+        ]
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": datetime.now(UTC).date().isoformat(),
+        "publisher": "hie",
+        "kind": "instance",
+        "software": {"name": "hie", "version": __version__},
+        "implementation": {"description": "hie regional health-information exchange", "url": base},
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "patchFormat": [],
+        "rest": [
+            {
+                "mode": "server",
+                "documentation": (
+                    "Bearer tokens (hie tokens create). A submitter reads and writes only its own "
+                    f"institution's data; admin and regulator tokens name the institution in "
+                    f"the {INSTITUTION_HEADER} header. Search paging: _count (at most 1000) and "
+                    "_offset, with next links; _total=accurate|none, _summary=count. Unknown "
+                    "search parameters are ignored with a warning, or refused under "
+                    "'Prefer: handling=strict'."
+                ),
+                "security": {"description": "Authorization: Bearer <token made by hie tokens>"},
+                "resource": resources,
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }

@@ -1,0 +1,343 @@
+"""The ``/fhir`` routes: HTTP in, :class:`Answer` out. The interactions live in server.py and
+bundles.py; this module reads headers (Prefer, If-Match, If-None-Exist, X-HIE-Institution) and
+runs the blocking work in the thread pool."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+from starlette.datastructures import FormData
+
+from hie.auth import Principal
+from hie.fhir.access import INSTITUTION_HEADER, InstitutionMissing, scope_of
+from hie.fhir.bundles import BundleProcessor
+from hie.fhir.capability import capability_statement
+from hie.fhir.content import parse_etag
+from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
+from hie.fhir.server import Call, FhirServer, supported_types
+from hie.http.security import PrincipalDep
+from hie.storage.catalog import current_catalog
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+_TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+PreferHeader = Annotated[str | None, Header(alias="Prefer")]
+IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
+
+
+def _server(request: Request) -> FhirServer:
+    server: FhirServer | None = getattr(request.app.state, "fhir_server", None)
+    if server is None:
+        server = FhirServer(request.app.state.settings, request.app.state.database)
+        request.app.state.fhir_server = server
+    return server
+
+
+def _respond(answer: Answer) -> Response:
+    if answer.status == 204 or answer.body is None:
+        return Response(status_code=answer.status, headers=answer.headers)
+    return Response(
+        answer.to_bytes(),
+        status_code=answer.status,
+        headers=answer.headers,
+        media_type=f"{FHIR_JSON}; charset=utf-8",
+    )
+
+
+def _base(request: Request) -> str:
+    return f"{str(request.base_url).rstrip('/')}/fhir"
+
+
+async def _run(
+    request: Request,
+    principal: Principal,
+    prefer: str | None,
+    *,
+    write: bool,
+    work: Callable[[FhirServer, Call], Answer],
+    resource_type: str | None = None,
+) -> Response:
+    """Resolve the caller's scope, check the type, and run ``work`` off the event loop."""
+    server = _server(request)
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
+    accept = request.headers.get("accept", "")
+    if "xml" in accept and not any(t in accept for t in ("json", "*/*")):
+        return _respond(error(406, "not-supported", "this server speaks FHIR JSON only"))
+    if write and content_type is not None and content_type not in JSON_TYPES:
+        return _respond(
+            error(415, "not-supported", f"send {FHIR_JSON}, not {content_type} (JSON only)")
+        )
+
+    def blocking() -> Answer:
+        with server.database.connection() as conn:
+            try:
+                scope = scope_of(
+                    conn, principal, request.headers.get(INSTITUTION_HEADER), write=write
+                )
+            except InstitutionMissing as exc:
+                return error(400, "required", str(exc))
+            types = supported_types(current_catalog(conn))
+        if resource_type is not None and (
+            not _TYPE.fullmatch(resource_type) or resource_type not in types
+        ):
+            return error(
+                404, "not-supported", f"resource type {resource_type!r} is not served here"
+            )
+        call = Call(scope, Preferences.parse(prefer), _base(request), content_type)
+        return work(server, call)
+
+    return _respond(await run_in_threadpool(blocking))
+
+
+def _pairs(request: Request, form: FormData | None = None) -> list[tuple[str, str]]:
+    pairs = list(request.query_params.multi_items())
+    if form is not None:
+        pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return pairs
+
+
+def _bad_id(resource_id: str) -> Response | None:
+    if _ID.fullmatch(resource_id):
+        return None
+    return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"))
+
+
+@router.get("/metadata", summary="CapabilityStatement (no token needed)")
+async def metadata(request: Request) -> Response:
+    def blocking() -> Answer:
+        with _server(request).database.connection() as conn:
+            types = supported_types(current_catalog(conn))
+        return Answer(200, capability_statement(types, _base(request)))
+
+    return _respond(await run_in_threadpool(blocking))
+
+
+@router.post("", summary="transaction or batch Bundle")
+async def transaction(
+    request: Request, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    body = await request.body()
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        work=lambda server, call: BundleProcessor(server).process(call, body),
+    )
+
+
+@router.get("/{resource_type}", summary="search")
+async def search(
+    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    pairs = _pairs(request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.search(call, resource_type, pairs, str(request.url)),
+    )
+
+
+@router.post("/{resource_type}/_search", summary="search (form-encoded parameters)")
+async def search_post(
+    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    pairs = _pairs(request, await request.form())
+    self_url = f"{_base(request)}/{resource_type}"
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.search(call, resource_type, pairs, self_url),
+    )
+
+
+@router.post("/{resource_type}/$validate", summary="$validate a resource (nothing stored)")
+async def validate_type(request: Request, resource_type: str, principal: PrincipalDep) -> Response:
+    body = await request.body()
+    return await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.validate(call, resource_type, None, body),
+    )
+
+
+@router.post("/{resource_type}/{resource_id}/$validate", summary="$validate against an id")
+async def validate_instance(
+    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+) -> Response:
+    body = await request.body()
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.validate(call, resource_type, resource_id, body),
+    )
+
+
+@router.post("/{resource_type}", summary="create (conditional with If-None-Exist)")
+async def create(
+    request: Request,
+    resource_type: str,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_none_exist: Annotated[str | None, Header(alias="If-None-Exist")] = None,
+) -> Response:
+    body = await request.body()
+    # If-None-Exist is the FHIR way; a query string (fhirpy's get_or_create) says the same.
+    condition = if_none_exist or (request.url.query or None)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        work=lambda server, call: server.create(call, resource_type, body, condition),
+    )
+
+
+@router.put("/{resource_type}", summary="conditional update (search parameters in the URL)")
+async def conditional_update(
+    request: Request,
+    resource_type: str,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    condition = request.url.query
+    if not condition:
+        return _respond(error(400, "invalid", f"PUT /fhir/{resource_type} needs a condition"))
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        work=lambda server, call: server.update(
+            call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
+        ),
+    )
+
+
+@router.get("/{resource_type}/_history", summary="type history")
+async def type_history(
+    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    pairs = _pairs(request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.history(
+            call, resource_type, None, pairs, str(request.url)
+        ),
+    )
+
+
+@router.get("/{resource_type}/{resource_id}", summary="read")
+async def read(
+    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+) -> Response:
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.read(call, resource_type, resource_id),
+    )
+
+
+@router.put("/{resource_type}/{resource_id}", summary="update, or create with this id")
+async def update(
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        work=lambda server, call: server.update(
+            call, resource_type, resource_id, body, if_match=parse_etag(if_match)
+        ),
+    )
+
+
+@router.delete("/{resource_type}/{resource_id}", summary="delete")
+async def delete(
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        work=lambda server, call: server.delete(
+            call, resource_type, resource_id, if_match=parse_etag(if_match)
+        ),
+    )
+
+
+@router.get("/{resource_type}/{resource_id}/_history", summary="instance history")
+async def instance_history(
+    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+) -> Response:
+    pairs = _pairs(request)
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.history(
+            call, resource_type, resource_id, pairs, str(request.url)
+        ),
+    )
+
+
+@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
+async def vread(
+    request: Request,
+    resource_type: str,
+    resource_id: str,
+    version_id: str,
+    principal: PrincipalDep,
+) -> Response:
+    return _bad_id(resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
+    )

@@ -1,0 +1,210 @@
+"""FHIR resources beside the record store: which are live, their search index, their history.
+
+``record_head``/``record_version`` (hie/storage/records.py) hold every version; the tables of
+migration 0003 are kept in step with them in the same transaction by :class:`IndexWriter`, which
+gathers a whole request's changes and writes each table with one statement (a 10,000-entry
+transaction costs a few round trips here, not tens of thousands).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from hie.storage.database import Connection
+from hie.storage.search import LiveRow
+
+
+@dataclass(frozen=True)
+class IndexValue:
+    param: str
+    system: str | None = None
+    value: str | None = None
+    low: datetime | None = None
+    high: datetime | None = None
+
+
+@dataclass
+class IndexWriter:
+    """The live-resource and search-index changes of one transaction, written by :meth:`flush`."""
+
+    institution_code: str
+    _live: dict[tuple[str, str], LiveRow | None] = field(default_factory=dict)
+    _values: dict[tuple[str, str], list[IndexValue]] = field(default_factory=dict)
+
+    def put(self, row: LiveRow, values: list[IndexValue]) -> None:
+        key = (row.resource_type, row.resource_id)
+        self._live[key] = row
+        self._values[key] = values
+
+    def remove(self, resource_type: str, resource_id: str) -> None:
+        key = (resource_type, resource_id)
+        self._live[key] = None
+        self._values[key] = []
+
+    def flush(self, conn: Connection) -> None:
+        if not self._live:
+            return
+        inst = self.institution_code
+        keys = list(self._live)
+        types, ids = [k[0] for k in keys], [k[1] for k in keys]
+        conn.execute(
+            """
+            delete from fhir_search_index i using unnest(%s::text[], %s::text[]) as k(t, id)
+            where i.institution_code = %s and i.resource_type = k.t and i.resource_id = k.id
+            """,
+            (types, ids, inst),
+        )
+        gone = [k for k, row in self._live.items() if row is None]
+        if gone:
+            conn.execute(
+                """
+                delete from fhir_resource r using unnest(%s::text[], %s::text[]) as k(t, id)
+                where r.institution_code = %s and r.resource_type = k.t and r.resource_id = k.id
+                """,
+                ([k[0] for k in gone], [k[1] for k in gone], inst),
+            )
+        live = [row for row in self._live.values() if row is not None]
+        if live:
+            conn.execute(
+                """
+                insert into fhir_resource (institution_code, resource_type, resource_id, version,
+                    last_updated, record_id)
+                select %s, * from unnest(%s::text[], %s::text[], %s::int[], %s::timestamptz[],
+                    %s::bigint[])
+                on conflict (institution_code, resource_type, resource_id) do update
+                set version = excluded.version, last_updated = excluded.last_updated,
+                    record_id = excluded.record_id
+                """,
+                (
+                    inst,
+                    [r.resource_type for r in live],
+                    [r.resource_id for r in live],
+                    [r.version for r in live],
+                    [r.last_updated for r in live],
+                    [r.record_id for r in live],
+                ),
+            )
+        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        for (resource_type, resource_id), values in self._values.items():
+            for v in values:
+                for column, item in zip(
+                    columns,
+                    (resource_type, resource_id, v.param, v.system, v.value, v.low, v.high),
+                    strict=True,
+                ):
+                    column.append(item)
+        if columns[0]:
+            conn.execute(
+                """
+                insert into fhir_search_index (institution_code, resource_type, resource_id,
+                    param, system, value, low, high)
+                select %s, * from unnest(%s::text[], %s::text[], %s::text[], %s::text[],
+                    %s::text[], %s::timestamptz[], %s::timestamptz[])
+                """,
+                (inst, *columns),
+            )
+        self._live.clear()
+        self._values.clear()
+
+
+def lock_condition(conn: Connection, institution_code: str, condition: str) -> None:
+    """Serialise the requests that carry the same condition (a conditional create or update):
+    the second waits until the first commits, then its search sees what the first stored.
+
+    A transaction-scoped advisory lock on a 64-bit hash of (institution, condition) is released
+    at commit or rollback; distinct conditions collide only with negligible probability, and a
+    collision only makes two requests wait for each other.
+    """
+    digest = hashlib.sha256(f"fhir-condition\x00{institution_code}\x00{condition}".encode())
+    key = int.from_bytes(digest.digest()[:8], "big", signed=True)
+    conn.execute("select pg_advisory_xact_lock(%s)", (key,))
+
+
+def live_rows(
+    conn: Connection, institution_code: str, keys: list[tuple[str, str]]
+) -> list[LiveRow]:
+    """The live resources among ``keys`` ((type, id) pairs)."""
+    if not keys:
+        return []
+    rows = conn.execute(
+        """
+        select r.resource_type, r.resource_id, r.version, r.last_updated, r.record_id
+        from fhir_resource r join unnest(%s::text[], %s::text[]) as k(t, id)
+          on r.resource_type = k.t and r.resource_id = k.id
+        where r.institution_code = %s
+        """,
+        ([k[0] for k in keys], [k[1] for k in keys], institution_code),
+    ).fetchall()
+    return [LiveRow(**row) for row in rows]
+
+
+def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str, Any]]:
+    """The stored resource of each live row, by record id (partitions pruned by receipt time)."""
+    if not rows:
+        return {}
+    found = conn.execute(
+        """
+        select id, resource from record_version
+        where received_at = any(%s) and id = any(%s) and resource is not null
+        """,
+        ([r.last_updated for r in rows], [r.record_id for r in rows]),
+    ).fetchall()
+    return {int(row["id"]): row["resource"] for row in found}
+
+
+def read_version_of(
+    conn: Connection, institution_code: str, logical_id: str, version: int
+) -> dict[str, Any] | None:
+    row: dict[str, Any] | None = conn.execute(
+        """
+        select version, received_at, resource, deleted from record_version
+        where institution_code = %s and logical_id = %s and version = %s
+        """,
+        (institution_code, logical_id, version),
+    ).fetchone()
+    return row
+
+
+def instance_history(
+    conn: Connection,
+    institution_code: str,
+    logical_id: str,
+    *,
+    since: datetime | None,
+    count: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Versions of one resource, newest first."""
+    return conn.execute(
+        """
+        select logical_id, version, received_at, resource, deleted from record_version
+        where institution_code = %s and logical_id = %s
+          and (%s::timestamptz is null or received_at >= %s)
+        order by version desc limit %s offset %s
+        """,
+        (institution_code, logical_id, since, since, count, offset),
+    ).fetchall()
+
+
+def type_history(
+    conn: Connection,
+    institution_code: str,
+    resource_type: str,
+    *,
+    since: datetime | None,
+    count: int,
+    offset: int,
+) -> list[dict[str, Any]]:
+    """Versions of every resource of a type, newest first (index record_version_fhir_type_idx)."""
+    return conn.execute(
+        """
+        select logical_id, version, received_at, resource, deleted from record_version
+        where institution_code = %s and split_part(logical_id, '/', 1) = %s
+          and raw_xml is null and (%s::timestamptz is null or received_at >= %s)
+        order by received_at desc, id desc limit %s offset %s
+        """,
+        (institution_code, resource_type, since, since, count, offset),
+    ).fetchall()
