@@ -8,6 +8,7 @@ FHIR client can send an extra header. Every query then filters on that one insti
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from hie.auth import Principal
 from hie.errors import PermissionDenied
@@ -15,6 +16,8 @@ from hie.storage import Connection
 from hie.storage.institutions import get_institution
 
 INSTITUTION_HEADER = "X-HIE-Institution"
+# An administrator's backfill of historical uploads keeps their original receipt time.
+RECEIVED_AT_HEADER = "X-HIE-Received-At"
 
 
 class InstitutionMissing(ValueError):
@@ -25,6 +28,18 @@ class InstitutionMissing(ValueError):
 class Scope:
     institution_code: str
     token_id: int | None
+    received_at: datetime | None = None  # a backfill's receipt time; None: the server's clock
+
+
+def backfill_time(principal: Principal, header: str | None) -> datetime | None:
+    """The receipt time an admin's backfill asks for; raises PermissionDenied or ValueError."""
+    if header is None:
+        return None
+    principal.require_role("admin")
+    moment = datetime.fromisoformat(header.strip())
+    if moment.tzinfo is None:
+        raise ValueError(f"{RECEIVED_AT_HEADER} needs a time zone offset, e.g. +08:00")
+    return moment
 
 
 def scope_of(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Request
@@ -14,7 +15,13 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from hie.auth import Principal
-from hie.fhir.access import INSTITUTION_HEADER, InstitutionMissing, scope_of
+from hie.fhir.access import (
+    INSTITUTION_HEADER,
+    RECEIVED_AT_HEADER,
+    InstitutionMissing,
+    backfill_time,
+    scope_of,
+)
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
@@ -81,8 +88,13 @@ async def _run(
                 scope = scope_of(
                     conn, principal, request.headers.get(INSTITUTION_HEADER), write=write
                 )
+                received_at = backfill_time(principal, request.headers.get(RECEIVED_AT_HEADER))
             except InstitutionMissing as exc:
                 return error(400, "required", str(exc))
+            except ValueError as exc:
+                return error(400, "value", f"{RECEIVED_AT_HEADER}: {exc}")
+            if received_at is not None:
+                scope = replace(scope, received_at=received_at)
             types = supported_types(current_catalog(conn))
         if resource_type is not None and (
             not _TYPE.fullmatch(resource_type) or resource_type not in types

@@ -103,7 +103,7 @@ class FhirServer:
             return current_catalog(conn), current_declaration(conn, scope.institution_code)
 
     def arrival(self, scope: Scope) -> Arrival:
-        now = datetime.now(UTC)
+        now = scope.received_at or datetime.now(UTC)
         return Arrival(
             scope.institution_code,
             now,

@@ -294,3 +294,27 @@ def test_rejections_are_counted_for_the_report(
         database.close()
     assert after == before + 1
     assert uploads == {"outcome": "rejected", "http_status": 422}
+
+
+def test_an_admin_backfill_keeps_a_given_receipt_time(client: TestClient, tokens: Tokens) -> None:
+    patient = {"resourceType": "Patient", "gender": "female", "birthDate": "1980-02-02"}
+    when = "2019-07-31T23:59:59+08:00"
+    refused = client.post(
+        "/fhir/Patient", json=patient, headers=auth(tokens.h1, **{"X-HIE-Received-At": when})
+    )
+    assert refused.status_code == 403
+    kept = client.post(
+        "/fhir/Patient",
+        json=patient,
+        headers=auth(tokens.admin, **{"X-HIE-Institution": "H2", "X-HIE-Received-At": when}),
+    )
+    assert kept.status_code == 201
+    assert kept.headers["last-modified"] == "Wed, 31 Jul 2019 15:59:59 GMT"
+    naive = client.post(
+        "/fhir/Patient",
+        json=patient,
+        headers=auth(
+            tokens.admin, **{"X-HIE-Institution": "H2", "X-HIE-Received-At": "2019-07-31T23:59:59"}
+        ),
+    )
+    assert naive.status_code == 400
