@@ -3,6 +3,7 @@ validation and storage as HTTP uploads, keeping a given receipt time."""
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -14,7 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from hie.cli.context import console, database, fail
-from hie.config import load_settings
+from hie.config import Settings, load_settings
+from hie.storage import Database
 
 SUFFIXES = {".xml": "cda", ".json": "fhir", ".ndjson": "fhir"}
 
@@ -42,6 +44,44 @@ def _received_at(text: str | None, zone: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)  # type: ignore[arg-type]
 
 
+class _FhirIngest:
+    """FHIR files through the FHIR server's own write path, as an admin backfilling would."""
+
+    def __init__(
+        self, settings: Settings, db: Database, institution: str, moment: datetime | None
+    ) -> None:
+        from hie.fhir.access import Scope
+        from hie.fhir.bundles import BundleProcessor
+        from hie.fhir.responses import Preferences
+        from hie.fhir.server import Call, FhirServer
+
+        self.server = FhirServer(settings, db)
+        self.bundles = BundleProcessor(self.server)
+        self.call = Call(Scope(institution, None, moment), Preferences.parse(None), "/fhir")
+
+    def submit(self, file: Path) -> Iterator[tuple[str, list[str]]]:
+        """(outcome, rules that rejected) for each resource or Bundle in ``file``."""
+        data = file.read_bytes()
+        chunks = data.splitlines() if file.suffix.lower() == ".ndjson" else [data]
+        for chunk in (c for c in chunks if c.strip()):
+            try:
+                head = json.loads(chunk)
+            except ValueError:
+                head = {}
+            kind = head.get("resourceType") if isinstance(head, dict) else None
+            if kind == "Bundle" and head.get("type") in ("transaction", "batch"):
+                answer = self.bundles.process(self.call, chunk)
+            else:
+                answer = self.server.create(self.call, str(kind or "Unknown"), chunk, None)
+            label = {201: "accepted", 200: "accepted"}.get(answer.status, "rejected")
+            rules = [
+                i.get("details", {}).get("coding", [{}])[0].get("code", i.get("code", "?"))
+                for i in (answer.body or {}).get("issue", [])
+                if i.get("severity") in ("fatal", "error")
+            ]
+            yield label, rules
+
+
 def ingest(
     paths: Annotated[list[Path], typer.Argument(help="Files or folders (searched recursively).")],
     institution: Annotated[str, typer.Option(help="The institution the uploads belong to.")],
@@ -50,7 +90,8 @@ def ingest(
         typer.Option(help="Receipt time to record (ISO 8601; default: now). Backfills history."),
     ] = None,
 ) -> None:
-    """Load CDA (.xml) and FHIR (.json, .ndjson) files as an administrator would upload them."""
+    """Load CDA (.xml) and FHIR (.json resources and Bundles, .ndjson) files through the same
+    validation and storage as HTTP uploads, as an administrator's backfill."""
     from hie.cda.submission import CdaPipeline, submit_cda
     from hie.validators.cda import CdaSchema
 
@@ -72,10 +113,13 @@ def ingest(
             transient=True,
         ) as progress:
             task = progress.add_task("ingesting", total=len(files))
+            fhir = _FhirIngest(settings, db, institution, moment)
             for file in files:
                 kind = SUFFIXES.get(file.suffix.lower())
-                if kind != "cda":
-                    outcomes["skipped (FHIR files are not supported by ingest yet)"] += 1
+                if kind == "fhir":
+                    for label, rules in fhir.submit(file):
+                        outcomes[label] += 1
+                        reasons.update(rules)
                     progress.advance(task)
                     continue
                 receipt = submit_cda(
