@@ -75,12 +75,22 @@ class PlatformClient:
     def close(self) -> None:
         self._http.close()
 
-    def _post(self, path: str, body: bytes, media_type: str, params: dict[str, str]) -> Receipt:
+    def _post(
+        self,
+        path: str,
+        body: bytes,
+        media_type: str,
+        params: dict[str, str],
+        headers: dict[str, str] | None = None,
+    ) -> Receipt:
         attempt = 0
         while True:
             try:
                 response = self._http.post(
-                    path, content=body, params=params, headers={"Content-Type": media_type}
+                    path,
+                    content=body,
+                    params=params,
+                    headers={"Content-Type": media_type, **(headers or {})},
                 )
             except httpx.TransportError:
                 if attempt >= self._retries:
@@ -105,6 +115,19 @@ class PlatformClient:
             params["received_at"] = received_at.isoformat()
         return self._post("/cda", body, CDA_TYPE, params)
 
-    def submit_fhir(self, body: bytes, *, resource_path: str = "") -> Receipt:
-        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``)."""
-        return self._post(f"/fhir{resource_path}", body, FHIR_TYPE, {})
+    def submit_fhir(
+        self,
+        body: bytes,
+        *,
+        resource_path: str = "",
+        institution: str | None = None,
+        received_at: datetime | None = None,
+    ) -> Receipt:
+        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``).
+        An admin names the institution, and for a backfill the original receipt time."""
+        headers = {}
+        if institution:
+            headers["X-HIE-Institution"] = institution
+        if received_at:
+            headers["X-HIE-Received-At"] = received_at.isoformat()
+        return self._post(f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)

@@ -107,6 +107,16 @@ class _Server:
 
 
 def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, str]:
+    if upload.channel == "fhir":
+        receipt = client.submit_fhir(
+            upload.body, institution=upload.institution, received_at=upload.received_at
+        )
+        if receipt.status != 200:
+            return upload, "rejected"
+        # A transaction answers 200 as a whole; its entries say whether anything was written.
+        statuses = [e.get("response", {}).get("status", "") for e in receipt.body.get("entry", [])]
+        written = any(s.startswith("201") for s in statuses)
+        return upload, "accepted" if written else "unchanged"
     receipt = client.submit_cda(
         upload.body, institution=upload.institution, received_at=upload.received_at
     )

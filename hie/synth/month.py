@@ -8,6 +8,7 @@ by the counting rules of report-spec.md independently of the platform's code.
 from __future__ import annotations
 
 import calendar
+import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -16,7 +17,14 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from hie.catalog import Catalog, Table
-from hie.synth.documents import Person, cda_document, resident_id
+from hie.synth.documents import (
+    Person,
+    cda_document,
+    fhir_condition,
+    fhir_encounter,
+    fhir_patient,
+    resident_id,
+)
 from hie.synth.region import REGION, Member
 from hie.validators.cda_rules.content import ContentRules
 
@@ -59,6 +67,7 @@ class Upload:
     received_at: datetime
     expect: str  # accepted | unchanged | rejected
     note: str = ""
+    channel: str = "cda"  # cda: POST /cda; fhir: a transaction Bundle to POST /fhir
 
 
 @dataclass
@@ -218,6 +227,48 @@ class _Builder:
             truth.records += 1
             truth.days.add(later.date())
 
+    def fhir_visit(self, member: Member, inpatient: bool) -> None:
+        """A transaction Bundle from a hospital's FHIR interface: the patient, the encounter
+        (outpatient, or an inpatient stay that has ended) and its diagnosis."""
+        person = self.person(member)
+        self.serial += 1
+        suffix = f"{member.code}-{self.serial:06d}"
+        received = self.moment()
+        start = received - timedelta(days=self.rng.randrange(1, 8) if inpatient else 0, hours=2)
+        diagnosis = self.rng.choice(DIAGNOSES)
+        resources = [
+            fhir_patient(f"pat-{suffix}", person),
+            fhir_encounter(
+                f"enc-{suffix}", f"pat-{suffix}", "IMP" if inpatient else "AMB", "finished", start
+            ),
+            fhir_condition(f"cond-{suffix}", f"pat-{suffix}", *diagnosis, start),
+        ]
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {
+                    "fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{suffix}",
+                    "resource": r,
+                    "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+                }
+                for r in resources
+            ],
+        }
+        body = json.dumps(bundle, ensure_ascii=False).encode()
+        self.uploads.append(Upload(member.code, body, received, "accepted", "", "fhir"))
+        truth = self.truth[member.code]
+        truth.records += len(resources)
+        truth.days.add(received.date())
+        truth.tables |= {"FHIR.Patient", "FHIR.Encounter", "FHIR.Condition"}
+        (truth.discharges if inpatient else truth.visits).add(f"Encounter/enc-{suffix}")
+        key = f"id:{person.resident_id}"
+        truth.persons["basic"].add(key)
+        if diagnosis == HYPERTENSION:
+            truth.persons["hypertension"].add(key)
+        elif diagnosis == DIABETES:
+            truth.persons["diabetes"].add(key)
+
     def _month_end(self) -> datetime:
         start = datetime(self.month.year, self.month.month, 1, tzinfo=self.zone)
         return start + timedelta(days=self.days_in_month) - timedelta(seconds=1)
@@ -295,6 +346,10 @@ def plan_month(
                 builder.document(member, _table(catalog, "C0002"), builder.person(member))
             for _ in range(inpatient):
                 builder.document(member, _table(catalog, "C0053"), builder.person(member))
+            # Some hospitals also send FHIR from a newer system.
+            if rng.random() < 0.4:
+                for n in range(max(1, round(scale * 8))):
+                    builder.fhir_visit(member, inpatient=n % 3 == 0)
         else:
             persons = [builder.person(member) for _ in range(max(2, round(scale * 30)))]
             for person in persons:

@@ -8,6 +8,10 @@ from datetime import date
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cda.submission import CdaPipeline, submit_cda
 from hie.config import Settings
+from hie.fhir.access import Scope
+from hie.fhir.bundles import BundleProcessor
+from hie.fhir.responses import Preferences
+from hie.fhir.server import Call, FhirServer
 from hie.registry import Institution
 from hie.storage import open_database
 from hie.storage.declarations import set_declaration
@@ -54,8 +58,17 @@ def test_a_generated_month_reports_exactly_its_truth(settings: Settings) -> None
                         tx.conn, member.code, plan.declarations[member.code] or [], actor="t"
                     )
         pipeline = CdaPipeline(settings, database)
+        fhir = FhirServer(settings, database)
         outcomes = Counter()
         for upload in plan.uploads:
+            if upload.channel == "fhir":
+                scope = Scope(upload.institution, None, upload.received_at)
+                answer = BundleProcessor(fhir).process(
+                    Call(scope, Preferences.parse(None), "/fhir"), upload.body
+                )
+                assert answer.status == 200, answer.body
+                outcomes["fhir"] += 1
+                continue
             receipt = submit_cda(
                 pipeline,
                 upload.body,
@@ -86,4 +99,4 @@ def test_a_generated_month_reports_exactly_its_truth(settings: Settings) -> None
             else len(plan.declarations[member.code] or [])
         )
     assert report["cumulative_records"] == sum(t.records for t in plan.truth.values())
-    assert outcomes["rejected"] > 0 and outcomes["unchanged"] > 0
+    assert outcomes["rejected"] > 0 and outcomes["unchanged"] > 0 and outcomes["fhir"] > 0
