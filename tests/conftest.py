@@ -188,8 +188,8 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
-@pytest.fixture(scope="module")
-def worker(
+@pytest.fixture(scope="session")
+def worker_process(
     make_database, broker_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     """A real `celery -A hie.workers worker` process on a database and a queue of its own."""
@@ -245,3 +245,11 @@ def worker(
         configure(Settings(data_dir=tmp_path))
         if process.returncode not in (0, -signal.SIGQUIT):
             print((tmp_path / "worker.log").read_text())
+
+
+@pytest.fixture
+def worker(worker_process: Settings, tmp_path: Path) -> Iterator[Settings]:
+    """Tasks go through RabbitMQ to the session's worker process during the test."""
+    configure(worker_process)
+    yield worker_process
+    configure(Settings(data_dir=tmp_path))
