@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any
 
 from hie.auth import Principal
@@ -274,3 +274,42 @@ def _original_receipt(conn: Connection, head: Head) -> dict[str, Any]:
             "warnings": [],
         }
     return receipt
+
+
+def store_attached_cda(
+    conn: Connection, arrival: Arrival, catalog: Catalog, data: bytes, *, zone: tzinfo
+) -> tuple[Report, str | None]:
+    """Store a CDA document that came inside another upload (an IHE MHD DocumentReference), in the
+    caller's transaction and under the caller's arrival. Returns the report and the write status
+    (None when the document was refused)."""
+    result = validate_cda(data, catalog=catalog)
+    report = result.report
+    if report.rejected or result.tree is None or result.table is None:
+        return report, None
+    record = normalize_cda(result.tree, result.table, zone=zone)
+    if record.institution_code != arrival.institution_code:
+        report.add(
+            Severity.ERROR,
+            CUSTODIAN.id,
+            f"the attached document's custodian is {record.institution_code!r} but it is "
+            f"submitted for {arrival.institution_code!r}",
+            code="security",
+        )
+        return report, None
+    stored = store_record(
+        conn,
+        arrival,
+        result.table,
+        record,
+        content_sha256=hashlib.sha256(data).digest(),
+        raw_xml=data,
+        immutable=True,
+    )
+    if stored.result.status == "conflict":
+        report.add(
+            Severity.ERROR,
+            DOCUMENT_CONFLICT.id,
+            f"document {record.logical_id} is already stored with different content",
+            code="conflict",
+        )
+    return report, stored.result.status

@@ -1,13 +1,8 @@
 """IHE MHD-style submissions: a DocumentReference whose attachment is a CDA document.
 
-Boundary with the CDA pipeline (hie/cda). Today such a DocumentReference is validated and stored
-as a FHIR resource only, with a warning naming this rule; its CDA attachment is not yet checked
-against the WS/T rules nor counted as a document.
-
-TODO(cda): route the attachment through the CDA pipeline in the same database transaction as the
-DocumentReference. That needs from hie/cda a submission function that takes the caller's
-connection and Arrival (``submit_cda`` opens its own transaction and upload row today), so that a
-FHIR transaction stays atomic; ``cda_attachment`` below is where the document comes from.
+The attachment goes through the CDA pipeline: it is validated as a WS/T shared document when the
+DocumentReference is (its issues join the resource's), and stored as a CDA record, counted like a
+document sent to ``POST /cda``, in the same transaction as the DocumentReference.
 """
 
 from __future__ import annotations
@@ -16,17 +11,18 @@ import base64
 import binascii
 from typing import Any
 
-from hie.validators import Report, Severity
+from hie.catalog import Catalog
+from hie.validators import Issue, Report, Severity
+from hie.validators.cda import validate_cda
 from hie.validators.rules import register
 
 CDA_MEDIA_TYPES = ("application/hl7-cda+xml", "application/cda+xml")
 
-MHD_CDA = register(
-    "fhir.mhd.cda",
-    summary="A DocumentReference carrying a CDA document is stored as FHIR; the CDA document "
-    "itself is not yet validated as a shared document (POST /cda does that).",
-    fix="Submit the CDA document to POST /cda as well, until MHD submissions go through the "
-    "CDA pipeline.",
+MHD_ATTACHMENT = register(
+    "fhir.mhd.attachment",
+    summary="A DocumentReference attachment marked as CDA holds a base64-encoded CDA document.",
+    fix="Put the document's bytes, base64-encoded, in content.attachment.data with contentType "
+    "application/hl7-cda+xml.",
 )
 
 
@@ -42,18 +38,42 @@ def cda_attachment(resource: dict[str, Any]) -> bytes | None:
             try:
                 return base64.b64decode(str(attachment["data"]), validate=True)
             except (binascii.Error, ValueError):
-                return None
+                return b""
     return None
 
 
-def note_cda_attachment(resource: dict[str, Any], report: Report, path: str = "") -> None:
-    """Warn that a CDA attachment was not validated as CDA (see the module's TODO)."""
-    if cda_attachment(resource) is not None:
+def check_cda_attachment(
+    resource: dict[str, Any],
+    report: Report,
+    path: str = "",
+    *,
+    catalog: Catalog,
+    declared: list[str] | None,
+) -> None:
+    """Validate a CDA attachment as the CDA endpoint would; its issues join ``report``."""
+    data = cda_attachment(resource)
+    if data is None:
+        return
+    where = f"{path or 'DocumentReference'}.content.attachment.data"
+    if not data:
         report.add(
-            Severity.WARNING,
-            MHD_CDA.id,
-            "the CDA document in this DocumentReference was stored but not validated as a "
-            "WS/T shared document; submit it to POST /cda as well",
-            code="informational",
-            expression=f"{path or 'DocumentReference'}.content.attachment",
+            Severity.ERROR,
+            MHD_ATTACHMENT.id,
+            "the CDA attachment is not valid base64",
+            code="value",
+            expression=where,
+        )
+        return
+    for issue in validate_cda(data, catalog=catalog, declared=declared).report.issues:
+        inside = f" (at {issue.expression})" if issue.expression else ""
+        report.issues.append(
+            Issue(
+                issue.severity,
+                issue.rule,
+                f"attached CDA document: {issue.message}{inside}",
+                issue.code,
+                issue.line,
+                issue.column,
+                where,
+            )
         )

@@ -16,7 +16,9 @@ from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
 from hie.catalog import Catalog, Table
+from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
+from hie.fhir.documents import cda_attachment
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.search import SearchError, parse_search
@@ -122,6 +124,14 @@ class WriteSession:
 
     def store(self, prepared: Prepared, *, if_match: int | None = None) -> Written:
         resource = prepared.resource
+        attached = cda_attachment(resource)
+        if attached:
+            # MHD: the CDA document is stored and counted with the DocumentReference, or neither.
+            report, status = store_attached_cda(
+                self.conn, self.arrival, self.catalog, attached, zone=self.zone
+            )
+            if report.rejected:
+                raise WriteRefused(409 if status == "conflict" else 422, report)
         stored = store_record(
             self.conn,
             self.arrival,

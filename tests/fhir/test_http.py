@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
+from pathlib import Path
 from typing import Any
 
+import psycopg
 from fastapi.testclient import TestClient
 
+from hie.config import Settings
 from tests.fhir.conftest import Tokens, auth
 
 RESIDENT_ID = "320114198001011233"
@@ -233,27 +237,61 @@ def test_bundles(client: TestClient, tokens: Tokens, fhir_settings: Any) -> None
     assert document.status_code == 400
 
 
-def test_cda_attachment_is_flagged(client: TestClient, tokens: Tokens) -> None:
-    reference = {
+def _document_reference(document: bytes) -> dict[str, Any]:
+    return {
         "resourceType": "DocumentReference",
         "status": "current",
         "content": [
             {
                 "attachment": {
                     "contentType": "application/hl7-cda+xml",
-                    "data": "PENsaW5pY2FsRG9jdW1lbnQvPg==",
+                    "data": base64.b64encode(document).decode(),
                 }
             }
         ],
     }
-    response = client.post(
-        "/fhir/DocumentReference",
-        json=reference,
-        headers=auth(tokens.h1, Prefer="return=OperationOutcome"),
+
+
+def test_mhd_document_goes_through_the_cda_pipeline(
+    client: TestClient, tokens: Tokens, fhir_settings: Settings
+) -> None:
+    fixture = (
+        Path(__file__).resolve().parents[1] / "fixtures" / "cda" / "C0002-valid.xml"
+    ).read_bytes()
+    h1 = auth(tokens.h1)
+    broken = client.post(
+        "/fhir/DocumentReference", json=_document_reference(b"<ClinicalDocument/>"), headers=h1
     )
-    assert response.status_code == 201
-    rules = [i["details"]["coding"][0]["code"] for i in response.json()["issue"]]
-    assert "fhir.mhd.cda" in rules
+    assert broken.status_code == 422
+    assert all(
+        i["expression"] == ["DocumentReference.content.attachment.data"]
+        for i in broken.json()["issue"]
+    )
+
+    theirs = client.post("/fhir/DocumentReference", json=_document_reference(fixture), headers=h1)
+    assert theirs.status_code == 422
+    assert "submission.custodian" in {
+        i["details"]["coding"][0]["code"] for i in theirs.json()["issue"]
+    }
+
+    ours = fixture.replace(
+        b'root="2.16.156.10011.1.5" extension="455755678"',
+        b'root="2.16.156.10011.1.5" extension="H1"',
+    )
+    stored = client.post("/fhir/DocumentReference", json=_document_reference(ours), headers=h1)
+    assert stored.status_code == 201, stored.text
+    url = fhir_settings.database_url.get_secret_value()  # type: ignore[union-attr]
+    with psycopg.connect(url) as conn:
+        tables = conn.execute(
+            "select table_code from record_head where institution_code = 'H1'"
+            " and table_code in ('C0002', 'FHIR.DocumentReference')"
+        ).fetchall()
+        visits = conn.execute(
+            "select sum(units) from monthly_unit_count"
+            " where institution_code = 'H1' and figure = 'outpatient_visits'"
+        ).fetchone()
+    assert sorted(t for (t,) in tables) == ["C0002", "FHIR.DocumentReference"]
+    assert visits == (1,)
 
 
 def test_validate_operation(client: TestClient, tokens: Tokens) -> None:
