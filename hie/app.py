@@ -16,6 +16,8 @@ from hie.api import catalog_router, institutions_router, reports_router
 from hie.cda import router as cda_router
 from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
+from hie.dashboard import router as dashboard_router
+from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
 from hie.http import BodySizeLimit, install_error_handlers
 from hie.storage import Database, open_database
@@ -65,6 +67,8 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(reports_router)
     app.include_router(fhir_router)
     app.include_router(cda_router)
+    app.include_router(dashboard_router)
+    app.mount("/dashboard/static", dashboard_static(), name="dashboard-static")
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
     async def healthz(request: Request) -> JSONResponse:

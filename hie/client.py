@@ -28,6 +28,12 @@ class Receipt:
     def outcome(self) -> str:
         if self.status == 201:
             return "accepted"
+        if self.status == 200 and self.body.get("resourceType") == "Bundle":
+            # A transaction or batch answers 200 as a whole; its entries say what was written.
+            statuses = [e.get("response", {}).get("status", "") for e in self.body.get("entry", [])]
+            if any(s.startswith(("4", "5")) for s in statuses):
+                return "rejected"
+            return "accepted" if any(s.startswith("201") for s in statuses) else "unchanged"
         if self.status == 200:
             return "unchanged"
         if self.status == 409:

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from hie.cda.submission import CdaPipeline, submit_cda
+from hie.errors import NotFound
 from hie.http.errors import FHIR_JSON, outcome_response
-from hie.http.security import PrincipalDep
+from hie.http.security import DatabaseDep, PrincipalDep
 from hie.outcome import OutcomeIssue
+from hie.storage.uploads import find_upload
 
 router = APIRouter(tags=["cda"])
 
@@ -82,3 +85,14 @@ async def post_cda(
     return JSONResponse(
         receipt.body, status_code=receipt.status, headers=receipt.headers, media_type=media
     )
+
+
+@router.get("/cda/{upload_id}", summary="The receipt of an upload, as it was returned")
+def read_receipt(upload_id: UUID, principal: PrincipalDep, database: DatabaseDep) -> JSONResponse:
+    with database.connection() as conn:
+        upload = find_upload(conn, upload_id)
+    if upload is None:
+        raise NotFound(f"no upload {upload_id}")
+    principal.require_read(upload["institution_code"])
+    media = "application/json" if upload["outcome"] in ("accepted", "unchanged") else FHIR_JSON
+    return JSONResponse(upload["receipt"], media_type=media)

@@ -111,12 +111,7 @@ def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, str]:
         receipt = client.submit_fhir(
             upload.body, institution=upload.institution, received_at=upload.received_at
         )
-        if receipt.status != 200:
-            return upload, "rejected"
-        # A transaction answers 200 as a whole; its entries say whether anything was written.
-        statuses = [e.get("response", {}).get("status", "") for e in receipt.body.get("entry", [])]
-        written = any(s.startswith("201") for s in statuses)
-        return upload, "accepted" if written else "unchanged"
+        return upload, receipt.outcome
     receipt = client.submit_cda(
         upload.body, institution=upload.institution, received_at=upload.received_at
     )
@@ -223,6 +218,7 @@ def demo(
                 return
             console.print(
                 f"\nThe platform is running at {server.url} (API docs: {server.url}/docs).\n"
+                f"Dashboard: {server.url}/dashboard (sign in with the regulator token)\n"
                 f"Regulator token: {regulator}\nPress Ctrl-C to stop."
             )
             try:

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table as RichTable
 
 from hie.cli.context import console, database, fail
+from hie.client import Receipt
 from hie.config import Settings, load_settings
 from hie.storage import Database
 
@@ -73,7 +74,7 @@ class _FhirIngest:
                 answer = self.bundles.process(self.call, chunk)
             else:
                 answer = self.server.create(self.call, str(kind or "Unknown"), chunk, None)
-            label = {201: "accepted", 200: "accepted"}.get(answer.status, "rejected")
+            label = Receipt(answer.status, answer.body or {}).outcome
             rules = [
                 i.get("details", {}).get("coding", [{}])[0].get("code", i.get("code", "?"))
                 for i in (answer.body or {}).get("issue", [])

@@ -58,15 +58,22 @@ def push(
                     reasons[issue.rule] += 1
                 continue
             body = Path(path).read_bytes()
-            try:
-                if sniff(body) == "cda":
-                    receipt = client.submit_cda(body)
-                else:
-                    receipt = client.submit_fhir(body, resource_path=_fhir_path(body))
-            except httpx.HTTPError as exc:
-                raise fail(f"{server}: {exc}") from None
-            outcomes[receipt.outcome] += 1
-            _note(path, receipt, reasons)
+            kind = sniff(body)
+            if kind == "fhir-xml":
+                outcomes["not sent: the platform takes FHIR as JSON"] += 1
+                continue
+            # NDJSON: one upload per line, as a bulk export is replayed.
+            parts = [p for p in body.splitlines() if p.strip()] if kind == "fhir-ndjson" else [body]
+            for part in parts:
+                try:
+                    if kind == "cda":
+                        receipt = client.submit_cda(part)
+                    else:
+                        receipt = client.submit_fhir(part, resource_path=_fhir_path(part))
+                except httpx.HTTPError as exc:
+                    raise fail(f"{server}: {exc}") from None
+                outcomes[receipt.outcome] += 1
+                _note(path, receipt, reasons)
     table = RichTable(title=f"{len(files)} file(s) to {server}")
     table.add_column("outcome")
     table.add_column("files", justify="right")
@@ -75,7 +82,10 @@ def push(
     console.print(table)
     for rule, count in reasons.most_common(10):
         console.print(f"  {count} × {rule}")
-    failed = outcomes["invalid here, not sent"] + outcomes["rejected"] + outcomes["conflict"]
+    failed = (
+        sum(outcomes[label] for label in ("invalid here, not sent", "rejected", "conflict"))
+        + outcomes["not sent: the platform takes FHIR as JSON"]
+    )
     raise typer.Exit(1 if failed else 0)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -26,11 +25,9 @@ PARALLEL_FROM = 16
 
 def _load_rules() -> None:
     """Import every rule family so that the registry knows them all."""
-    import hie.validators.cda
-    import hie.validators.files
+    from hie.validators.fhir_rules.invariants import invariants
 
-    with contextlib.suppress(ImportError):  # FHIR validation, where installed
-        import hie.validators.fhir  # noqa: F401
+    invariants()  # registered as they are read from schemas/fhir/invariants.json
 
 
 def _explain(rule_id: str) -> None:

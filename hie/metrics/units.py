@@ -3,8 +3,6 @@ qualifies. Pure: the caller resolves chain and person keys from what is stored."
 
 from __future__ import annotations
 
-import re
-
 from hie.catalog import Table
 from hie.normalize import NormalizedRecord
 from hie.storage.records import Unit
@@ -17,14 +15,6 @@ CATEGORY_RANGES = {
     "hypertension": ("I10", "I15"),
     "diabetes": ("E10", "E14"),
 }
-
-_CATEGORY = re.compile(r"\s*([A-Za-z])\s*(\d)\s*(\d)")
-
-
-def icd10_category(code: str) -> str | None:
-    """The category of an ICD-10 code: the letter and two digits (``I10.x00`` → ``I10``)."""
-    match = _CATEGORY.match(code)
-    return None if match is None else f"{match[1].upper()}{match[2]}{match[3]}"
 
 
 def _in_category(record: NormalizedRecord, category: str) -> bool:

@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from lxml import etree  # type: ignore[import-untyped]
 
 from hie.catalog import Table
-from hie.metrics.units import icd10_category
+from hie.normalize.codes import icd10_category
 from hie.normalize.identity import normalize_resident_id
 from hie.normalize.record import NormalizedRecord, PatientIdentity
 

@@ -17,8 +17,8 @@ from functools import cache
 from typing import Any
 
 from hie.catalog import Table
-from hie.metrics.units import icd10_category
 from hie.normalize.cda import DEFAULT_ZONE
+from hie.normalize.codes import icd10_category
 from hie.normalize.identity import normalize_resident_id
 from hie.normalize.record import NormalizedRecord, PatientIdentity
 from hie.resources import schemas_dir

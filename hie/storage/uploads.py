@@ -82,3 +82,15 @@ def count_rejection(conn: Connection, institution_code: str, day: date, rules: l
 def find_receipt(conn: Connection, upload_id: UUID) -> dict[str, Any] | None:
     row = conn.execute("select receipt from upload where id = %s", (upload_id,)).fetchone()
     return None if row is None else row["receipt"]
+
+
+def find_upload(conn: Connection, upload_id: UUID) -> dict[str, Any] | None:
+    """An upload's institution, outcome, HTTP status and receipt."""
+    row: dict[str, Any] | None = conn.execute(
+        """
+        select institution_code, received_at, outcome, http_status, receipt
+        from upload where id = %s
+        """,
+        (upload_id,),
+    ).fetchone()
+    return row

@@ -85,6 +85,10 @@ def test_store_replay_conflict_and_replacement(
     )
     assert receipt["document"] == "2.16.156.10011.1.1^455755678-C0002-20190715-0001"
 
+    location = created.headers["location"]
+    assert client.get(location, headers=as_(tokens["gulou"])).json() == receipt
+    assert client.get(location, headers=as_(tokens["h2"])).status_code == 403
+
     again = client.post("/cda", content=document, headers=as_(tokens["gulou"]))
     assert again.status_code == 200
     assert again.json() == receipt  # the original receipt, upload id included

@@ -7,7 +7,7 @@ Messages never repeat a resident ID number.
 
 from __future__ import annotations
 
-from hie.metrics.units import icd10_category
+from hie.normalize.codes import icd10_category
 from hie.normalize.fhir import (
     RESIDENT_ID_SYSTEM,
     canonical_system,
