@@ -7,10 +7,15 @@ from datetime import UTC, date, datetime
 from celery import shared_task
 
 from hie.storage.partitions import PartitionMaker, month_of, next_month
-from hie.workers.runtime import task_database, task_settings
+from hie.workers.runtime import TRANSIENT, task_database, task_settings
 
 
-@shared_task(name="hie.workers.maintenance.create_partitions")
+@shared_task(
+    name="hie.workers.maintenance.create_partitions",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+)
 def create_partitions(month: str | None = None, months_ahead: int = 2) -> list[str]:
     """Create the monthly partitions of ``month`` (YYYY-MM), or of this month and the next ones.
 

@@ -10,10 +10,15 @@ from celery import shared_task
 from hie.metrics.report import compute_month, parse_month
 from hie.storage.partitions import month_of, previous_month
 from hie.storage.reports import lock_month, save_report
-from hie.workers.runtime import task_database, task_settings
+from hie.workers.runtime import TRANSIENT, task_database, task_settings
 
 
-@shared_task(name="hie.workers.reports.compute_month_report")
+@shared_task(
+    name="hie.workers.reports.compute_month_report",
+    autoretry_for=TRANSIENT,
+    retry_backoff=True,
+    max_retries=5,
+)
 def compute_month_report(month: str | None = None) -> dict[str, Any]:
     """Compute ``month`` (YYYY-MM; "current" or None for this month, "previous" for the last one).
 

@@ -5,8 +5,20 @@ from __future__ import annotations
 
 import threading
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from hie.config import Settings, load_settings
 from hie.storage import Database, open_database
+
+# The only failures a task retries: the database or its pool briefly unreachable, a deadlock or
+# serialization failure that a second attempt resolves. Anything else fails the task at once.
+TRANSIENT: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    PoolTimeout,
+)
 
 _lock = threading.Lock()
 _settings: Settings | None = None
