@@ -31,6 +31,7 @@ _TEST_BROKER = os.environ.pop("HIE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0
 for _name in [n for n in os.environ if n.startswith("HIE_")]:
     del os.environ[_name]
 
+from hie.catalog import Catalog, default_catalog_path, read_catalog  # noqa: E402
 from hie.config import Settings  # noqa: E402
 from hie.storage import Database, open_database  # noqa: E402
 from hie.workers import configure  # noqa: E402
@@ -253,3 +254,42 @@ def worker(worker_process: Settings, tmp_path: Path) -> Iterator[Settings]:
     configure(worker_process)
     yield worker_process
     configure(Settings(data_dir=tmp_path))
+
+
+CDA_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "cda"
+
+
+class CdaFixtures:
+    """The CDA fixture files: bytes, a copy with edits, and the line a piece of text is on (so
+    that tests assert real line numbers)."""
+
+    folder = CDA_FIXTURES
+
+    def bytes(self, name: str) -> bytes:
+        return (CDA_FIXTURES / name).read_bytes()
+
+    def text(self, name: str) -> str:
+        return self.bytes(name).decode("utf-8")
+
+    def edited(self, name: str, *edits: tuple[str, str]) -> bytes:
+        """The fixture with each ``old`` replaced by ``new``; each must occur exactly once."""
+        text = self.text(name)
+        for old, new in edits:
+            assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times in {name}"
+            text = text.replace(old, new)
+        return text.encode("utf-8")
+
+    @staticmethod
+    def line_of(data: bytes | str, marker: str) -> int:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return text.count("\n", 0, text.index(marker)) + 1
+
+
+@pytest.fixture(scope="session")
+def cda() -> CdaFixtures:
+    return CdaFixtures()
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return read_catalog(default_catalog_path())

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from hie.cli.context import actor, console, database, fail
+from hie.cli.context import actor, console, database, read_input
 from hie.registry import parse_declarations_csv
 from hie.storage.declarations import (
     clear_declaration,
@@ -57,10 +57,7 @@ def import_file(
 ) -> None:
     """Set declarations from a CSV file, all or nothing."""
     with database() as db:
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise fail(f"cannot read {file}: {exc.strerror}") from None
+        data = read_input(file)
         declarations = parse_declarations_csv(data, str(file))
         with db.transaction() as tx:
             count = import_declarations(tx.conn, declarations, source=str(file), actor=actor())

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from hie.cli.context import actor, console, database, fail
+from hie.cli.context import actor, console, database, fail, read_input
 from hie.registry import Institution, parse_institutions_csv
 from hie.storage.declarations import declarations_at
 from hie.storage.institutions import add_institution, import_institutions, list_institutions
@@ -39,10 +39,7 @@ def import_file(
 ) -> None:
     """Add or update institutions from a CSV file, all or nothing."""
     with database() as db:
-        try:
-            data = file.read_bytes()
-        except OSError as exc:
-            raise fail(f"cannot read {file}: {exc.strerror}") from None
+        data = read_input(file)
         institutions = parse_institutions_csv(data, str(file))
         with db.transaction() as tx:
             summary = import_institutions(tx.conn, institutions, source=str(file), actor=actor())
