@@ -177,61 +177,69 @@ def _insert_version(conn: Connection, new: NewVersion, version: int, record_id: 
 
 
 def _count(conn: Connection, new: NewVersion) -> None:
-    """The aggregates of one written version: the day's table count and first-seen units."""
-    conn.execute(
-        """
-        insert into daily_table_count (institution_code, day, table_code, shard, records)
-        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
-        on conflict (institution_code, day, table_code, shard)
-        do update set records = daily_table_count.records + 1
-        """,
-        (new.institution_code, new.day, new.table_code),
-    )
+    """The aggregates of one written version, in two statements (each a round trip saved per
+    record counts at ingest volumes): table counts and timeliness, then first-seen units."""
     month = new.day.replace(day=1)
     conn.execute(
         """
+        with day_count as (
+            insert into daily_table_count (institution_code, day, table_code, shard, records)
+            values (%(institution)s, %(day)s, %(table)s, pg_backend_pid() %% 8, 1)
+            on conflict (institution_code, day, table_code, shard)
+            do update set records = daily_table_count.records + 1
+            returning 1
+        ), latency as (
+            insert into monthly_latency (institution_code, month, bucket, shard, versions)
+            select %(institution)s, %(month)s, %(bucket)s, pg_backend_pid() %% 8, 1
+            where %(bucket)s::smallint is not null
+            on conflict (institution_code, month, bucket, shard)
+            do update set versions = monthly_latency.versions + 1
+            returning 1
+        )
         insert into monthly_table_count (institution_code, month, table_code, shard, records)
-        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+        values (%(institution)s, %(month)s, %(table)s, pg_backend_pid() %% 8, 1)
         on conflict (institution_code, month, table_code, shard)
         do update set records = monthly_table_count.records + 1
         """,
-        (new.institution_code, month, new.table_code),
+        {
+            "institution": new.institution_code,
+            "day": new.day,
+            "month": month,
+            "table": new.table_code,
+            "bucket": new.latency_bucket,
+        },
     )
-    for unit in new.units:
-        first = conn.execute(
-            """
-            insert into metric_unit (institution_code, figure, unit_key, first_month,
-                first_received_at)
-            values (%s, %s, %s, %s, %s)
-            on conflict do nothing returning 1
-            """,
-            (new.institution_code, unit.figure, unit.key, month, new.received_at),
-        ).fetchone()
-        if first is not None:
-            _bump(conn, new.institution_code, unit.figure, month)
-    for figure in new.unkeyed:
-        _bump(conn, new.institution_code, f"unkeyed:{figure}", month)
-    if new.latency_bucket is not None:
-        conn.execute(
-            """
-            insert into monthly_latency (institution_code, month, bucket, shard, versions)
-            values (%s, %s, %s, pg_backend_pid() %% 8, 1)
-            on conflict (institution_code, month, bucket, shard)
-            do update set versions = monthly_latency.versions + 1
-            """,
-            (new.institution_code, month, new.latency_bucket),
-        )
-
-
-def _bump(conn: Connection, institution_code: str, figure: str, month: date) -> None:
+    if not (new.units or new.unkeyed):
+        return
+    # A unit counts in the month it is first seen: only the rows metric_unit takes are counted.
     conn.execute(
         """
+        with first_seen as (
+            insert into metric_unit (institution_code, figure, unit_key, first_month,
+                first_received_at)
+            select %(institution)s, u.figure, u.unit_key, %(month)s, %(received_at)s
+            from unnest(%(figures)s::text[], %(keys)s::text[]) as u(figure, unit_key)
+            on conflict do nothing
+            returning figure
+        ), counted as (
+            select figure from first_seen
+            union all
+            select unnest(%(unkeyed)s::text[])
+        )
         insert into monthly_unit_count (institution_code, figure, month, shard, units)
-        values (%s, %s, %s, pg_backend_pid() %% 8, 1)
+        select %(institution)s, figure, %(month)s, pg_backend_pid() %% 8, count(*)
+        from counted group by figure
         on conflict (institution_code, figure, month, shard)
-        do update set units = monthly_unit_count.units + 1
+        do update set units = monthly_unit_count.units + excluded.units
         """,
-        (institution_code, figure, month),
+        {
+            "institution": new.institution_code,
+            "month": month,
+            "received_at": new.received_at,
+            "figures": [u.figure for u in new.units],
+            "keys": [u.key for u in new.units],
+            "unkeyed": [f"unkeyed:{figure}" for figure in new.unkeyed],
+        },
     )
 
 
