@@ -37,6 +37,7 @@ from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.platform import check_platform
 from hie.validators.fhir_rules.structure import check_structure
 from hie.validators.fhir_rules.tree import walk
+from hie.validators.fhir_rules.values import check_values
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
 
@@ -246,6 +247,7 @@ def validate_resource(
         check_bindings(tree, report)
         check_invariants(tree, report)
         check_platform(tree, report)
+        check_values(tree, report)
     except RecursionError:
         report.add(
             Severity.FATAL,

@@ -20,7 +20,7 @@ from hie.validators.fhir_rules.elements import resource_types
 from hie.validators.fhir_xml import parse_fhir_xml
 
 # Measured 2026-11 on the 508 cases with an expectation; a drop below it is a regression.
-AGREEMENT_FLOOR = 0.60  # 60.4% overall, JSON and XML cases alike
+AGREEMENT_FLOOR = 0.62  # 63.0% overall, JSON and XML cases alike
 ALL_TYPES = Catalog(
     Table(f"FHIR.{t}", t, t, "FHIR R4", fhir_resource_type=t) for t in sorted(resource_types())
 )

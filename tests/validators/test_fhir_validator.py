@@ -282,3 +282,24 @@ def test_official_examples_never_raise(shared_data: Path) -> None:
     assert outcomes["fhir.catalog.resource-type"] >= 320
     structural = {k: v for k, v in outcomes.items() if "structure" in k or "binding" in k}
     assert structural == {"fhir.catalog.resource-type+fhir.structure.cardinality": 1}
+
+
+def test_values_the_models_let_through_are_refused() -> None:
+    from hie.catalog import default_catalog_path, read_catalog
+    from hie.validators.fhir import validate_resource
+
+    catalog = read_catalog(default_catalog_path())
+
+    def rules(resource: dict) -> set[str]:
+        return {i.rule for i in validate_resource(resource, catalog=catalog).report.errors}
+
+    assert "fhir.value.id" in rules({"resourceType": "Patient", "id": "x" * 65})
+    assert "fhir.value.id" not in rules({"resourceType": "Patient", "id": "x" * 64})
+    reference = {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "content": [{"attachment": {"contentType": "text/plain", "data": "aGVsbG8=", "size": 9}}],
+    }
+    assert "fhir.value.attachment" in rules(reference)
+    reference["content"][0]["attachment"]["size"] = 5  # "hello"
+    assert "fhir.value.attachment" not in rules(reference)
