@@ -22,7 +22,6 @@ from urllib.parse import parse_qsl
 
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
-from hie.fhir.documents import check_cda_attachment
 from hie.fhir.parameters import reference_target
 from hie.fhir.responses import Answer, bundle, failure
 from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
@@ -125,13 +124,6 @@ def _plan(raw: dict[str, Any], index: int, catalog: Catalog, declared: list[str]
         entry.resource, catalog=catalog, declared=declared, path=f"{entry.path}.resource"
     )
     entry.report.extend(result.report)
-    check_cda_attachment(
-        entry.resource,
-        entry.report,
-        f"{entry.path}.resource",
-        catalog=catalog,
-        declared=declared,
-    )
     entry.table = result.table
     if entry.table is None and not entry.report.rejected:
         entry.report.add(Severity.ERROR, REQUEST.id, "no table accepts this resource")

@@ -22,7 +22,6 @@ from hie.config import Settings
 from hie.fhir.access import Scope
 from hie.fhir.content import instant, served_form
 from hie.fhir.dates import date_range
-from hie.fhir.documents import check_cda_attachment
 from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import (
     Answer,
@@ -209,7 +208,6 @@ class FhirServer:
         resource = {**resource, "id": new_id()}  # a create ignores any id the client sent
         catalog, declared = self.context(call.scope)
         result = validate_resource(resource, catalog=catalog, declared=declared)
-        check_cda_attachment(resource, result.report, catalog=catalog, declared=declared)
         if result.report.rejected or result.table is None:
             return self.refused(call, 422, result.report, body)
         table = result.table
@@ -258,7 +256,6 @@ class FhirServer:
         result = validate_resource(
             {**resource, "id": body_id or "placeholder"}, catalog=catalog, declared=declared
         )
-        check_cda_attachment(resource, result.report, catalog=catalog, declared=declared)
         if result.report.rejected or result.table is None:
             return self.refused(call, 422, result.report, body)
         table = result.table
@@ -334,7 +331,6 @@ class FhirServer:
         catalog, declared = self.context(call.scope)
         candidate = {**resource, "id": resource.get("id") or resource_id or new_id()}
         result = validate_resource(candidate, catalog=catalog, declared=declared)
-        check_cda_attachment(candidate, result.report, catalog=catalog, declared=declared)
         return Answer(200, result.report.to_operation_outcome())
 
     def existing(self, conn: Connection, row: LiveRow, call: Call, status: int) -> Answer:

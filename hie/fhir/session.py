@@ -18,7 +18,6 @@ from zoneinfo import ZoneInfo
 from hie.catalog import Catalog, Table
 from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
-from hie.fhir.documents import cda_attachment
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.search import SearchError, parse_search
@@ -30,6 +29,7 @@ from hie.storage.fhir import IndexValue, IndexWriter, lock_condition
 from hie.storage.records import get_head
 from hie.storage.search import LiveRow, search
 from hie.validators import Report, Severity
+from hie.validators.fhir_rules.attachments import cda_attachment
 
 DELETED_HASH = content_hash({"deleted": True})
 

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hie.catalog import Catalog, Table
+from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
 from hie.validators.fhir_rules.invariants import check_invariants
@@ -248,6 +249,7 @@ def validate_resource(
         check_invariants(tree, report)
         check_platform(tree, report)
         check_values(tree, report)
+        check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
     except RecursionError:
         report.add(
             Severity.FATAL,

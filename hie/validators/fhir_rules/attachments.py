@@ -1,8 +1,7 @@
-"""IHE MHD-style submissions: a DocumentReference whose attachment is a CDA document.
+"""IHE MHD submissions: a DocumentReference whose attachment is a CDA document.
 
-The attachment goes through the CDA pipeline: it is validated as a WS/T shared document when the
-DocumentReference is (its issues join the resource's), and stored as a CDA record, counted like a
-document sent to ``POST /cda``, in the same transaction as the DocumentReference.
+The attachment is validated as a WS/T shared document along with the DocumentReference (its issues
+join the resource's); the FHIR write path then stores it as a CDA record in the same transaction.
 """
 
 from __future__ import annotations
