@@ -18,7 +18,7 @@ from hie.ingest import Arrival, reject, store_record
 from hie.normalize.cda import normalize_cda
 from hie.registry import Institution
 from hie.storage import Connection, Database
-from hie.storage.catalog import catalog_source, current_catalog
+from hie.storage.catalog import CatalogCache
 from hie.storage.declarations import current_declaration
 from hie.storage.institutions import get_institution
 from hie.storage.partitions import PartitionMaker
@@ -48,19 +48,11 @@ class CdaPipeline:
     schema: CdaSchema | None = None
     partitions: PartitionMaker | None = None
 
-    _catalog: tuple[str, Catalog] | None = None
+    catalogs: CatalogCache = field(default_factory=CatalogCache)
 
     def __post_init__(self) -> None:
         if self.partitions is None:
             self.partitions = PartitionMaker(self.database, self.settings.zone)
-
-    def catalog(self, conn: Connection) -> Catalog:
-        """The loaded catalog, re-read only when ``hie catalog load`` has replaced it."""
-        source = catalog_source(conn)
-        version = str(source["sha256"]) if source else ""
-        if self._catalog is None or self._catalog[0] != version:
-            self._catalog = (version, current_catalog(conn))
-        return self._catalog[1]
 
 
 def _outcome(report: Report) -> dict[str, Any]:
@@ -95,7 +87,7 @@ def submit_cda(
     arrival_day = moment.astimezone(pipeline.settings.zone).date()
 
     with pipeline.database.connection() as conn:
-        catalog = pipeline.catalog(conn)
+        catalog = pipeline.catalogs.get(conn)
         member, declared = _institution_and_declaration(conn, acting_for)
     result = validate_cda(
         body,

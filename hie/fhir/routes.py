@@ -28,7 +28,6 @@ from hie.fhir.content import parse_etag
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.server import Call, FhirServer, supported_types
 from hie.http.security import PrincipalDep
-from hie.storage.catalog import current_catalog
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -95,7 +94,7 @@ async def _run(
                 return error(400, "value", f"{RECEIVED_AT_HEADER}: {exc}")
             if received_at is not None:
                 scope = replace(scope, received_at=received_at)
-            types = supported_types(current_catalog(conn))
+            types = supported_types(server.catalogs.get(conn))
         if resource_type is not None and (
             not _TYPE.fullmatch(resource_type) or resource_type not in types
         ):
@@ -124,8 +123,9 @@ def _bad_id(resource_id: str) -> Response | None:
 @router.get("/metadata", summary="CapabilityStatement (no token needed)")
 async def metadata(request: Request) -> Response:
     def blocking() -> Answer:
-        with _server(request).database.connection() as conn:
-            types = supported_types(current_catalog(conn))
+        server = _server(request)
+        with server.database.connection() as conn:
+            types = supported_types(server.catalogs.get(conn))
         return Answer(200, capability_statement(types, _base(request)))
 
     return _respond(await run_in_threadpool(blocking))

@@ -37,7 +37,7 @@ from hie.fhir.search import ParsedSearch, SearchError, parse_search
 from hie.fhir.session import WriteRefused, WriteSession, new_id, refuse
 from hie.ingest import Arrival, reject
 from hie.storage import Connection, Database
-from hie.storage.catalog import current_catalog
+from hie.storage.catalog import CatalogCache
 from hie.storage.declarations import current_declaration
 from hie.storage.fhir import (
     instance_history,
@@ -94,12 +94,13 @@ class FhirServer:
         self.settings = settings
         self.database = database
         self.partitions = PartitionMaker(database, settings.zone)
+        self.catalogs = CatalogCache()
 
     # -- shared -----------------------------------------------------------------------------
 
     def context(self, scope: Scope) -> tuple[Catalog, list[str] | None]:
         with self.database.connection() as conn:
-            return current_catalog(conn), current_declaration(conn, scope.institution_code)
+            return self.catalogs.get(conn), current_declaration(conn, scope.institution_code)
 
     def arrival(self, scope: Scope) -> Arrival:
         now = scope.received_at or datetime.now(UTC)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 
 from hie.catalog import Catalog, Table, default_catalog_path, read_catalog
 from hie.errors import Conflict
@@ -31,6 +32,26 @@ def current_catalog(conn: Connection) -> Catalog:
 
 def catalog_source(conn: Connection) -> dict[str, object] | None:
     return conn.execute("select source, sha256, loaded_at from catalog_source").fetchone()
+
+
+class CatalogCache:
+    """The loaded catalog for a long-lived process: one small query per use tells whether
+    ``hie catalog load`` replaced it, and only then are its rows read again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entry: tuple[str, Catalog] | None = None
+
+    def get(self, conn: Connection) -> Catalog:
+        source = catalog_source(conn)
+        version = str(source["sha256"]) if source else ""
+        with self._lock:
+            if self._entry is not None and self._entry[0] == version:
+                return self._entry[1]
+        catalog = current_catalog(conn)
+        with self._lock:
+            self._entry = (version, catalog)
+        return catalog
 
 
 def _codes_in_use(conn: Connection, codes: list[str]) -> dict[str, list[str]]:

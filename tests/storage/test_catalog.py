@@ -54,3 +54,15 @@ def test_a_catalog_that_drops_a_declared_table_is_refused(db: Database) -> None:
         replace_catalog(tx.conn, smaller, source="small.csv", sha256="cd", actor="t")
     with db.connection() as conn:
         assert len(current_catalog(conn)) == 108
+
+
+def test_the_cache_rereads_the_catalog_only_after_a_replacement(db: Database) -> None:
+    from hie.storage.catalog import CatalogCache
+
+    cache = CatalogCache()
+    with db.transaction() as tx:
+        first = cache.get(tx.conn)
+        assert cache.get(tx.conn) is first
+        regional = parse_catalog((HEADER + "R1,甲,A,local,,,R1,,hospital,\n").encode())
+        replace_catalog(tx.conn, regional, source="region.csv", sha256="ef", actor="t")
+        assert [t.code for t in cache.get(tx.conn)] == ["R1"]
