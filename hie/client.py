@@ -40,16 +40,25 @@ class Receipt:
             return "conflict"
         return "rejected"
 
+    def _errors(self) -> list[dict[str, Any]]:
+        return [
+            issue
+            for issue in self.body.get("issue", [])
+            if issue.get("severity") in ("fatal", "error")
+        ]
+
+    @staticmethod
+    def _rule(issue: dict[str, Any]) -> str:
+        coding = issue.get("details", {}).get("coding", [{}])[0]
+        return str(coding.get("code", issue.get("code", "?")))
+
+    def rules(self) -> list[str]:
+        """The rule of each error in an OperationOutcome body."""
+        return [self._rule(issue) for issue in self._errors()]
+
     def errors(self) -> list[str]:
         """``rule: message`` of each error in an OperationOutcome body."""
-        found = []
-        for issue in self.body.get("issue", []):
-            if issue.get("severity") in ("fatal", "error"):
-                coding = issue.get("details", {}).get("coding", [{}])[0]
-                found.append(
-                    f"{coding.get('code', issue.get('code', '?'))}: {issue.get('diagnostics', '')}"
-                )
-        return found
+        return [f"{self._rule(i)}: {i.get('diagnostics', '')}" for i in self._errors()]
 
 
 class PlatformClient:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import getpass
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.table import Table as RichTable
 
 from hie.config import Settings, load_settings
 from hie.errors import HieError, InvalidInput
@@ -16,6 +18,16 @@ from hie.storage import Database, open_database
 
 console = Console(soft_wrap=True)
 errors = Console(stderr=True, soft_wrap=True)
+
+
+def print_counts(title: str, label: str, counts: Counter[str]) -> None:
+    """A two-column table of counts, largest first (what a batch command did, and why)."""
+    table = RichTable(title=title)
+    table.add_column(label)
+    table.add_column("count", justify="right")
+    for key, count in counts.most_common():
+        table.add_row(key, str(count))
+    console.print(table)
 
 
 def actor() -> str:

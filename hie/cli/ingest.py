@@ -12,9 +12,8 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table as RichTable
 
-from hie.cli.context import console, database, fail
+from hie.cli.context import console, database, fail, print_counts
 from hie.client import Receipt
 from hie.config import Settings, load_settings
 from hie.storage import Database
@@ -74,13 +73,8 @@ class _FhirIngest:
                 answer = self.bundles.process(self.call, chunk)
             else:
                 answer = self.server.create(self.call, str(kind or "Unknown"), chunk, None)
-            label = Receipt(answer.status, answer.body or {}).outcome
-            rules = [
-                i.get("details", {}).get("coding", [{}])[0].get("code", i.get("code", "?"))
-                for i in (answer.body or {}).get("issue", [])
-                if i.get("severity") in ("fatal", "error")
-            ]
-            yield label, rules
+            receipt = Receipt(answer.status, answer.body or {})
+            yield receipt.outcome, receipt.rules()
 
 
 def ingest(
@@ -132,26 +126,10 @@ def ingest(
                     channel="ingest",
                     content_type="application/hl7-cda+xml",
                 )
-                label = {201: "accepted", 200: "unchanged", 409: "conflict"}.get(
-                    receipt.status, "rejected"
-                )
-                outcomes[label] += 1
-                if receipt.status >= 400:
-                    for issue in receipt.body.get("issue", []):
-                        if issue.get("severity") in ("fatal", "error"):
-                            codings = issue.get("details", {}).get("coding", [{}])
-                            reasons[codings[0].get("code", issue.get("code", "?"))] += 1
+                stored = Receipt(receipt.status, receipt.body)
+                outcomes[stored.outcome] += 1
+                reasons.update(stored.rules())
                 progress.advance(task)
-    summary = RichTable(title=f"{len(files)} file(s) for {institution}")
-    summary.add_column("outcome")
-    summary.add_column("files", justify="right")
-    for label, count in outcomes.most_common():
-        summary.add_row(label, str(count))
-    console.print(summary)
+    print_counts(f"{len(files)} file(s) for {institution}", "outcome", outcomes)
     if reasons:
-        why = RichTable(title="rejections by rule")
-        why.add_column("rule")
-        why.add_column("times", justify="right")
-        for rule_id, count in reasons.most_common():
-            why.add_row(rule_id, str(count))
-        console.print(why)
+        print_counts("rejections by rule", "rule", reasons)

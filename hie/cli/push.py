@@ -10,10 +10,9 @@ from typing import Annotated
 import httpx
 import typer
 from rich.progress import Progress
-from rich.table import Table as RichTable
 
 from hie.catalog import default_catalog_path, read_catalog
-from hie.cli.context import console, errors, fail
+from hie.cli.context import errors, fail, print_counts
 from hie.client import PlatformClient, Receipt
 from hie.validators.files import Options, expand, sniff, validate_path
 
@@ -74,14 +73,9 @@ def push(
                     raise fail(f"{server}: {exc}") from None
                 outcomes[receipt.outcome] += 1
                 _note(path, receipt, reasons)
-    table = RichTable(title=f"{len(files)} file(s) to {server}")
-    table.add_column("outcome")
-    table.add_column("files", justify="right")
-    for label, count in outcomes.most_common():
-        table.add_row(label, str(count))
-    console.print(table)
-    for rule, count in reasons.most_common(10):
-        console.print(f"  {count} × {rule}")
+    print_counts(f"{len(files)} file(s) to {server}", "outcome", outcomes)
+    if reasons:
+        print_counts("rejections by rule", "rule", reasons)
     failed = (
         sum(outcomes[label] for label in ("invalid here, not sent", "rejected", "conflict"))
         + outcomes["not sent: the platform takes FHIR as JSON"]
@@ -90,6 +84,6 @@ def push(
 
 
 def _note(path: str, receipt: Receipt, reasons: Counter[str]) -> None:
+    reasons.update(receipt.rules())
     for error in receipt.errors():
-        reasons[error.split(":", 1)[0]] += 1
         errors.print(f"{path}: {error}", markup=False, highlight=False)
