@@ -73,10 +73,6 @@ class Settings(BaseSettings):
         """True when hie runs its own PostgreSQL in the data folder."""
         return self.database_url is None
 
-    @property
-    def in_process_tasks(self) -> bool:
-        return self.broker_url is None
-
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

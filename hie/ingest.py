@@ -4,7 +4,7 @@ record version with its aggregates, or count the rejection, in the caller's tran
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
@@ -36,7 +36,6 @@ class Stored:
     table: Table
     chain_key: str
     person_key: str | None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def chain_key_of(conn: Connection, arrival: Arrival, record: NormalizedRecord) -> str:

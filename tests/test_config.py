@@ -12,7 +12,7 @@ from hie.errors import ConfigError
 
 def test_defaults_run_embedded_in_process_in_shanghai_time() -> None:
     settings = Settings()
-    assert settings.embedded and settings.in_process_tasks
+    assert settings.embedded and settings.broker_url is None
     assert settings.timezone == "Asia/Shanghai"
     assert settings.max_request_bytes > 0 and settings.max_bundle_entries > 0
 
@@ -25,7 +25,7 @@ def test_environment_sets_everything(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     monkeypatch.setenv("HIE_MAX_REQUEST_BYTES", "1000")
     settings = load_settings()
     assert settings.data_dir == tmp_path
-    assert not settings.embedded and not settings.in_process_tasks
+    assert not settings.embedded and settings.broker_url is not None
     assert settings.max_request_bytes == 1000
     # Secrets are masked wherever settings are printed or logged.
     assert "pw" not in repr(settings) and "pw" not in str(settings.model_dump())

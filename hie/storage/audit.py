@@ -17,10 +17,3 @@ def record_event(
         "insert into audit_event (actor, action, target, detail) values (%s, %s, %s, %s)",
         (actor, action, target, Jsonb(detail)),
     )
-
-
-def recent_events(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:
-    return conn.execute(
-        "select at, actor, action, target, detail from audit_event order by id desc limit %s",
-        (limit,),
-    ).fetchall()

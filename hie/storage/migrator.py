@@ -65,12 +65,6 @@ def applied(conn: Connection) -> dict[int, str]:
     return {r["version"]: r["checksum"] for r in rows}
 
 
-def pending(database: Database) -> list[Migration]:
-    with database.connection() as conn:
-        done = applied(conn)
-    return [m for m in available() if m.version not in done]
-
-
 def upgrade(database: Database) -> list[Migration]:
     """Apply every pending migration, then seed the default catalog into an empty database.
 

@@ -250,14 +250,3 @@ def read_version(conn: Connection, head: Head) -> dict[str, Any] | None:
         (head.received_at, head.record_id),
     ).fetchone()
     return row
-
-
-def read_history(conn: Connection, institution_code: str, logical_id: str) -> list[dict[str, Any]]:
-    """Every version of one record, newest first."""
-    return conn.execute(
-        """
-        select * from record_version where institution_code = %s and logical_id = %s
-        order by version desc
-        """,
-        (institution_code, logical_id),
-    ).fetchall()

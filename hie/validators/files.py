@@ -6,9 +6,8 @@ from __future__ import annotations
 import glob
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from hie.catalog import Catalog
 from hie.validators.report import Issue, Report, Severity
@@ -38,12 +37,6 @@ class FileResult:
     report: Report
     table: str | None = None
     units: int = 1  # documents or resources validated in the file
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def worst(self) -> Severity | None:
-        order = [Severity.FATAL, Severity.ERROR, Severity.WARNING, Severity.INFORMATION]
-        present = {i.severity for i in self.report.issues}
-        return next((s for s in order if s in present), None)
 
 
 @dataclass(frozen=True)

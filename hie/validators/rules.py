@@ -49,8 +49,10 @@ def rule(rule_id: str, *, summary: str, fix: str) -> Callable[[F], F]:
     return decorate
 
 
-def rules_of(family: str) -> list[Rule]:
-    return [r for r in RULES.values() if r.family == family and r.check is not None]
+def rules_of(prefix: str) -> list[Rule]:
+    """The rules with a check whose ids start with ``prefix`` (e.g. ``cda.header.``), in the
+    order they were registered."""
+    return [r for r in RULES.values() if r.id.startswith(prefix) and r.check is not None]
 
 
 def explain(rule_id: str) -> Rule | None:

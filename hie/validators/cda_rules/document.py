@@ -13,8 +13,6 @@ from hie.validators.report import Report, Severity
 HL7_NS = "urn:hl7-org:v3"
 XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
-# Code systems and identifier roots of standards-cn.md.
-DOCUMENT_TYPE_SYSTEM = "2.16.156.10011.2.4"
 LOINC = "2.16.840.1.113883.6.1"
 DATA_ELEMENT_SYSTEM = "2.16.156.10011.2.2.1"
 GENDER_SYSTEM = "2.16.156.10011.2.3.3.4"

@@ -1,13 +1,12 @@
 """The header rules every Chinese shared document follows (standards-cn.md, "Header rules").
 
-Each rule is one registered function ``(document, report) -> None``; :data:`HEADER_RULES` runs
-them in document order. The templateId/code agreement is decided with the catalog, in
-:mod:`hie.validators.cda_rules.catalog`.
+Each rule is one registered function ``(document, report) -> None``; :func:`check_header` runs
+the registered ones in the order they are defined, which follows the document. The
+templateId/code agreement is decided with the catalog, in :mod:`hie.validators.cda_rules.catalog`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from hie.normalize.cda import timestamp_problem
@@ -26,9 +25,7 @@ from hie.validators.cda_rules.document import (
     element_path,
 )
 from hie.validators.report import Report, Severity
-from hie.validators.rules import register, rule
-
-HeaderRule = Callable[[CdaDocument, Report], None]
+from hie.validators.rules import register, rule, rules_of
 
 TYPE_ID_ROOT = "2.16.840.1.113883.1.3"
 TYPE_ID_EXTENSION = "POCD_MT000040"
@@ -612,26 +609,9 @@ def check_replacement(doc: CdaDocument, report: Report) -> None:
             )
 
 
-HEADER_RULES: tuple[HeaderRule, ...] = (
-    check_realm,
-    check_type_id,
-    check_template_id,
-    check_document_id,
-    check_effective_time,
-    check_confidentiality,
-    check_language,
-    check_patient_ids,
-    check_resident_id,
-    check_gender,
-    check_birth_time,
-    check_author,
-    check_custodian,
-    check_legal_authenticator,
-    check_replacement,
-)
-
-
 def check_header(doc: CdaDocument, report: Report) -> None:
-    """Run every header rule; all issues are reported together."""
-    for check in HEADER_RULES:
-        check(doc, report)
+    """Run every registered header rule, in the order they are defined; all issues are reported
+    together."""
+    for registered in rules_of("cda.header."):
+        if registered.check is not None:
+            registered.check(doc, report)
