@@ -27,6 +27,8 @@ from hie.storage.uploads import UploadRow, find_receipt, record_upload
 from hie.validators import Report, Severity
 from hie.validators.access import CUSTODIAN, DOCUMENT_CONFLICT, UNKNOWN_INSTITUTION
 from hie.validators.cda import CdaSchema, validate_cda
+from hie.validators.cda_rules.catalog import check_declaration
+from hie.validators.cda_rules.document import CdaDocument
 
 
 @dataclass
@@ -46,17 +48,12 @@ class CdaPipeline:
     settings: Settings
     database: Database
     schema: CdaSchema | None = None
-    partitions: PartitionMaker | None = None
+    partitions: PartitionMaker = field(init=False)
 
     catalogs: CatalogCache = field(default_factory=CatalogCache)
 
     def __post_init__(self) -> None:
-        if self.partitions is None:
-            self.partitions = PartitionMaker(self.database, self.settings.zone)
-
-
-def _outcome(report: Report) -> dict[str, Any]:
-    return report.to_operation_outcome()
+        self.partitions = PartitionMaker(self.database, self.settings.zone)
 
 
 def submit_cda(
@@ -83,8 +80,6 @@ def submit_cda(
         acting_for = principal.institution_code
     elif principal is not None:
         principal.require_role("admin")
-    moment = received_at or datetime.now(UTC)
-    arrival_day = moment.astimezone(pipeline.settings.zone).date()
 
     with pipeline.database.connection() as conn:
         catalog = pipeline.catalogs.get(conn)
@@ -97,26 +92,21 @@ def submit_cda(
         schema=pipeline.schema,
         max_bytes=pipeline.settings.max_request_bytes,
     )
-    report = result.report
+    report, table = result.report, result.table
     record = None
-    if not report.rejected and result.tree is not None and result.table is not None:
-        record = normalize_cda(result.tree, result.table, zone=pipeline.settings.zone)
+    if not report.rejected and result.tree is not None and table is not None:
+        record = normalize_cda(result.tree, table, zone=pipeline.settings.zone)
         custodian = record.institution_code
         if acting_for is None:
-            # An administrator backfilling: the document says whose it is.
+            # An administrator backfilling: the document says whose it is, and is checked
+            # against that institution's declaration as it would have been at its own upload.
             acting_for = custodian
             with pipeline.database.connection() as conn:
                 member, declared = _institution_and_declaration(conn, acting_for)
             if member is not None:
-                result = validate_cda(
-                    body,
-                    catalog=catalog,
-                    kind=member.kind,
-                    declared=declared,
-                    schema=pipeline.schema,
-                    max_bytes=pipeline.settings.max_request_bytes,
+                check_declaration(
+                    CdaDocument.of(result.tree), table, report, declared=declared, kind=member.kind
                 )
-                report = result.report
         if member is None:
             report.add(
                 Severity.ERROR,
@@ -134,49 +124,37 @@ def submit_cda(
                 expression="/ClinicalDocument/custodian/assignedCustodian/"
                 "representedCustodianOrganization/id/@extension",
             )
+    if member is None or acting_for is None:
+        # Nobody to count the upload for: answered, not recorded.
+        return CdaReceipt(422, report.to_operation_outcome())
 
-    arrival = (
-        Arrival(
-            acting_for, moment, arrival_day, uuid.uuid4(), principal.token_id if principal else None
-        )
-        if member is not None and acting_for is not None
-        else None
+    moment = received_at or datetime.now(UTC)
+    arrival = Arrival(
+        acting_for,
+        moment,
+        moment.astimezone(pipeline.settings.zone).date(),
+        uuid.uuid4(),
+        principal.token_id if principal else None,
     )
-    upload = _upload_row(arrival, body, content_type, channel)
-
-    if report.rejected or record is None or result.table is None:
-        outcome = _outcome(report)
-        if arrival is not None and upload is not None:
-            assert pipeline.partitions is not None  # noqa: S101 (set in __post_init__)
-            pipeline.partitions.ensure_for(moment)
-            with pipeline.database.transaction() as tx:
-                upload.outcome, upload.http_status, upload.receipt = "rejected", 422, outcome
-                upload.rejected_count = 1
-                record_upload(tx.conn, upload)
-                reject(tx.conn, arrival, sorted({i.rule for i in report.errors}))
-        return CdaReceipt(422, outcome)
-
-    assert arrival is not None and upload is not None and pipeline.partitions is not None  # noqa: S101
+    digest = hashlib.sha256(body).digest()
+    upload = _upload_row(arrival, body, digest, content_type, channel)
     pipeline.partitions.ensure_for(moment)
     with pipeline.database.transaction() as tx:
+        if report.rejected or record is None or table is None:
+            return _refuse(
+                tx.conn, arrival, upload, report, 422, sorted({i.rule for i in report.errors})
+            )
         stored = store_record(
-            tx.conn,
-            arrival,
-            result.table,
-            record,
-            content_sha256=upload.content_sha256 or b"",
-            raw_xml=body,
-            immutable=True,
+            tx.conn, arrival, table, record, content_sha256=digest, raw_xml=body, immutable=True
         )
-        status = stored.result.status
         head = stored.result.head
-        if status == "created" and head is not None:
-            receipt = _receipt(arrival, head, "created", report, replaces=record.replaces)
+        if stored.result.status == "created" and head is not None:
+            receipt = _receipt(arrival, head, report, replaces=record.replaces)
             upload.outcome, upload.http_status, upload.receipt = "accepted", 201, receipt
             upload.records_written = 1
             record_upload(tx.conn, upload)
             return CdaReceipt(201, receipt, {"Location": f"/cda/{upload.id}"})
-        if status == "unchanged" and head is not None:
+        if stored.result.status == "unchanged" and head is not None:
             original = _original_receipt(tx.conn, head)
             upload.outcome, upload.http_status, upload.receipt = "unchanged", 200, original
             record_upload(tx.conn, upload)
@@ -189,12 +167,24 @@ def submit_cda(
             code="conflict",
             expression="/ClinicalDocument/id",
         )
-        outcome = _outcome(report)
-        upload.outcome, upload.http_status, upload.receipt = "rejected", 409, outcome
-        upload.rejected_count = 1
-        record_upload(tx.conn, upload)
-        reject(tx.conn, arrival, [DOCUMENT_CONFLICT.id])
-        return CdaReceipt(409, outcome)
+        return _refuse(tx.conn, arrival, upload, report, 409, [DOCUMENT_CONFLICT.id])
+
+
+def _refuse(
+    conn: Connection,
+    arrival: Arrival,
+    upload: UploadRow,
+    report: Report,
+    status: int,
+    rules: list[str],
+) -> CdaReceipt:
+    """Record a refused upload and count it as rejected, with the rules that refused it."""
+    outcome = report.to_operation_outcome()
+    upload.outcome, upload.http_status, upload.receipt = "rejected", status, outcome
+    upload.rejected_count = 1
+    record_upload(conn, upload)
+    reject(conn, arrival, rules)
+    return CdaReceipt(status, outcome)
 
 
 def _institution_and_declaration(
@@ -210,10 +200,8 @@ def _institution_and_declaration(
 
 
 def _upload_row(
-    arrival: Arrival | None, body: bytes, content_type: str | None, channel: str
-) -> UploadRow | None:
-    if arrival is None:
-        return None
+    arrival: Arrival, body: bytes, digest: bytes, content_type: str | None, channel: str
+) -> UploadRow:
     return UploadRow(
         id=arrival.upload_id,
         received_at=arrival.received_at,
@@ -221,7 +209,7 @@ def _upload_row(
         channel=channel,
         content_type=content_type,
         byte_size=len(body),
-        content_sha256=hashlib.sha256(body).digest(),
+        content_sha256=digest,
         outcome="rejected",
         http_status=None,
         records_written=0,
@@ -232,10 +220,10 @@ def _upload_row(
 
 
 def _receipt(
-    arrival: Arrival, head: Head, status: str, report: Report, *, replaces: str | None
+    arrival: Arrival, head: Head, report: Report, *, replaces: str | None
 ) -> dict[str, Any]:
     receipt: dict[str, Any] = {
-        "status": status,
+        "status": "created",
         "upload": str(arrival.upload_id),
         "record": head.record_id,
         "document": head.logical_id,

@@ -171,6 +171,11 @@ def test_an_admin_backfills_for_the_custodian(
     response = client.post("/cda", content=fixture("C0001-valid.xml"), headers=as_(tokens["admin"]))
     assert response.status_code == 201, response.text
     assert response.json()["institution"] == GULOU
+    # Checked against the custodian's declaration (C0001 and C0002) as its own upload would be.
+    undeclared = client.post(
+        "/cda", content=fixture("C0053-valid.xml"), headers=as_(tokens["admin"])
+    )
+    assert "cda.catalog.undeclared" in {w["rule"] for w in undeclared.json()["warnings"]}
 
 
 def test_media_type_and_size_limits(
