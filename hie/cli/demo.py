@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import csv
 import json
-import socket
-import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -17,12 +15,14 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from hie.app import create_app
 from hie.catalog import read_catalog
 from hie.cli.context import actor, console, database, fail
 from hie.client import PlatformClient
 from hie.config import Settings, load_settings
 from hie.metrics.report import parse_month
 from hie.registry import Institution
+from hie.server import BackgroundServer
 from hie.storage import Database
 from hie.storage.audit import record_event
 from hie.storage.catalog import current_catalog
@@ -69,41 +69,6 @@ def _register(db: Database, plan: MonthPlan) -> None:
         for code, tables in plan.declarations.items():
             if tables is not None and current_declaration(tx.conn, code) != sorted(tables):
                 set_declaration(tx.conn, code, tables, actor=actor())
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class _Server:
-    """The platform's HTTP app on uvicorn in a background thread of this process."""
-
-    def __init__(self, settings: Settings, db: Database, port: int) -> None:
-        import uvicorn
-
-        from hie.app import create_app
-
-        config = uvicorn.Config(
-            create_app(settings, database=db), host="127.0.0.1", port=port, log_level="warning"
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.url = f"http://127.0.0.1:{port}"
-
-    def __enter__(self) -> _Server:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise fail("the HTTP server did not start")
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, str]:
@@ -195,7 +160,13 @@ def demo(
             done = conn.execute(
                 "select 1 from audit_event where action = 'demo.load' and target = %s", (loaded,)
             ).fetchone()
-        with _Server(settings, db, port or _free_port()) as server:
+        try:
+            background = BackgroundServer(create_app(settings, database=db), port)
+        except OSError as exc:
+            raise fail(
+                f"cannot listen on port {port} ({exc.strerror}); choose another with --port"
+            ) from None
+        with background as server:
             if done:
                 console.print(f"{loaded} was loaded before: recomputing its figures only")
             else:

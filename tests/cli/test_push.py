@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from hie.app import create_app
 from hie.cli import app
 from hie.config import Settings
 from hie.registry import Institution
+from hie.server import BackgroundServer
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
@@ -32,19 +29,8 @@ def platform(settings: Settings) -> Iterator[tuple[str, str]]:
             tx.conn, role="submitter", institution_code="455755678", label="", actor="t"
         )
     database.close()
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}", token
-    server.should_exit = True
-    thread.join(timeout=30)
+    with BackgroundServer(create_app(settings)) as server:
+        yield server.url, token
 
 
 def test_push_uploads_what_validates_and_reports_the_rest(

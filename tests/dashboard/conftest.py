@@ -4,9 +4,6 @@ of each role; a real uvicorn server of it for the browser tests."""
 from __future__ import annotations
 
 import hashlib
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -15,7 +12,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-import uvicorn
 
 from hie.app import create_app
 from hie.catalog import default_catalog_path, read_catalog
@@ -23,6 +19,7 @@ from hie.config import Settings
 from hie.ingest import Arrival, reject, store_record
 from hie.normalize import NormalizedRecord, PatientIdentity
 from hie.registry import Institution
+from hie.server import BackgroundServer
 from hie.storage import Database, open_database
 from hie.storage.declarations import set_declaration
 from hie.storage.institutions import add_institution
@@ -183,27 +180,8 @@ def site(make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFact
 @pytest.fixture(scope="session")
 def server(site: Site) -> Iterator[str]:
     """``create_app(settings)`` served by uvicorn on a free port of 127.0.0.1."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(site.settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uv.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the dashboard server did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        uv.should_exit = True
-        thread.join(15)
-        sock.close()
+    with BackgroundServer(create_app(site.settings)) as running:
+        yield running.url
 
 
 @pytest.fixture(scope="session")

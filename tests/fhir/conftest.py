@@ -3,20 +3,17 @@ under TestClient, and the same app on a real uvicorn server on a free local port
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
 from hie.config import Settings
 from hie.registry import Institution
+from hie.server import BackgroundServer
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
@@ -77,33 +74,11 @@ def client(fhir_settings: Settings, tokens: Tokens) -> Iterator[TestClient]:
         yield test_client
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="module")
 def live_server(fhir_settings: Settings, tokens: Tokens) -> Iterator[str]:
     """The app on uvicorn at 127.0.0.1:<free port>; yields the FHIR base URL."""
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(fhir_settings), host="127.0.0.1", port=port, log_level="warning"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/fhir"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with BackgroundServer(create_app(fhir_settings)) as server:
+        yield f"{server.url}/fhir"
 
 
 def example(path: Path) -> bytes:
