@@ -19,6 +19,7 @@ from hie.config import Settings, load_settings
 from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
+from hie.fhir.server import FhirServer
 from hie.http import BodySizeLimit, install_error_handlers
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         db = database if database is not None else await run_in_threadpool(open_database, settings)
         app.state.database = db
         app.state.cda_pipeline = CdaPipeline(settings, db, schema=cda_schema)
+        app.state.fhir_server = FhirServer(settings, db)
         celery = configure(settings)
         bind_runtime(settings, db)
         app.state.celery = celery

@@ -39,10 +39,7 @@ IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
 
 
 def _server(request: Request) -> FhirServer:
-    server: FhirServer | None = getattr(request.app.state, "fhir_server", None)
-    if server is None:
-        server = FhirServer(request.app.state.settings, request.app.state.database)
-        request.app.state.fhir_server = server
+    server: FhirServer = request.app.state.fhir_server  # made at start-up, in hie/app.py
     return server
 
 
