@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -201,17 +200,13 @@ def test_media_type_and_size_limits(
         "broken-malformed.xml",
     ],
 )
-def test_hostile_and_malformed_xml_is_refused_fast_with_nothing_stored(
+def test_hostile_and_malformed_xml_is_refused_with_nothing_stored(
     client: TestClient, tokens: dict[str, str], database_url: str, name: str
 ) -> None:
-    started = time.perf_counter()
     response = client.post("/cda", content=fixture(name), headers=as_(tokens["gulou"]))
-    elapsed = time.perf_counter() - started
     assert response.status_code == 422
     assert response.json()["issue"][0]["severity"] == "fatal"
     assert stored(database_url)["record_version"] == 0
-    # Not a timing test: a bound so loose that only an expansion or a network fetch would break it.
-    assert elapsed < 30
 
 
 def test_deep_nesting_is_refused(client: TestClient, tokens: dict[str, str]) -> None:
