@@ -15,6 +15,7 @@ from rich.progress import Progress
 
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import console, errors, fail, reported_errors
+from hie.validators.conformance import Policy, load_context
 from hie.validators.files import STDIN, FileResult, Options, expand, validate_path
 from hie.validators.report import Severity
 
@@ -154,6 +155,24 @@ def validate(
         Path | None,
         typer.Option(help="HL7's CDA.xsd or CDA_SDTC.xsd instead of the built-in schema."),
     ] = None,
+    ig: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="FHIR conformance resources (Questionnaires, StructureDefinitions, ValueSets, "
+            "CodeSystems): a file, a folder or a Bundle; repeatable, like HL7's -ig."
+        ),
+    ] = None,
+    allow_any_extensions: Annotated[
+        bool,
+        typer.Option(help="Accept FHIR extensions whose definition is not known (as the server)."),
+    ] = False,
+    extension_domain: Annotated[
+        list[str] | None,
+        typer.Option(help="Accept unknown FHIR extensions whose URL starts with this; repeatable."),
+    ] = None,
+    security_checks: Annotated[
+        bool, typer.Option(help="Refuse FHIR strings that look like HTML markup.")
+    ] = False,
     jobs: Annotated[int, typer.Option(help="Processes to use (default: every core).")] = 0,
     explain: Annotated[
         str | None,
@@ -188,8 +207,20 @@ def validate(
         raise fail(f"{exc.args[0]}: no such file, folder or match", 2) from None
     if not files:
         raise fail("no .xml, .json or .ndjson files found", 2)
+    for source in ig or []:
+        if not source.exists():
+            raise fail(f"--ig {source}: no such file or folder", 2)
+    policy = Policy(
+        any_extension=allow_any_extensions,
+        extension_domains=tuple(extension_domain or ()),
+        security_checks=security_checks,
+    )
+    try:
+        context = load_context(ig or [], policy)
+    except (ValueError, OSError) as exc:
+        raise fail(f"--ig: {exc}", 2) from None
     stdin = sys.stdin.buffer.read() if STDIN in files else None
-    options = Options(loaded, kind, tables, schema)
+    options = Options(loaded, kind, tables, schema, context=context)
     results = _run(files, options, jobs or (os.cpu_count() or 1), stdin)
 
     output: dict[str, Any] = {"text": _text, "json": _json, "junit": _junit}

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hie.catalog import Catalog, Table
+from hie.validators.conformance import SERVER, Context
 from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
@@ -218,11 +219,14 @@ def validate_resource(
     catalog: Catalog,
     declared: list[str] | None = None,
     path: str = "",
+    context: Context = SERVER,
 ) -> FhirResult:
     """Every issue of ``resource`` and the table it is a record of.
 
     ``declared``: the institution's declared tables (None: no declaration, nothing to compare).
     ``path``: where the resource is (``Bundle.entry[2].resource``); issues are located under it.
+    ``context``: the conformance resources and policy (the server's unless ``hie validate``
+    says otherwise).
     """
     report = Report()
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
@@ -262,7 +266,7 @@ def validate_resource(
     table = table_for(resource, catalog, declared, base, report)
     if by_entry:
         for result in validate_bundle_entries(
-            resource, catalog=catalog, declared=declared, path=base
+            resource, catalog=catalog, declared=declared, path=base, context=context
         ):
             if result is not None:
                 report.extend(result.report)
@@ -276,6 +280,7 @@ def validate_bundle_entries(
     catalog: Catalog,
     declared: list[str] | None = None,
     path: str = "",
+    context: Context = SERVER,
 ) -> list[FhirResult | None]:
     """One result per entry of a transaction or batch Bundle (None for an entry without a
     resource, e.g. a DELETE), each located as ``Bundle.entry[i].resource``."""
@@ -293,6 +298,7 @@ def validate_bundle_entries(
                 catalog=catalog,
                 declared=declared,
                 path=f"{base}.entry[{index}].resource",
+                context=context,
             )
         )
     return results

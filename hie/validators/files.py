@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hie.catalog import Catalog
+from hie.validators.conformance import STANDALONE, Context
 from hie.validators.report import Issue, Report, Severity
 from hie.validators.rules import register
 
@@ -48,6 +49,8 @@ class Options:
     declared: Sequence[str] | None = None
     schema_path: Path | None = None
     max_bytes: int = 50 * 1024 * 1024
+    # FHIR: the implementation guide's resources (--ig) and HL7's policy choices.
+    context: Context = STANDALONE
 
 
 def expand(arguments: Sequence[str]) -> Iterator[str]:
@@ -134,6 +137,7 @@ def _validate_fhir(path: str, kind: str, data: bytes, options: Options) -> FileR
             resource,
             catalog=options.catalog,
             declared=list(options.declared) if options.declared is not None else None,
+            context=options.context,
         )
         report.extend(result.report)
         return FileResult(path, kind, report, result.table.code if result.table else None)
@@ -149,6 +153,7 @@ def _validate_fhir(path: str, kind: str, data: bytes, options: Options) -> FileR
             resource,
             catalog=options.catalog,
             declared=list(options.declared) if options.declared is not None else None,
+            context=options.context,
         )
         for issue in result.report.issues:
             report.issues.append(_on_line(issue, number) if kind == "fhir-ndjson" else issue)

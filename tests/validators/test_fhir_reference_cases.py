@@ -5,6 +5,10 @@ or fatal issue. Ours is ``report.rejected`` with the catalog out of the way (eve
 table, and the catalog's Bundle-type rule is the platform's policy, not R4's), so the figure is
 about FHIR validity. XML inputs are read as ``hie validate`` reads them; the one NDJSON case
 counts as a disagreement. Cases without a usable expectation are left out.
+
+Each case runs as ``hie validate`` would with the options the case gives HL7's validator: its
+``supporting`` and ``profiles`` files are loaded as with ``--ig``, and its policy switches
+(``security-checks``, ``allowed-extension-domain``, ...) set the :class:`Policy`.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hie.catalog import Catalog, Table
+from hie.validators.conformance import Context, Policy, load_context
 from hie.validators.fhir import parse_json, validate_resource
 from hie.validators.fhir_rules.elements import resource_types
 from hie.validators.fhir_xml import parse_fhir_xml
@@ -26,8 +31,28 @@ ALL_TYPES = Catalog(
 )
 
 
-def verdict(path: Path) -> tuple[bool | None, str]:
-    """(rejected, the rules that rejected) for one input; None when not JSON."""
+def case_context(root: Path, case: dict[str, Any]) -> Context:
+    """The conformance resources and policy HL7's validator runs ``case`` with."""
+    base = root / "validator"
+    files = [base / name for name in case.get("supporting", []) + case.get("profiles", [])]
+    policy = Policy(
+        extension_domains=tuple(filter(None, [case.get("allowed-extension-domain")])),
+        security_checks=bool(case.get("security-checks")),
+        examples=case.get("examples", True) is not False,
+        html_in_markdown=not case.get("noHtmlInMarkdown"),
+    )
+    readable = []
+    for file in files:
+        try:
+            load_context([file], policy)
+        except ValueError:
+            continue  # a disagreement if the case needed it
+        readable.append(file)
+    return load_context(readable, policy)
+
+
+def verdict(path: Path, context: Context | None = None) -> tuple[bool | None, str]:
+    """(rejected, the rules that rejected) for one input; None when not JSON or XML."""
     if path.suffix == ".xml":
         resource, report = parse_fhir_xml(path.read_bytes(), max_bytes=50 * 1024 * 1024)
     elif path.suffix == ".json":
@@ -35,13 +60,15 @@ def verdict(path: Path) -> tuple[bool | None, str]:
     else:
         return None, f"{path.suffix[1:]} input"
     if resource is not None:
-        report = validate_resource(resource, catalog=ALL_TYPES).report
+        report = validate_resource(resource, catalog=ALL_TYPES, context=context or Context()).report
     rules = sorted({i.rule for i in report.errors if not i.rule.startswith("fhir.catalog.")})
     return bool(rules), "+".join(rules)
 
 
 def agreement(root: Path) -> tuple[float, int, Counter[str]]:
     summary: dict[str, Any] = json.loads((root / "expected-summary.json").read_text("utf-8"))
+    manifest = json.loads((root / "manifest-r4-nopackages.json").read_text("utf-8"))
+    options = {case["name"]: case for case in manifest["test-cases"]}
     agreed, counted = 0, 0
     reasons: Counter[str] = Counter()
     for case in summary["cases"]:
@@ -50,7 +77,7 @@ def agreement(root: Path) -> tuple[float, int, Counter[str]]:
             continue
         counted += 1
         invalid = expected["error"] > 0
-        rejected, rules = verdict(root / case["file"])
+        rejected, rules = verdict(root / case["file"], case_context(root, options[case["name"]]))
         if rejected is None:
             reasons[f"not evaluated: {rules}"] += 1
         elif rejected == invalid:
