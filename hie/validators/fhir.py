@@ -37,6 +37,7 @@ from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
 from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.platform import check_platform
+from hie.validators.fhir_rules.search_parameters import check_search_parameters
 from hie.validators.fhir_rules.structure import check_structure
 from hie.validators.fhir_rules.tree import walk
 from hie.validators.fhir_rules.values import check_values
@@ -254,6 +255,7 @@ def validate_resource(
         check_platform(tree, report)
         check_values(tree, report)
         check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
+        check_search_parameters(tree, report, context)
     except RecursionError:
         report.add(
             Severity.FATAL,
