@@ -38,6 +38,7 @@ from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
 from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.platform import check_platform
 from hie.validators.fhir_rules.search_parameters import check_search_parameters
+from hie.validators.fhir_rules.specializations import check_specializations
 from hie.validators.fhir_rules.structure import check_structure
 from hie.validators.fhir_rules.tree import walk
 from hie.validators.fhir_rules.values import check_values
@@ -256,6 +257,7 @@ def validate_resource(
         check_values(tree, report)
         check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
         check_search_parameters(tree, report, context)
+        check_specializations(tree, report, context)
     except RecursionError:
         report.add(
             Severity.FATAL,

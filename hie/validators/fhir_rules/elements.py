@@ -157,3 +157,13 @@ def resource_types() -> frozenset[str]:
 
 def is_resource_type(name: object) -> bool:
     return isinstance(name, str) and name in resource_types()
+
+
+def is_fhir_type(name: object) -> bool:
+    """A type R4 defines: a resource, a data type or a primitive."""
+    return isinstance(name, str) and (
+        name in _model()["type2Parent"] or name in PRIMITIVE_JSON or name in _ROOT_TYPES
+    )
+
+
+_ROOT_TYPES = frozenset({"Base", "Element", "Resource"})  # the roots have no parent entry
