@@ -41,6 +41,7 @@ from hie.validators.fhir_rules.search_parameters import check_search_parameters
 from hie.validators.fhir_rules.specializations import check_specializations
 from hie.validators.fhir_rules.structure import check_structure
 from hie.validators.fhir_rules.tree import walk
+from hie.validators.fhir_rules.value_set_parameters import check_value_set_parameters
 from hie.validators.fhir_rules.values import check_values
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -258,6 +259,7 @@ def validate_resource(
         check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
         check_search_parameters(tree, report, context)
         check_specializations(tree, report, context)
+        check_value_set_parameters(tree, report)
     except RecursionError:
         report.add(
             Severity.FATAL,
