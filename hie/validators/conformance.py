@@ -65,7 +65,11 @@ class Conformance:
             r for r in self._by_url.get(url, []) if not types or r.get("resourceType") in types
         ]
         if version is not None:
-            candidates = [r for r in candidates if r.get("version") == version]
+            exact = [r for r in candidates if r.get("version") == version]
+            # As HL7's validator matches versions: "0.2" names the latest 0.2.x.
+            candidates = exact or [
+                r for r in candidates if str(r.get("version") or "").startswith(version + ".")
+            ]
         if not candidates:
             return None
         return max(candidates, key=lambda r: str(r.get("version") or ""))
@@ -98,9 +102,11 @@ class Conformance:
 def _read(file: Path) -> dict[str, Any]:
     data = file.read_bytes()
     if file.suffix == ".xml":
-        from hie.validators.fhir_xml import parse_fhir_xml
+        from hie.validators.fhir_xml import read_fhir_xml
 
-        resource, report = parse_fhir_xml(data, max_bytes=50 * 1024 * 1024)
+        # As with JSON, what the reader cannot place (an element R4 lacks) is left out, not fatal.
+        read = read_fhir_xml(data, max_bytes=50 * 1024 * 1024)
+        resource, report = read.resource, read.report
     else:
         from hie.validators.fhir import parse_json
 
@@ -125,6 +131,17 @@ class Policy:
     examples: bool = True
     # Markdown may carry raw HTML tags (HL7 warns or errors with no-html-in-markdown).
     html_in_markdown: bool = True
+    # JSON may carry // and /* */ comments (HL7's allow-comments; by default they are an error).
+    json_comments: bool = False
+    # A relative canonical URL (Questionnaire/q1, as the R4 examples write them) is a warning,
+    # not an error as in HL7's validator.
+    relative_canonicals: bool = False
+    # A Coding's display that is not one of its code's displays is a warning, not an error
+    # (HL7's -display-issues-are-warnings): the code carries the meaning, the display is text.
+    display_warnings: bool = False
+    # An Observation with a vital sign code (LOINC 8310-5, ...) is checked against R4's vital
+    # signs profile for it (bodytemp, ...), as HL7's validator does; False: only a warning.
+    vital_signs_profiles: bool = True
 
 
 @dataclass(frozen=True)
@@ -134,8 +151,19 @@ class Context:
 
 
 # The platform's server: no implementation guide loaded, extensions from any domain accepted
-# (hospitals' systems carry local extensions the regulator does not define), the rest as HL7.
-SERVER = Context(policy=Policy(any_extension=True))
+# (hospitals' systems carry local extensions the regulator does not define), displays in the
+# hospital's own words (e.g. Chinese) only warned about, vital signs that miss R4's vital signs
+# profile (category, UCUM units) only warned about (feeds that omit them still count), relative
+# canonical URLs (Questionnaire/q1: they resolve on the server that holds them) only warned
+# about, the rest as HL7.
+SERVER = Context(
+    policy=Policy(
+        any_extension=True,
+        display_warnings=True,
+        vital_signs_profiles=False,
+        relative_canonicals=True,
+    )
+)
 STANDALONE = Context()
 
 

@@ -35,11 +35,17 @@ from hie.validators.conformance import SERVER, Context
 from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
+from hie.validators.fhir_rules.extensions import check_extensions
 from hie.validators.fhir_rules.invariants import check_invariants
+from hie.validators.fhir_rules.measures import check_measures
 from hie.validators.fhir_rules.platform import check_platform
+from hie.validators.fhir_rules.profiles import check_profiles
+from hie.validators.fhir_rules.questionnaire import check_questionnaires
+from hie.validators.fhir_rules.references import check_references
 from hie.validators.fhir_rules.search_parameters import check_search_parameters
 from hie.validators.fhir_rules.specializations import check_specializations
 from hie.validators.fhir_rules.structure import check_structure
+from hie.validators.fhir_rules.terminology import check_terminology
 from hie.validators.fhir_rules.tree import walk
 from hie.validators.fhir_rules.value_set_parameters import check_value_set_parameters
 from hie.validators.fhir_rules.values import check_values
@@ -57,6 +63,12 @@ SYNTAX = register(
     summary="A FHIR JSON upload is well-formed JSON (RFC 8259).",
     fix="Fix the JSON at the line and column given: missing commas or quotes, trailing commas, "
     "comments and NaN are not JSON.",
+)
+COMMENTS = register(
+    "fhir.json.comments",
+    summary="A FHIR JSON upload has no comments (// or /* */): JSON has none.",
+    fix="Remove the comments, or move what they say into the resource (e.g. an Annotation "
+    "or the narrative).",
 )
 DUPLICATE_KEY = register(
     "fhir.json.duplicate-key",
@@ -133,9 +145,33 @@ def _line_column(text: str, offset: int) -> tuple[int, int]:
     return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def parse_json(data: bytes) -> tuple[dict[str, Any] | None, Report]:
+_COMMENT_OR_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|//[^\n]*|/\*.*?\*/', re.DOTALL)
+
+
+def _without_comments(text: str) -> tuple[str, int | None]:
+    """``text`` with its // and /* */ comments blanked (line and column numbers kept), and where
+    the first comment starts (None when there is none)."""
+    first: int | None = None
+
+    def blank(match: re.Match[str]) -> str:
+        nonlocal first
+        token = match.group()
+        if token.startswith('"'):
+            return token
+        if first is None:
+            first = match.start()
+        return re.sub(r"[^\n]", " ", token)
+
+    return _COMMENT_OR_STRING.sub(blank, text), first
+
+
+def parse_json(
+    data: bytes, *, allow_comments: bool = False
+) -> tuple[dict[str, Any] | None, Report]:
     """The resource in ``data``, or None with a fatal issue (line and column) saying why.
 
+    ``allow_comments``: accept // and /* */ comments (HL7's validator's allow-comments switch);
+    without it a comment is reported as such rather than as a syntax error.
     Never raises on bad input. The caller bounds the size.
     """
     report = Report()
@@ -154,9 +190,23 @@ def parse_json(data: bytes) -> tuple[dict[str, Any] | None, Report]:
         )
         return None, report
     text = text.removeprefix("\ufeff")
+    if allow_comments and "/" in text:
+        text = _without_comments(text)[0]
     try:
         value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
     except json.JSONDecodeError as exc:
+        stripped, comment = _without_comments(text) if "/" in text else (text, None)
+        if comment is not None and _parses(stripped):
+            line, column = _line_column(text, comment)
+            report.add(
+                Severity.FATAL,
+                COMMENTS.id,
+                "comments are not allowed in JSON",
+                code="structure",
+                line=line,
+                column=column,
+            )
+            return None, report
         report.add(
             Severity.FATAL,
             SYNTAX.id,
@@ -198,6 +248,14 @@ def parse_json(data: bytes) -> tuple[dict[str, Any] | None, Report]:
         )
         return None, report
     return value, report
+
+
+def _parses(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _is_entry_bundle(resource: dict[str, Any]) -> bool:
@@ -252,13 +310,19 @@ def validate_resource(
         model = check_structure(
             _envelope(resource) if by_entry else resource, base, report, reported
         )
-        check_bindings(tree, report)
+        check_bindings(tree, report, context)
+        check_terminology(tree, report, context)
         check_invariants(tree, report)
         check_platform(tree, report)
-        check_values(tree, report)
+        check_values(tree, report, context)
+        check_questionnaires(tree, report, context)
+        check_extensions(tree, report, context)
         check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
         check_search_parameters(tree, report, context)
         check_specializations(tree, report, context)
+        check_profiles(tree, report, context)
+        check_references(tree, report, context)
+        check_measures(tree, report, context)
         check_value_set_parameters(tree, report)
     except RecursionError:
         report.add(

@@ -127,24 +127,25 @@ def _validate_fhir(path: str, kind: str, data: bytes, options: Options) -> FileR
 
     report = Report()
     if kind == "fhir-xml":
-        from hie.validators.fhir_xml import parse_fhir_xml
+        from hie.validators.fhir_xml import read_fhir_xml
 
-        resource, parsed = parse_fhir_xml(data, max_bytes=options.max_bytes)
-        report.extend(parsed)
-        if resource is None:
+        read = read_fhir_xml(data, max_bytes=options.max_bytes)
+        report.extend(read.report)
+        if read.resource is None:
             return FileResult(path, kind, report)
         result = validate_resource(
-            resource,
+            read.resource,
             catalog=options.catalog,
             declared=list(options.declared) if options.declared is not None else None,
             context=options.context,
         )
-        report.extend(result.report)
+        # The rule layers locate issues by FHIRPath; in XML they also get the line and column.
+        report.issues.extend(read.locations.place(issue) for issue in result.report.issues)
         return FileResult(path, kind, report, result.table.code if result.table else None)
     chunks = [data] if kind == "fhir-json" else [c for c in data.splitlines() if c.strip()]
     tables: set[str] = set()
     for number, chunk in enumerate(chunks, start=1):
-        resource, parsed = parse_json(chunk)
+        resource, parsed = parse_json(chunk, allow_comments=options.context.policy.json_comments)
         for issue in parsed.issues:
             report.issues.append(_on_line(issue, number) if kind == "fhir-ndjson" else issue)
         if resource is None:

@@ -132,3 +132,42 @@ def test_fhir_json_ndjson_and_xml_are_detected_and_validated(tmp_path: Path) -> 
     text = run(str(ndjson)).stdout
     assert f"{ndjson}:3" in text  # the NDJSON line of the broken resource
     assert result.exit_code == 1
+
+
+def test_ig_definitions_and_extension_policy_accept_a_local_extension(tmp_path: Path) -> None:
+    url = "https://fhir.example-hospital.cn/StructureDefinition/triage"
+    definition = {
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "name": "Triage",
+        "status": "active",
+        "kind": "complex-type",
+        "abstract": False,
+        "type": "Extension",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+        "derivation": "constraint",
+        "context": [{"type": "element", "expression": "Patient"}],
+        "differential": {
+            "element": [
+                {"id": "Extension", "path": "Extension"},
+                {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+                {"id": "Extension.value[x]", "path": "Extension.value[x]",
+                 "type": [{"code": "code"}]},
+            ]
+        },
+    }  # fmt: skip
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "extension": [{"url": url, "valueCode": "red"}],
+    }
+    definition_file, patient_file = tmp_path / "triage.json", tmp_path / "patient.json"
+    definition_file.write_text(json.dumps(definition))
+    patient_file.write_text(json.dumps(patient))
+    refused = run(str(patient_file))
+    assert refused.exit_code == 1
+    assert "fhir.extension.unknown" in refused.stdout
+    assert run(str(patient_file), "--ig", str(definition_file)).exit_code == 0
+    assert run(str(patient_file), "--allow-any-extensions").exit_code == 0
+    domain = "https://fhir.example-hospital.cn/"
+    assert run(str(patient_file), "--extension-domain", domain).exit_code == 0

@@ -27,6 +27,7 @@ def capability(parameter_type: str) -> dict[str, Any]:
         "status": "draft",
         "date": "2026-11-01",
         "kind": "instance",
+        "implementation": {"description": "hie"},  # cpb-2, cpb-14: an instance says which
         "fhirVersion": "4.0.1",
         "format": ["json"],
         "rest": [

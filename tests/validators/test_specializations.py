@@ -57,4 +57,6 @@ def test_a_specialization_defines_a_new_type_and_its_paths_start_with_it() -> No
     assert found == {
         ("fhir.specialization.type", "StructureDefinition.type"),
         ("fhir.specialization.path", "StructureDefinition.differential.element[0]"),
+        # R4's own sdf-8a: every path starts with the first one's
+        ("fhir.invariant.sdf-8a", "StructureDefinition.differential"),
     }

@@ -3,18 +3,22 @@
 The platform speaks R4, but fhir.resources 8 ships R4B models only (R4B shares R4's data types and
 almost every resource). So the element tree of R4 itself decides what an element is: it comes
 from fhirpathpy's R4 model (``path2Type``, ``choiceTypePaths``, ``pathsDefinedElsewhere``,
-``type2Parent``), which is generated from the R4 4.0.1 StructureDefinitions. The R4B pydantic
+``type2Parent``), which is generated from the R4 4.0.1 StructureDefinitions; which elements
+repeat comes from R4 itself too (``schemas/fhir/repeating-elements.json``). The R4B pydantic
 models add what that tree lacks (cardinality, primitive formats); see
 :mod:`hie.validators.fhir_rules.structure` for how the two are combined.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
 from fhirpathpy.models import models
+
+from hie.resources import schemas_dir
 
 # JSON representation of each R4 primitive type (FHIR JSON, "Primitive types").
 PRIMITIVE_JSON: dict[str, type | tuple[type, ...]] = {
@@ -153,6 +157,29 @@ def resource_types() -> frozenset[str]:
     return frozenset(
         name for name in parents if is_resource(name) and name not in ("DomainResource",)
     )
+
+
+@cache
+def _repeating() -> tuple[frozenset[str], dict[str, frozenset[str]]]:
+    """R4's cardinality, which fhirpathpy's model lacks (scripts/build_elements.py)."""
+    data = json.loads((schemas_dir() / "fhir" / "repeating-elements.json").read_text("utf-8"))
+    by_parent = {parent: frozenset(names) for parent, names in data["repeating"].items()}
+    return frozenset(data["always"]), by_parent
+
+
+def repeats(definition: str, name: str) -> bool:
+    """Whether element ``name`` of ``definition`` (a type or backbone path) may occur more than
+    once (max cardinality other than 1), inherited elements included."""
+    always, by_parent = _repeating()
+    if name in always:
+        return True
+    parents: dict[str, str] = _model()["type2Parent"]
+    while True:
+        if name in by_parent.get(definition, ()):
+            return True
+        if definition not in parents:
+            return False
+        definition = parents[definition]
 
 
 def is_resource_type(name: object) -> bool:

@@ -3,8 +3,11 @@
 Each invariant is registered as ``fhir.invariant.<key>``. Those whose ``engine`` is ``fhirpath``
 run the specification's own expression with fhirpathpy, compiled once. The others are written
 here by hand because fhirpathpy lacks what their expression needs (``htmlChecks()``, or a
-``descendants()`` over every type, which would also be slow): dom-3, ref-1, per-1, txt-1, txt-2.
-ele-1 is checked during the walk (:mod:`~hie.validators.fhir_rules.tree`).
+``descendants()`` over every type, which would also be slow) or because they apply to so many
+elements that an evaluation each would be slow: dom-3, ref-1, per-1, txt-1, txt-2, ext-1. Those
+whose ``engine`` is ``none`` are not checked (the file says why). ele-1 is checked during the walk
+(:mod:`~hie.validators.fhir_rules.tree`). ``scripts/build_invariants.py`` generates the file from
+every error-severity constraint of the R4 resources and data types.
 """
 
 from __future__ import annotations
@@ -18,10 +21,12 @@ from functools import cache
 from typing import Any
 
 from fhirpathpy import compile as compile_fhirpath
+from fhirpathpy.engine.nodes import ResourceNode as FhirpathNode
 from fhirpathpy.models import models
 from lxml import etree  # type: ignore[import-untyped]
 
 from hie.resources import schemas_dir
+from hie.validators.fhir_rules.elements import is_resource_type, resource_types
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -48,7 +53,14 @@ def _has_value(inputs: list[Any]) -> list[bool]:
     return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
 
 
-_OPTIONS = {"userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}}}
+def _ignore_trace(label: object, value: object) -> None:
+    """Some R4 expressions call trace(); fhirpathpy would print to stdout."""
+
+
+_OPTIONS = {
+    "userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}},
+    "traceFn": _ignore_trace,
+}
 
 
 @dataclass(frozen=True)
@@ -94,28 +106,80 @@ def invariants() -> tuple[Invariant, ...]:
     return tuple(result)
 
 
-def _targets(tree: Tree, context: str) -> Iterator[tuple[str, Any, ResourceNode]]:
-    """(path, value, owning resource) of every place an invariant of ``context`` applies to."""
-    if context == "DomainResource":
-        for resource in tree.resources:
-            if resource.type not in _NOT_DOMAIN:
-                yield resource.path, resource.data, resource
-    elif context[0].isupper() and "." not in context and context not in _DATATYPES:
-        for resource in tree.resources:
-            if resource.type == context:
-                yield resource.path, resource.data, resource
-    else:
-        types = _QUANTITY_TYPES if context == "Quantity" else (context,)
-        for type_code in types:
-            for node in tree.of_type(type_code):
-                yield node.path, node.value, node.owner
-        if "." in context:
-            for node in tree.at(context):
-                yield node.path, node.value, node.owner
+@dataclass(frozen=True)
+class _Target:
+    path: str
+    value: Any
+    owner: ResourceNode
+    base: str | None  # the FHIRPath type of a non-resource value (None: a resource)
 
 
-_DATATYPES = frozenset({"Narrative", "Reference", "Period", "ContactPoint", "Quantity",
-                        "Attachment"})  # fmt: skip
+@cache
+def _aliases() -> dict[str, tuple[str, ...]]:
+    """Backbone paths and the content-reference paths that repeat them (Questionnaire.item:
+    Questionnaire.item.item), under which the walk indexes the nested ones."""
+    found: dict[str, list[str]] = {}
+    for alias, target in models["r4"]["pathsDefinedElsewhere"].items():
+        found.setdefault(target, []).append(alias)
+    return {target: tuple(aliases) for target, aliases in found.items()}
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """The evaluated invariants grouped by what they apply to, so that a check costs what the
+    resource holds rather than the number of invariants."""
+
+    by_resource: dict[str, tuple[Invariant, ...]]  # resource type ("*": every one)
+    by_type: dict[str, tuple[Invariant, ...]]  # data type code
+    by_definition: dict[str, tuple[Invariant, ...]]  # backbone element path
+    by_hand: tuple[Invariant, ...]  # those written here (_PYTHON)
+
+
+@cache
+def _plan() -> _Plan:
+    by_resource: dict[str, list[Invariant]] = {}
+    by_type: dict[str, list[Invariant]] = {}
+    by_definition: dict[str, list[Invariant]] = {}
+    by_hand = tuple(invariant for invariant in invariants() if invariant.key in _PYTHON)
+    for invariant in invariants():
+        if invariant.evaluate is None or invariant.key in _PYTHON:
+            continue
+        context = invariant.context
+        if context == "DomainResource":
+            for name in resource_types() - _NOT_DOMAIN:
+                by_resource.setdefault(name, []).append(invariant)
+        elif context == "Resource":
+            by_resource.setdefault("*", []).append(invariant)
+        elif is_resource_type(context):
+            by_resource.setdefault(context, []).append(invariant)
+        elif "." not in context:
+            for type_code in _QUANTITY_TYPES if context == "Quantity" else (context,):
+                by_type.setdefault(type_code, []).append(invariant)
+        else:
+            for definition in (context, *_aliases().get(context, ())):
+                by_definition.setdefault(definition, []).append(invariant)
+
+    def frozen(groups: dict[str, list[Invariant]]) -> dict[str, tuple[Invariant, ...]]:
+        return {key: tuple(value) for key, value in groups.items()}
+
+    return _Plan(frozen(by_resource), frozen(by_type), frozen(by_definition), by_hand)
+
+
+def _targets(tree: Tree) -> Iterator[tuple[Invariant, _Target]]:
+    """Every (invariant, place it applies to) of the invariants fhirpathpy evaluates."""
+    plan = _plan()
+    every = plan.by_resource.get("*", ())
+    for resource in tree.resources:
+        for invariant in plan.by_resource.get(resource.type, ()) + every:
+            yield invariant, _Target(resource.path, resource.data, resource, None)
+    for type_code, group in plan.by_type.items():
+        for node in tree.of_type(type_code):
+            for invariant in group:
+                yield invariant, _Target(node.path, node.value, node.owner, type_code)
+    for definition, group in plan.by_definition.items():
+        for node in tree.at(definition):
+            for invariant in group:
+                yield invariant, _Target(node.path, node.value, node.owner, invariant.context)
 
 
 def _fail(report: Report, invariant: Invariant, path: str, detail: str = "") -> None:
@@ -128,37 +192,42 @@ def _fail(report: Report, invariant: Invariant, path: str, detail: str = "") -> 
     )
 
 
-def _holds(invariant: Invariant, value: Any, owner: ResourceNode) -> bool | None:
+def _holds(invariant: Invariant, target: _Target) -> bool | None:
     """The expression's verdict, or None when fhirpathpy cannot evaluate it on this value."""
     if invariant.evaluate is None:
         return None
+    owner = target.owner
     root = owner
     while root.parent is not None and root.role == "contained":
         root = root.parent
     context = {"resource": owner.data, "rootResource": root.data}
     try:
+        # The type tells fhirpathpy what a choice element (answer, value) and `is` mean.
+        value = (
+            target.value
+            if target.base is None
+            else FhirpathNode.create_node(target.value, target.base)  # type: ignore[no-untyped-call]
+        )
         with _FHIRPATH_LOCK:
             result = invariant.evaluate(value, context)
     # fhirpathpy raises plain Exceptions on values of unexpected shape (the walk has already
     # reported those); an invariant it cannot evaluate is skipped, never a crash.
     except Exception:
         return None
+    # Only a definite false is a violation: an empty result (e.g. a comparison of values of
+    # different precision) is not, so fhirpathpy's gaps never reject a valid resource.
     return bool(result != [False])
 
 
 def check_invariants(tree: Tree, report: Report) -> None:
-    for invariant in invariants():
-        check = _PYTHON.get(invariant.key)
-        if check is not None:
-            check(tree, invariant, report)
+    for invariant in _plan().by_hand:
+        _PYTHON[invariant.key](tree, invariant, report)
+    for invariant, target in _targets(tree):
+        guard = invariant.guard
+        if guard is not None and not (isinstance(target.value, dict) and guard in target.value):
             continue
-        if invariant.evaluate is None:
-            continue
-        for path, value, owner in _targets(tree, invariant.context):
-            if invariant.guard is not None and invariant.guard not in value:
-                continue
-            if _holds(invariant, value, owner) is False:
-                _fail(report, invariant, path)
+        if _holds(invariant, target) is False:
+            _fail(report, invariant, target.path)
 
 
 # -- invariants written by hand ------------------------------------------------------------
@@ -202,7 +271,15 @@ def _local_references(tree: Tree, container: ResourceNode) -> set[str]:
             value = node.value
             if value.startswith("#") and _container(node.owner) is container:
                 found.add(value.split("|", 1)[0])
+    # The narrative may be what refers to it (<img src="#photo">), as HL7's validator counts.
+    for node in tree.of_type("Narrative"):
+        div = node.value.get("div")
+        if isinstance(div, str) and "#" in div and _container(node.owner) is container:
+            found.update("#" + target for target in _NARRATIVE_LINK.findall(div))
     return found
+
+
+_NARRATIVE_LINK = re.compile(r"""\b(?:href|src)\s*=\s*["']#([^"']+)["']""")
 
 
 def _check_dom_3(tree: Tree, invariant: Invariant, report: Report) -> None:
@@ -247,15 +324,16 @@ def _instant(value: str) -> tuple[str, Any] | None:
 
 
 def period_ordered(start: str, end: str) -> bool:
-    """per-1 with FHIRPath's precision rule: values of different precision compare on what
-    they share, and an undecided comparison is no violation."""
+    """per-1 as HL7's FHIRPath engine evaluates ``start <= end``: values of different precision
+    compare on what they share, and when that is equal the comparison is empty, which the
+    validator counts as a failed constraint (2023-06-21 to 2023-06-21T06:20:00Z fails)."""
     first, last = _instant(start), _instant(end)
     if first is None or last is None:
         return True  # the format rule reports the value itself
     if first[0] == last[0]:
         return bool(first[1] <= last[1])
     common = min(len(start), len(end), 10)
-    return start[:common] <= end[:common]
+    return start[:common] < end[:common]
 
 
 def _check_per_1(tree: Tree, invariant: Invariant, report: Report) -> None:
@@ -302,7 +380,18 @@ def _check_narrative(tree: Tree, invariant: Invariant, report: Report) -> None:
             _fail(report, invariant, f"{node.path}.div", problem[1])
 
 
+def _check_ext_1(tree: Tree, invariant: Invariant, report: Report) -> None:
+    for node in tree.of_type("Extension"):
+        value = node.value
+        nested = bool(value.get("extension"))
+        typed = any(key.startswith("value") for key in value)
+        if nested == typed:
+            detail = " (it has both)" if nested else " (it has neither)"
+            _fail(report, invariant, node.path, detail)
+
+
 _PYTHON: dict[str, Callable[[Tree, Invariant, Report], None]] = {
+    "ext-1": _check_ext_1,
     "dom-3": _check_dom_3,
     "ref-1": _check_ref_1,
     "per-1": _check_per_1,

@@ -198,13 +198,11 @@ class _Walker:
 
     def unknown(self, key: str, path: str, definition: str) -> None:
         if key == "fhir_comments":
-            self.report.add(
-                Severity.WARNING,
+            self.error(
                 UNKNOWN_ELEMENT.id,
-                f"{path}: fhir_comments is not part of R4 JSON (comments were dropped in STU3); "
-                "it is ignored",
-                code="informational",
-                expression=f"{path}.fhir_comments",
+                f"{path}.fhir_comments",
+                "unrecognized property 'fhir_comments': JSON comments were dropped from FHIR "
+                "in STU3; remove it",
             )
             return
         self.error(

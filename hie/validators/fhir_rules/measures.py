@@ -1,0 +1,340 @@
+"""A MeasureReport against the Measure it reports on, when that Measure is known.
+
+The Measure is found by ``MeasureReport.measure`` among the loaded conformance resources
+(``hie validate --ig``) or the report's contained resources (``#id``). Groups, populations and
+stratifiers are matched to the Measure's by code (a coding with the same system and code, or the
+same text when neither has codings), as HL7's validator does; the Measure's scoring decides
+whether a group has a measureScore.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hie.validators.conformance import Context
+from hie.validators.fhir_rules.tree import ResourceNode, Tree
+from hie.validators.report import Report, Severity
+from hie.validators.rules import register
+
+GROUP = register(
+    "fhir.measure.group",
+    summary="Each group of a MeasureReport has a code matching one group of its Measure, once, "
+    "and every group of the Measure is reported (a Measure with one group may be reported by "
+    "one group without a code).",
+    fix="Copy each group's code from the Measure's group.code, report each group once, and add "
+    "the groups left out (or use type data-collection).",
+)
+POPULATION = register(
+    "fhir.measure.population",
+    summary="Each population of a MeasureReport group has a code matching a population of the "
+    "Measure's group, once, and every population of the Measure's group is reported.",
+    fix="Copy population codes from the Measure (measure-population codes such as "
+    "initial-population, numerator), once each, and report each population the Measure defines.",
+)
+STRATIFIER = register(
+    "fhir.measure.stratifier",
+    summary="Each stratifier of a MeasureReport group has a code matching a stratifier of the "
+    "Measure's group, once, and every stratifier of the Measure's group is reported.",
+    fix="Give each reported stratifier the code of the Measure's stratifier (give the Measure's "
+    "stratifiers codes if they have none), and report each one.",
+)
+SUBJECTS = register(
+    "fhir.measure.subjects",
+    summary="A population lists subjects (subjectResults) only in a subject-list report, and "
+    "there its count is the number of subjects listed.",
+    fix="Set type to subject-list when sending subjectResults, or leave them out; make count "
+    "agree with the subjects listed.",
+)
+SCORE = register(
+    "fhir.measure.score",
+    summary="A group has a measureScore when its Measure's scoring is proportion, ratio or "
+    "continuous-variable, and none for cohort scoring or a data-collection report; a proportion "
+    "lies between 0 and 1.",
+    fix="Send measureScore.value for proportion, ratio and continuous-variable measures (0-1 "
+    "for proportion, without a unit) and leave it out for cohort measures and data-collection "
+    "reports.",
+)
+
+_SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
+_POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
+
+
+def check_measures(tree: Tree, report: Report, context: Context) -> None:
+    for resource in tree.resources:
+        if resource.type == "MeasureReport":
+            measure = _measure(resource, context)
+            if measure is not None:
+                _report(resource, measure, report)
+
+
+def _measure(resource: ResourceNode, context: Context) -> dict[str, Any] | None:
+    canonical = resource.data.get("measure")
+    if not isinstance(canonical, str) or not canonical:
+        return None
+    if canonical.startswith("#"):
+        contained = resource.data.get("contained")
+        for item in contained if isinstance(contained, list) else []:
+            if (
+                isinstance(item, dict)
+                and item.get("resourceType") == "Measure"
+                and item.get("id") == canonical[1:]
+            ):
+                return item
+        return None
+    return context.conformance.resolve(canonical, "Measure")
+
+
+def _list(holder: dict[str, Any], name: str) -> list[dict[str, Any]]:
+    value = holder.get(name)
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def _codings(concept: Any) -> set[tuple[str, str]]:
+    if not isinstance(concept, dict):
+        return set()
+    return {
+        (c["system"], c["code"])
+        for c in _list(concept, "coding")
+        if isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
+    }
+
+
+def _matches(reported: Any, defined: Any) -> bool:
+    """HL7's code match: a shared system and code, or the same text when neither has codings."""
+    if not isinstance(reported, dict) or not isinstance(defined, dict):
+        return False
+    if _codings(reported) & _codings(defined):
+        return True
+    if not _list(reported, "coding") and not _list(defined, "coding"):
+        text = reported.get("text")
+        return isinstance(text, str) and text == defined.get("text")
+    return False
+
+
+def _shown(concept: Any) -> str:
+    if not isinstance(concept, dict):
+        return "''"
+    codes = sorted(f"{s}#{c}" for s, c in _codings(concept))
+    return ", ".join(codes) if codes else repr(concept.get("text") or "")
+
+
+def _scoring(measure: dict[str, Any]) -> str | None:
+    for system, code in _codings(measure.get("scoring")):
+        if system == _SCORING:
+            return code
+    return None
+
+
+def _error(report: Report, rule: str, path: str, message: str) -> None:
+    report.add(Severity.ERROR, rule, f"{path}: {message}", code="business-rule", expression=path)
+
+
+def _report(resource: ResourceNode, measure: dict[str, Any], report: Report) -> None:
+    data = resource.data
+    url = data.get("measure")
+    groups = _list(data, "group")
+    defined = _list(measure, "group")
+    kind = data.get("type")
+    scoring = _scoring(measure)
+    contained = _list(data, "contained")
+    if len(groups) == 1 and len(defined) == 1:
+        group, definition = groups[0], defined[0]
+        path = f"{resource.path}.group[0]"
+        if (
+            "code" in definition
+            and "code" in group
+            and not _matches(group["code"], definition["code"])
+        ):
+            _error(
+                report,
+                GROUP.id,
+                path,
+                f"the group's code {_shown(group['code'])} is not the code of the Measure's "
+                f"group ({_shown(definition['code'])})",
+            )
+        _group(group, definition, path, kind, scoring, contained, report)
+        return
+    seen: list[int] = []
+    for index, group in enumerate(groups):
+        path = f"{resource.path}.group[{index}]"
+        match = next(
+            (i for i, d in enumerate(defined) if _matches(group.get("code"), d.get("code"))), None
+        )
+        if match is None:
+            _error(
+                report,
+                GROUP.id,
+                path,
+                f"the group's code {_shown(group.get('code'))} matches no group of the Measure "
+                f"{url} (which has {len(defined)})",
+            )
+        elif match in seen:
+            _error(report, GROUP.id, path, "the Measure's group with this code is reported twice")
+        else:
+            seen.append(match)
+            _group(group, defined[match], path, kind, scoring, contained, report)
+    if kind != "data-collection":
+        for index, definition in enumerate(defined):
+            if index not in seen:
+                _error(
+                    report,
+                    GROUP.id,
+                    resource.path,
+                    f"the Measure's group {_shown(definition.get('code'))} is not reported",
+                )
+
+
+def _group(
+    group: dict[str, Any],
+    definition: dict[str, Any],
+    path: str,
+    kind: Any,
+    scoring: str | None,
+    contained: list[dict[str, Any]],
+    report: Report,
+) -> None:
+    populations = _list(definition, "population")
+    seen: list[int] = []
+    for index, population in enumerate(_list(group, "population")):
+        where = f"{path}.population[{index}]"
+        match = next(
+            (
+                i
+                for i, d in enumerate(populations)
+                if _codings(population.get("code")) & _codings(d.get("code"))
+            ),
+            None,
+        )
+        if match is None:
+            _error(
+                report,
+                POPULATION.id,
+                where,
+                f"the population code {_shown(population.get('code'))} is not a population of "
+                "the Measure's group",
+            )
+            continue
+        if match in seen:
+            _error(report, POPULATION.id, where, "this population is reported twice")
+            continue
+        seen.append(match)
+        _subjects(population, where, kind, contained, report)
+    for index, population in enumerate(populations):
+        observation = (_POPULATION, "measure-observation") in _codings(population.get("code"))
+        if index not in seen and not observation:
+            _error(
+                report,
+                POPULATION.id,
+                path,
+                f"the Measure's population {_shown(population.get('code'))} is not reported",
+            )
+    _score(group, path, kind, scoring, report)
+    _stratifiers(group, definition, path, report)
+
+
+def _subjects(
+    population: dict[str, Any],
+    path: str,
+    kind: Any,
+    contained: list[dict[str, Any]],
+    report: Report,
+) -> None:
+    subjects = population.get("subjectResults")
+    if subjects is None:
+        return
+    if kind != "subject-list":
+        _error(
+            report,
+            SUBJECTS.id,
+            path,
+            f"a {kind or 'untyped'} report lists no subjects (subjectResults); only a "
+            "subject-list report does",
+        )
+        return
+    listed = _listed(subjects, contained)
+    count = population.get("count")
+    countable = isinstance(count, int) and not isinstance(count, bool)
+    if listed is not None and countable and count != listed:
+        _error(
+            report,
+            SUBJECTS.id,
+            path,
+            f"count is {count} but subjectResults lists {listed} subject(s)",
+        )
+
+
+def _listed(subjects: Any, contained: list[dict[str, Any]]) -> int | None:
+    """How many subjects subjectResults names: the entries of a contained List, or one when it
+    names a single resource that is not a List; None when that cannot be told here."""
+    reference = subjects.get("reference") if isinstance(subjects, dict) else None
+    if not isinstance(reference, str):
+        return None
+    if reference.startswith("#"):
+        for item in contained:
+            if item.get("id") == reference[1:] and item.get("resourceType") == "List":
+                return len(_list(item, "entry"))
+        return None
+    kind = reference.rstrip("/").split("/")[-2] if reference.count("/") >= 1 else None
+    return 1 if kind is not None and kind != "List" and kind[:1].isupper() else None
+
+
+def _score(
+    group: dict[str, Any], path: str, kind: Any, scoring: str | None, report: Report
+) -> None:
+    score = group.get("measureScore")
+    if kind == "data-collection" or scoring == "cohort":
+        if score is not None:
+            why = "a data-collection report" if kind == "data-collection" else "cohort scoring"
+            _error(report, SCORE.id, f"{path}.measureScore", f"{why} has no measureScore")
+        return
+    if scoring not in ("proportion", "ratio", "continuous-variable"):
+        return
+    if not isinstance(score, dict):
+        _error(report, SCORE.id, path, f"a {scoring} measure's group needs a measureScore")
+        return
+    value = score.get("value")
+    if scoring == "proportion" and isinstance(value, int | float) and not 0 <= value <= 1:
+        _error(
+            report,
+            SCORE.id,
+            f"{path}.measureScore.value",
+            f"a proportion score lies between 0 and 1, not {value}",
+        )
+
+
+def _stratifiers(
+    group: dict[str, Any], definition: dict[str, Any], path: str, report: Report
+) -> None:
+    stratifiers = _list(definition, "stratifier")
+    seen: list[int] = []
+    for index, stratifier in enumerate(_list(group, "stratifier")):
+        where = f"{path}.stratifier[{index}]"
+        codes = _list(stratifier, "code")
+        match = next(
+            (
+                i
+                for i, d in enumerate(stratifiers)
+                if any(_matches(code, d.get("code")) for code in codes)
+            ),
+            None,
+        )
+        if match is None:
+            _error(
+                report,
+                STRATIFIER.id,
+                where,
+                "the stratifier has no code matching a stratifier of the Measure's group",
+            )
+        elif match in seen:
+            _error(report, STRATIFIER.id, where, "this stratifier is reported twice")
+        else:
+            seen.append(match)
+    for index, stratifier in enumerate(stratifiers):
+        if index not in seen:
+            ident = f" (id {stratifier['id']})" if isinstance(stratifier.get("id"), str) else ""
+            _error(
+                report,
+                STRATIFIER.id,
+                path,
+                f"the Measure's stratifier {_shown(stratifier.get('code'))}{ident} is not reported",
+            )
