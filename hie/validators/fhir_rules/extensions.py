@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from functools import cache, lru_cache
 from typing import Any
 
-from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.engine.nodes import ResourceNode as FhirpathNode
 from fhirpathpy.models import models
 
@@ -33,7 +32,7 @@ from hie.validators.conformance import CANONICAL_TYPES, Context
 from hie.validators.fhir_rules.elements import PRIMITIVE_JSON, children
 
 # fhirpathpy keeps per-evaluation state in module globals: one lock for every rule family.
-from hie.validators.fhir_rules.invariants import _FHIRPATH_LOCK
+from hie.validators.fhir_rules.fhirpath import LOCK, compile_r4
 from hie.validators.fhir_rules.tree import Node, ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -410,7 +409,7 @@ def _element_context(expression: str, host: _Host) -> bool:
 @cache
 def _compiled(expression: str) -> Callable[..., Any] | None:
     try:
-        evaluate: Callable[..., Any] = compile_fhirpath(expression, models["r4"])
+        evaluate: Callable[..., Any] = compile_r4(expression)
     except Exception:  # an expression fhirpathpy cannot read is not checked
         return None
     return evaluate
@@ -426,7 +425,7 @@ def _evaluate(
         # Typed nodes: fhirpathpy needs the types for is(), ofType() and choice elements.
         typed = FhirpathNode.create_node(resource.data, resource.type)  # type: ignore[no-untyped-call]
         variables = {"resource": typed, "rootResource": typed}
-        with _FHIRPATH_LOCK:
+        with LOCK:
             # A resource is given as is: fhirpathpy reads its type from resourceType.
             node = (
                 focus if focus is resource.data else FhirpathNode.create_node(focus, focus_type)  # type: ignore[no-untyped-call]

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
-from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.engine.nodes import ResourceNode as FhirpathNode
 from fhirpathpy.models import models
 from lxml import etree  # type: ignore[import-untyped]
 
 from hie.resources import schemas_dir
 from hie.validators.fhir_rules.elements import is_resource_type, resource_types
+from hie.validators.fhir_rules.fhirpath import LOCK, compile_r4
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -43,24 +42,6 @@ _FORBIDDEN_ELEMENTS = frozenset(
 _QUANTITY_TYPES = ("Quantity", "Age", "Count", "Distance", "Duration", "SimpleQuantity",
                    "MoneyQuantity")  # fmt: skip
 _NOT_DOMAIN = frozenset({"Bundle", "Binary", "Parameters"})
-
-# fhirpathpy keeps per-evaluation state in module globals: evaluate one expression at a time.
-_FHIRPATH_LOCK = threading.Lock()
-
-
-def _has_value(inputs: list[Any]) -> list[bool]:
-    """FHIRPath hasValue(), which fhirpathpy does not implement: a single primitive value."""
-    return [len(inputs) == 1 and inputs[0] is not None and not isinstance(inputs[0], dict | list)]
-
-
-def _ignore_trace(label: object, value: object) -> None:
-    """Some R4 expressions call trace(); fhirpathpy would print to stdout."""
-
-
-_OPTIONS = {
-    "userInvocationTable": {"hasValue": {"fn": _has_value, "arity": {0: []}}},
-    "traceFn": _ignore_trace,
-}
 
 
 @dataclass(frozen=True)
@@ -89,7 +70,7 @@ def invariants() -> tuple[Invariant, ...]:
         )
         compiled = None
         if item["engine"] == "fhirpath":
-            compiled = compile_fhirpath(item["expression"], models["r4"], _OPTIONS)
+            compiled = compile_r4(item["expression"])
         result.append(
             Invariant(
                 item["key"],
@@ -208,7 +189,7 @@ def _holds(invariant: Invariant, target: _Target) -> bool | None:
             if target.base is None
             else FhirpathNode.create_node(target.value, target.base)  # type: ignore[no-untyped-call]
         )
-        with _FHIRPATH_LOCK:
+        with LOCK:
             result = invariant.evaluate(value, context)
     # fhirpathpy raises plain Exceptions on values of unexpected shape (the walk has already
     # reported those); an invariant it cannot evaluate is skipped, never a crash.

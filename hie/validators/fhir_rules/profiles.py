@@ -28,9 +28,7 @@ from decimal import Decimal, InvalidOperation
 from functools import cache
 from typing import Any
 
-from fhirpathpy import compile as compile_fhirpath
 from fhirpathpy.engine.nodes import ResourceNode as FhirPathNode
-from fhirpathpy.models import models
 
 from hie.resources import schemas_dir
 from hie.validators.conformance import Conformance, Context, split_canonical
@@ -40,7 +38,8 @@ from hie.validators.fhir_rules.elements import (
     is_fhir_type,
     resource_types,
 )
-from hie.validators.fhir_rules.invariants import _FHIRPATH_LOCK, _OPTIONS, invariants
+from hie.validators.fhir_rules.fhirpath import LOCK, compile_r4
+from hie.validators.fhir_rules.invariants import invariants
 from hie.validators.fhir_rules.tree import Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -731,7 +730,7 @@ class _Checker:
         holder = value.holder if value.holder is not None else value.value
         variables = {"resource": holder, "rootResource": self.resource}
         try:
-            with _FHIRPATH_LOCK:
+            with LOCK:
                 result = evaluate(target, variables)
         # fhirpathpy raises plain Exceptions on shapes it does not expect: not evaluated.
         except Exception:
@@ -966,7 +965,7 @@ _EXPRESSIONS: dict[str, Callable[..., Any] | None] = {}
 def _compiled(expression: str) -> Callable[..., Any] | None:
     if expression not in _EXPRESSIONS:
         try:
-            compiled = compile_fhirpath(expression, models["r4"], _OPTIONS)
+            compiled = compile_r4(expression)
         # An expression fhirpathpy cannot parse is not evaluated.
         except Exception:
             compiled = None

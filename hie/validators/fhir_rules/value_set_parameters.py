@@ -12,9 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from fhirpathpy import compile as compile_fhirpath
-from fhirpathpy.models import models
-
+from hie.validators.fhir_rules.fhirpath import compile_r4
 from hie.validators.fhir_rules.tree import Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -125,7 +123,7 @@ def _check(expression: dict[str, Any], declared: list[str], where: str, report: 
             expression=where,
         )
     try:
-        compile_fhirpath(text, models["r4"])
+        compile_r4(text)
     except Exception as exc:  # fhirpathpy raises assorted errors on bad syntax
         report.add(
             Severity.ERROR,
