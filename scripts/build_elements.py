@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fhir_packages import r4_definitions
+from fhir_packages import core_structures
 
 from hie.validators.fhir_rules.elements import children
 
@@ -29,26 +29,19 @@ ALWAYS_REPEATING = ("extension", "modifierExtension")
 
 def main() -> None:
     repeating: dict[str, set[str]] = {}
-    for name in ("profiles-resources.json", "profiles-types.json"):
-        bundle = json.loads((r4_definitions() / name).read_text("utf-8"))
-        for entry in bundle["entry"]:
-            definition = entry["resource"]
-            if definition["resourceType"] != "StructureDefinition":
+    for definition in core_structures():
+        for element in definition["snapshot"]["element"]:
+            path: str = element["path"]
+            if "." not in path or element["base"]["path"] != path or element["max"] == "1":
+                continue  # the type itself, an inherited element, or a single one
+            parent, _, child = path.rpartition(".")
+            if child in ALWAYS_REPEATING:
                 continue
-            if definition.get("derivation") == "constraint" or definition["kind"] == "logical":
-                continue
-            for element in definition["snapshot"]["element"]:
-                path: str = element["path"]
-                if "." not in path or element["base"]["path"] != path or element["max"] == "1":
-                    continue  # the type itself, an inherited element, or a single one
-                parent, _, child = path.rpartition(".")
-                if child in ALWAYS_REPEATING:
-                    continue
-                if child.endswith("[x]"):
-                    raise SystemExit(f"{path}: a repeating choice element is not expected in R4")
-                if child not in children(parent):
-                    continue  # not an R4 element
-                repeating.setdefault(parent, set()).add(child)
+            if child.endswith("[x]"):
+                raise SystemExit(f"{path}: a repeating choice element is not expected in R4")
+            if child not in children(parent):
+                continue  # not an R4 element
+            repeating.setdefault(parent, set()).add(child)
     data = {
         "source": "HL7 FHIR R4 4.0.1 profiles-resources.json and profiles-types.json "
         "(hl7.org/fhir/R4), CC0",

@@ -23,7 +23,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from fhir_packages import extensions_pack, r4_definitions
+from fhir_packages import core_structures, extensions_pack, r4_definitions
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -69,22 +69,15 @@ def _modifiers() -> tuple[list[str], list[str]]:
     that are modifiers wherever R4 has them."""
     paths: set[str] = set()
     by_name: dict[str, list[bool]] = defaultdict(list)
-    for name in ("profiles-resources.json", "profiles-types.json"):
-        bundle = json.loads((r4_definitions() / name).read_text("utf-8"))
-        for entry in bundle["entry"]:
-            sd = entry["resource"]
-            if sd.get("resourceType") != "StructureDefinition":
+    for sd in core_structures():
+        for element in sd.get("snapshot", {}).get("element", []):
+            path = element["path"]
+            leaf = path.rsplit(".", 1)[-1]
+            if path.split(".")[0] != sd["type"] or leaf == "modifierExtension":
                 continue
-            if sd.get("derivation") == "constraint":
-                continue
-            for element in sd.get("snapshot", {}).get("element", []):
-                path = element["path"]
-                leaf = path.rsplit(".", 1)[-1]
-                if path.split(".")[0] != sd["type"] or leaf == "modifierExtension":
-                    continue
-                by_name[leaf].append(bool(element.get("isModifier")))
-                if element.get("isModifier"):
-                    paths.add(path.removesuffix("[x]"))
+            by_name[leaf].append(bool(element.get("isModifier")))
+            if element.get("isModifier"):
+                paths.add(path.removesuffix("[x]"))
     names = sorted(n for n, flags in by_name.items() if all(flags) and len(flags) >= NAME_EVIDENCE)
     return sorted(p for p in paths if p.rsplit(".", 1)[-1] not in names), names
 

