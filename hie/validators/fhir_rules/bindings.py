@@ -294,28 +294,52 @@ def _check_missing_codes(
             )
 
 
+@cache
+def _required_by_owner() -> dict[str, list[tuple[str, ValueSet]]]:
+    """The required bindings grouped by the type or element that holds the bound element."""
+    grouped: dict[str, list[tuple[str, ValueSet]]] = {}
+    for element, value_set in required_bindings().items():
+        grouped.setdefault(element.rpartition(".")[0], []).append((element, value_set))
+    return grouped
+
+
 def _check_required(tree: Tree, report: Report) -> None:
     own = bindings()  # the platform's entries check these elements' values
     resources: Objects = {}
     for resource in tree.resources:
         resources.setdefault(resource.type, []).append((resource.path, resource.data))
-    for element, value_set in required_bindings().items():
-        _check_missing_codes(tree, element, value_set, resources, report)
-        if element in own:
-            continue
-        for node in tree.at(element):
-            if node.type == "code":
-                if isinstance(node.value, str) and not value_set.contains(None, node.value):
-                    report.add(
-                        Severity.ERROR,
-                        REQUIRED.id,
-                        f"{node.path}: {node.value!r} is not in the value set; use one of "
-                        f"{value_set.listing()}",
-                        code="code-invalid",
-                        expression=node.path,
-                    )
-            elif node.type in ("Coding", "CodeableConcept"):
-                _check_required_coded(node, value_set, report)
+    grouped = _required_by_owner()
+    # Only the bindings whose holder occurs in this resource (a few dozen of some 350).
+    present = (tree.by_definition.keys() | tree.by_type.keys() | resources.keys()) & grouped.keys()
+    for owner in sorted(present):
+        for element, value_set in grouped[owner]:
+            _check_element(tree, element, value_set, resources, own, report)
+
+
+def _check_element(
+    tree: Tree,
+    element: str,
+    value_set: ValueSet,
+    resources: Objects,
+    own: dict[str, Binding],
+    report: Report,
+) -> None:
+    _check_missing_codes(tree, element, value_set, resources, report)
+    if element in own:
+        return
+    for node in tree.at(element):
+        if node.type == "code":
+            if isinstance(node.value, str) and not value_set.contains(None, node.value):
+                report.add(
+                    Severity.ERROR,
+                    REQUIRED.id,
+                    f"{node.path}: {node.value!r} is not in the value set; use one of "
+                    f"{value_set.listing()}",
+                    code="code-invalid",
+                    expression=node.path,
+                )
+        elif node.type in ("Coding", "CodeableConcept"):
+            _check_required_coded(node, value_set, report)
 
 
 def _check_required_coded(node: Node, value_set: ValueSet, report: Report) -> None:
