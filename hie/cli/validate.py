@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 from xml.sax.saxutils import escape, quoteattr
@@ -15,7 +16,7 @@ from rich.progress import Progress
 
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import console, errors, fail, reported_errors
-from hie.validators.conformance import Policy, load_context
+from hie.validators.conformance import SERVER, Policy, load_context
 from hie.validators.files import STDIN, FileResult, Options, expand, validate_path
 from hie.validators.report import Severity
 
@@ -173,6 +174,14 @@ def validate(
     security_checks: Annotated[
         bool, typer.Option(help="Refuse FHIR strings that look like HTML markup.")
     ] = False,
+    as_server: Annotated[
+        bool,
+        typer.Option(
+            help="Judge FHIR as the platform's server does: local extensions accepted; wrong "
+            "displays, vital signs outside R4's profiles and relative canonicals only warned "
+            "about. Without it, as HL7's validator does."
+        ),
+    ] = False,
     jobs: Annotated[int, typer.Option(help="Processes to use (default: every core).")] = 0,
     explain: Annotated[
         str | None,
@@ -210,8 +219,9 @@ def validate(
     for source in ig or []:
         if not source.exists():
             raise fail(f"--ig {source}: no such file or folder", 2)
-    policy = Policy(
-        any_extension=allow_any_extensions,
+    policy = replace(
+        SERVER.policy if as_server else Policy(),
+        any_extension=allow_any_extensions or as_server,
         extension_domains=tuple(extension_domain or ()),
         security_checks=security_checks,
     )

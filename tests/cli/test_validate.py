@@ -171,3 +171,30 @@ def test_ig_definitions_and_extension_policy_accept_a_local_extension(tmp_path: 
     assert run(str(patient_file), "--allow-any-extensions").exit_code == 0
     domain = "https://fhir.example-hospital.cn/"
     assert run(str(patient_file), "--extension-domain", domain).exit_code == 0
+    assert run(str(patient_file), "--as-server").exit_code == 0
+
+
+def test_as_server_warns_where_hl7_refuses(tmp_path: Path) -> None:
+    # A wrong display of an HL7 code: HL7's validator refuses it, the server only warns (a
+    # hospital's display may be in its own words).
+    patient = {
+        "resourceType": "Patient",
+        "id": "p1",
+        "maritalStatus": {
+            "coding": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus",
+                    "code": "M",
+                    "display": "已婚 (not the code's display)",
+                }
+            ]
+        },
+    }
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps(patient, ensure_ascii=False), "utf-8")
+    strict = run(str(path))
+    assert strict.exit_code == 1
+    assert "fhir.code.display" in strict.stdout
+    lenient = run(str(path), "--as-server")
+    assert lenient.exit_code == 0
+    assert "warning fhir.code.display" in lenient.stdout
