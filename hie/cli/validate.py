@@ -17,6 +17,7 @@ from rich.progress import Progress
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import console, errors, fail, reported_errors
 from hie.validators.conformance import SERVER, Policy, load_context
+from hie.validators.fhir_rules.profiles import profile_type
 from hie.validators.files import STDIN, FileResult, Options, expand, validate_path
 from hie.validators.report import Severity
 
@@ -174,6 +175,13 @@ def validate(
     security_checks: Annotated[
         bool, typer.Option(help="Refuse FHIR strings that look like HTML markup.")
     ] = False,
+    profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Also validate each FHIR resource against this profile's canonical URL (from "
+            "--ig or R4's own); repeatable, like HL7's -profile."
+        ),
+    ] = None,
     as_server: Annotated[
         bool,
         typer.Option(
@@ -226,9 +234,12 @@ def validate(
         security_checks=security_checks,
     )
     try:
-        context = load_context(ig or [], policy)
+        context = load_context(ig or [], policy, profile or [])
     except (ValueError, OSError) as exc:
         raise fail(f"--ig: {exc}", 2) from None
+    for canonical in context.profiles:
+        if profile_type(canonical, context.conformance) is None:
+            raise fail(f"--profile {canonical}: no such profile in R4 or the --ig resources", 2)
     stdin = sys.stdin.buffer.read() if STDIN in files else None
     options = Options(loaded, kind, tables, schema, context=context)
     results = _run(files, options, jobs or (os.cpu_count() or 1), stdin)

@@ -148,6 +148,9 @@ class Policy:
 class Context:
     conformance: Conformance = field(default_factory=Conformance)
     policy: Policy = field(default_factory=Policy)
+    # Profiles every validated (top-level) resource is checked against besides those it claims,
+    # as with HL7's -profile (``hie validate --profile URL``).
+    profiles: tuple[str, ...] = ()
 
 
 # The platform's server: no implementation guide loaded, extensions from any domain accepted
@@ -167,5 +170,5 @@ SERVER = Context(
 STANDALONE = Context()
 
 
-def load_context(paths: Iterable[Path], policy: Policy) -> Context:
-    return Context(Conformance.load(paths), policy)
+def load_context(paths: Iterable[Path], policy: Policy, profiles: Iterable[str] = ()) -> Context:
+    return Context(Conformance.load(paths), policy, tuple(profiles))

@@ -198,3 +198,29 @@ def test_as_server_warns_where_hl7_refuses(tmp_path: Path) -> None:
     lenient = run(str(path), "--as-server")
     assert lenient.exit_code == 0
     assert "warning fhir.code.display" in lenient.stdout
+
+
+def test_profile_option_validates_against_an_ig_profile(tmp_path: Path) -> None:
+    url = "http://hie.example.cn/fhir/StructureDefinition/named-patient"
+    profile = {
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "name": "NamedPatient",
+        "status": "active",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient.name", "path": "Patient.name", "min": 1}]},
+    }
+    profile_file, patient_file = tmp_path / "profile.json", tmp_path / "patient.json"
+    profile_file.write_text(json.dumps(profile))
+    patient_file.write_text(json.dumps({"resourceType": "Patient", "id": "p1"}))
+    assert run(str(patient_file)).exit_code == 0
+    checked = run(str(patient_file), "--ig", str(profile_file), "--profile", url)
+    assert checked.exit_code == 1
+    assert "fhir.profile.cardinality" in checked.stdout
+    unknown = run(str(patient_file), "--profile", url)
+    assert unknown.exit_code == 2
+    assert "--profile" in unknown.output

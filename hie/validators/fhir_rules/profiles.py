@@ -40,15 +40,16 @@ from hie.validators.fhir_rules.elements import (
 )
 from hie.validators.fhir_rules.fhirpath import LOCK, compile_r4
 from hie.validators.fhir_rules.invariants import invariants
-from hie.validators.fhir_rules.tree import Tree
+from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
 
 UNKNOWN = register(
     "fhir.profile.unknown",
-    summary="A profile a resource claims (meta.profile) can be found, so that it can be checked.",
+    summary="A profile a resource claims (meta.profile), or is to be validated against "
+    "(hie validate --profile), can be found, so that it can be checked.",
     fix="Load the implementation guide that defines the profile (hie validate --ig), or correct "
-    "the canonical URL in meta.profile.",
+    "the canonical URL.",
 )
 CARDINALITY = register(
     "fhir.profile.cardinality",
@@ -1009,6 +1010,40 @@ def _global_profiles(conformance: Conformance, resource_type: str) -> list[str]:
     return found
 
 
+def profile_type(canonical: str, conformance: Conformance) -> str | None:
+    """The resource or data type the profile ``canonical`` is for; None when it is unknown."""
+    if _is_base_type(canonical):
+        return split_canonical(canonical)[0][len(_CORE) :]
+    profile = _profile(canonical, conformance)
+    return profile.type if profile is not None else None
+
+
+def _requested(context: Context, node: ResourceNode, report: Report) -> list[str]:
+    """The profiles the user asked for (``--profile``) that apply to this resource's type."""
+    found = []
+    for canonical in context.profiles:
+        constrained = profile_type(canonical, context.conformance)
+        if constrained is None:
+            report.add(
+                Severity.ERROR,
+                UNKNOWN.id,
+                f"{node.path}: the profile {canonical} to validate against cannot be found",
+                code="not-found",
+                expression=node.path,
+            )
+        elif constrained != node.type:
+            report.add(
+                Severity.ERROR,
+                TYPE.id,
+                f"{node.path}: the profile {canonical} is for {constrained}, not {node.type}",
+                code="structure",
+                expression=node.path,
+            )
+        elif not _is_base_type(canonical):
+            found.append(canonical)
+    return found
+
+
 def check_profiles(tree: Tree, report: Report, context: Context) -> None:
     conformance = context.conformance
     for node in tree.resources:
@@ -1029,6 +1064,8 @@ def check_profiles(tree: Tree, report: Report, context: Context) -> None:
                 continue
             bound.append((canonical, True))
         bound.extend((p, True) for p in _global_profiles(conformance, node.type))
+        if node.role == "root":
+            bound.extend((p, True) for p in _requested(context, node, report))
         if node.type == "Observation":
             vital = _vital_signs_profile(data)
             if vital is not None:
