@@ -43,6 +43,7 @@ from hie.validators.fhir_rules.profiles import check_profiles
 from hie.validators.fhir_rules.questionnaire import check_questionnaires
 from hie.validators.fhir_rules.references import check_references
 from hie.validators.fhir_rules.search_parameters import check_search_parameters
+from hie.validators.fhir_rules.search_sets import check_search_sets
 from hie.validators.fhir_rules.specializations import check_specializations
 from hie.validators.fhir_rules.structure import check_structure
 from hie.validators.fhir_rules.terminology import check_terminology
@@ -319,6 +320,7 @@ def validate_resource(
         check_extensions(tree, report, context)
         check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
         check_search_parameters(tree, report, context)
+        check_search_sets(tree, report)
         check_specializations(tree, report, context)
         check_profiles(tree, report, context)
         check_references(tree, report, context)

@@ -9,10 +9,13 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg import sql
 
+from hie.catalog import default_catalog_path, read_catalog
 from hie.config import Settings
 from hie.fhir.search import parse_search
 from hie.storage import open_database
 from hie.storage.search import _Builder
+from hie.validators.conformance import STANDALONE
+from hie.validators.fhir import validate_resource
 from tests.fhir.conftest import Tokens, auth
 
 
@@ -176,3 +179,16 @@ def test_searches_use_the_index(fhir_settings: Settings, data: dict[str, str]) -
                 assert "fhir_search_" in plan, plan
     finally:
         database.close()
+
+
+def test_search_results_are_valid_search_sets(
+    client: TestClient, tokens: Tokens, data: dict[str, str]
+) -> None:
+    """What the server answers passes its own validator, search-set rules included."""
+    catalog = read_catalog(default_catalog_path())
+    for url in (f"/fhir/Encounter?patient={data['patient']}&_count=2", "/fhir/Patient?_id=none"):
+        found = client.get(url, headers=auth(tokens.h1)).json()
+        report = validate_resource(found, catalog=catalog, context=STANDALONE).report
+        issues = [i for i in report.issues if not i.rule.startswith("fhir.catalog.")]
+        assert not [i for i in issues if i.severity.rejects], issues
+        assert not [i for i in issues if i.rule.startswith("fhir.search-set.")], issues

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections import Counter
 
 from hie.validators.conformance import CANONICAL_TYPES, SERVER, Context
 from hie.validators.fhir_rules.tree import Node, Tree
@@ -33,10 +34,11 @@ FULL_URL = register(
     fix="Give each entry the absolute URL of its resource, or urn:uuid:<uuid> for one with no "
     "RESTful location.",
 )
-SELF_LINK = register(
-    "fhir.value.self-link",
-    summary="A Bundle has at most one link with relation 'self'.",
-    fix="Keep one self link: the URL that produced this Bundle.",
+LINK = register(
+    "fhir.value.link",
+    summary="A Bundle has at most one link of each relation (self, first, previous, next, last).",
+    fix="Keep one link per relation: self is the URL that produced this Bundle, the others "
+    "the pages around it.",
 )
 
 CANONICAL = register(
@@ -279,15 +281,17 @@ def _attachment(value: object, path: str, report: Report) -> None:
 
 def _bundle(bundle: dict[str, object], path: str, report: Report) -> None:
     links = bundle.get("link")
-    if isinstance(links, list):
-        selves = [
-            link for link in links if isinstance(link, dict) and link.get("relation") == "self"
-        ]
-        if len(selves) > 1:
+    relations = Counter(
+        link.get("relation")
+        for link in (links if isinstance(links, list) else [])
+        if isinstance(link, dict) and isinstance(link.get("relation"), str)
+    )
+    for relation, count in relations.items():
+        if count > 1:
             report.add(
                 Severity.ERROR,
-                SELF_LINK.id,
-                f"{path}.link has {len(selves)} links with relation 'self'",
+                LINK.id,
+                f"{path}.link has {count} links with relation {relation!r}; one is allowed",
                 code="invariant",
                 expression=f"{path}.link",
             )
