@@ -32,6 +32,7 @@ from hie.validators.fhir_rules.elements import (
     Element,
     children,
     is_resource_type,
+    order,
     repeats,
 )
 from hie.validators.fhir_rules.tree import EMPTY, RESOURCE_TYPE
@@ -53,6 +54,17 @@ XML_FORM = register(
     'FHIR R4 (element names and case, <name value="..."/> rather than text, id and url as '
     "attributes); remove attributes FHIR does not define, such as xsi:schemaLocation; or send "
     "the resource as JSON.",
+)
+
+ELEMENT_ORDER = register(
+    "fhir.xml.order",
+    summary="The child elements of each FHIR XML element come in the order R4 defines them "
+    "(inherited ones such as id, meta, text, contained, extension and modifierExtension first), "
+    "and the repeats of an element are written together.",
+    fix="Move the element named to where R4's definition of the resource or data type puts it "
+    "(the order of the element table on the resource's page at hl7.org/fhir/R4), keeping all "
+    "repeats of an element next to each other; serializers that write FHIR XML from a model "
+    "do this for you.",
 )
 
 # The lexical forms FHIR R4 gives the primitives that are JSON numbers or booleans; the JSON
@@ -286,13 +298,26 @@ class _Reader:
         """The child elements of ``node`` (a resource, data type or backbone element) into
         ``target``, grouped by name, arrays where R4 lets the element repeat."""
         elements = children(definition)
+        ranks = order(definition)
         groups: dict[str, tuple[Element, list[Any]]] = {}
+        previous: tuple[int, Element] | None = None  # the element before, with its rank
         for child in node:
             if not isinstance(child.tag, str):
                 continue  # comments and processing instructions
             element = self.known_child(child, path, definition, elements, resource=resource)
-            if element is not None:
-                groups.setdefault(element.name, (element, []))[1].append(child)
+            if element is None:
+                continue
+            siblings = groups.setdefault(element.name, (element, []))[1]
+            siblings.append(child)
+            rank = ranks.get(element.choice or element.name)
+            if rank is None:
+                continue
+            if previous is not None and rank < previous[0]:
+                index = f"[{len(siblings) - 1}]" if repeats(definition, element.name) else ""
+                self.misplaced(
+                    child, f"{path}.{element.name}{index}", definition, element, previous[1]
+                )
+            previous = rank, element
         for name, (element, nodes) in groups.items():
             many = repeats(definition, name)
             if not many and len(nodes) > 1:
@@ -315,6 +340,20 @@ class _Reader:
                     values.append(value)
             if values:
                 target[name] = values if many else values[0]
+
+    def misplaced(
+        self, node: Any, path: str, definition: str, element: Element, after: Element
+    ) -> None:
+        """As HL7's validator does, an element ranked below the one before it is reported: once
+        per place the order goes back (a run of repeats that follows it counts once)."""
+        self.error(
+            node,
+            path,
+            f"element {element.name!r} is out of order (found after {after.name!r}): FHIR R4 "
+            f"defines {definition}.{_defined(element)} before {definition}.{_defined(after)}, "
+            "and XML must follow that order, with the repeats of an element together",
+            ELEMENT_ORDER.id,
+        )
 
     def known_child(
         self,
@@ -479,6 +518,11 @@ def _attributes(definition: str) -> frozenset[str]:
     if definition == "Extension":
         names.add("url")
     return frozenset(names)
+
+
+def _defined(element: Element) -> str:
+    """The element's name in its definition: ``value[x]`` for ``valueQuantity``."""
+    return f"{element.choice}[x]" if element.choice else element.name
 
 
 def _attr(qualified: str) -> str:

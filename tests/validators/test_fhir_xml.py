@@ -130,11 +130,11 @@ def test_an_element_known_to_r4_only_is_read() -> None:
 def test_an_unknown_element_is_located_by_line_and_column_and_the_rest_kept() -> None:
     xml = (
         '<Patient xmlns="http://hl7.org/fhir">\n'
-        '  <gender value="male"/>\n'
         '  <name><family value="Li"/>  <colour value="red"/></name>\n'
+        '  <gender value="male"/>\n'
         "</Patient>"
     )
-    assert errors(xml) == [("fhir.xml", 3, 31, "Patient.name[0].colour")]
+    assert errors(xml) == [("fhir.xml", 2, 31, "Patient.name[0].colour")]
     assert read(xml).resource == {
         "resourceType": "Patient",
         "gender": "male",
@@ -147,22 +147,22 @@ def test_an_unknown_element_is_located_by_line_and_column_and_the_rest_kept() ->
 def test_what_the_xml_format_does_not_allow_is_located() -> None:
     xml = (
         '<Patient xmlns="http://hl7.org/fhir">\n'
-        '  <gender value="male"/><gender value="female"/>\n'
-        '  <name value="Li"/>\n'
-        "  <birthDate>1970</birthDate>\n"
-        '  <active xmlns="urn:other" value="true"/>\n'
-        '  <identifier><system value="urn:x" foo="1"/></identifier>\n'
         "  <text><status value='generated'/><div>no namespace</div></text>\n"
+        '  <identifier><system value="urn:x" foo="1"/></identifier>\n'
+        '  <active xmlns="urn:other" value="true"/>\n'
+        '  <name value="Li"/>\n'
+        '  <gender value="male"/><gender value="female"/>\n'
+        "  <birthDate>1970</birthDate>\n"
         "</Patient>"
     )
     assert errors(xml) == [
-        ("fhir.xml", 5, 3, "Patient.active"),  # not in the FHIR namespace
-        ("fhir.xml", 2, 25, "Patient.gender"),  # gender does not repeat
-        ("fhir.xml", 3, 3, "Patient.name[0]"),  # value attribute on a complex element
-        ("fhir.xml", 4, 14, "Patient.birthDate"),  # text instead of a value attribute
-        ("fhir.invariant.ele-1", 4, 3, "Patient.birthDate"),  # and so no value
-        ("fhir.xml", 6, 15, "Patient.identifier[0].system"),  # unknown attribute
-        ("fhir.xml", 7, 36, "Patient.text.div"),  # the div is XHTML
+        ("fhir.xml", 4, 3, "Patient.active"),  # not in the FHIR namespace
+        ("fhir.xml", 2, 36, "Patient.text.div"),  # the div is XHTML
+        ("fhir.xml", 3, 15, "Patient.identifier[0].system"),  # unknown attribute
+        ("fhir.xml", 5, 3, "Patient.name[0]"),  # value attribute on a complex element
+        ("fhir.xml", 6, 25, "Patient.gender"),  # gender does not repeat
+        ("fhir.xml", 7, 14, "Patient.birthDate"),  # text instead of a value attribute
+        ("fhir.invariant.ele-1", 7, 3, "Patient.birthDate"),  # and so no value
     ]
 
 
@@ -205,3 +205,89 @@ def test_xml_conformance_resources_are_loaded(tmp_path: Path) -> None:
     value_set = Conformance.load([tmp_path]).resolve("http://example.org/vs", "ValueSet")
     assert value_set is not None
     assert value_set["compose"]["include"][0]["concept"] == [{"code": "a"}]
+
+
+def test_misordered_elements_are_located_once_where_the_order_goes_back() -> None:
+    xml = (
+        '<Patient xmlns="http://hl7.org/fhir">\n'
+        '  <name><family value="Li"/></name>\n'
+        '  <gender value="female"/>\n'
+        '  <name><given value="Wei"/></name>\n'  # a repeat apart from the first name
+        '  <name><given value="Lan"/></name>\n'  # the same misplaced run: reported once
+        '  <address><city value="Beijing"/></address>\n'
+        '  <telecom><value value="010-1234"/></telecom>\n'  # R4 puts telecom before address
+        '  <contact><name><family value="Wang"/></name>'
+        '<relationship><text value="mother"/></relationship></contact>\n'
+        "</Patient>"
+    )
+    result = read(xml)
+    assert [(i.rule, i.line, i.column, i.expression) for i in result.report.errors] == [
+        ("fhir.xml.order", 4, 3, "Patient.name[1]"),
+        ("fhir.xml.order", 7, 3, "Patient.telecom[0]"),
+        ("fhir.xml.order", 8, 47, "Patient.contact[0].relationship[0]"),
+    ]
+    telecom = result.report.errors[1].message
+    assert "'telecom' is out of order (found after 'address')" in telecom
+    assert "Patient.telecom before Patient.address" in telecom
+    # the content is still read, so that the rule layers check it too; the XML is rejected
+    assert result.resource is not None and len(result.resource["name"]) == 3
+    assert parse_fhir_xml(xml.encode(), max_bytes=1_000_000)[0] is None
+
+
+def test_a_choice_element_is_ordered_by_its_base_name() -> None:
+    xml = (
+        '<Observation xmlns="http://hl7.org/fhir">\n'
+        '  <status value="final"/>\n'
+        '  <valueQuantity><value value="72"/></valueQuantity>\n'
+        '  <code><text value="weight"/></code>\n'
+        "</Observation>"
+    )
+    [issue] = read(xml).report.errors
+    assert (issue.rule, issue.line, issue.column) == ("fhir.xml.order", 4, 3)
+    assert "Observation.code before Observation.value[x]" in issue.message
+
+
+def test_a_resource_in_r4_order_with_every_kind_of_element_reads_without_issues() -> None:
+    patient = converted(
+        '<Patient xmlns="http://hl7.org/fhir">'
+        '<id value="p1"/>'
+        '<meta><versionId value="2"/><profile value="http://example.org/p"/></meta>'
+        '<language value="zh-CN"/>'
+        f'<text><status value="generated"/><div xmlns="{XHTML}">Li Wei</div></text>'
+        '<contained><Organization><id value="org"/><name value="Clinic"/></Organization>'
+        "</contained>"
+        '<extension url="http://example.org/nationality">'
+        '<extension url="code"><valueCode value="CN"/></extension>'
+        '<extension url="period"><valuePeriod><start value="1970"/></valuePeriod></extension>'
+        "</extension>"
+        '<modifierExtension url="http://example.org/flag"><valueBoolean value="true"/>'
+        "</modifierExtension>"
+        '<identifier><use value="official"/><system value="urn:oid:1.2.3"/>'
+        '<value value="42"/></identifier>'
+        '<active value="true"><extension url="http://example.org/since">'
+        '<valueDate value="2020"/></extension></active>'
+        '<name id="n1"><family value="Li"><extension url="http://example.org/script">'
+        '<valueCode value="hans"/></extension></family>'
+        '<given value="Wei"/><given value="Ming"/></name>'
+        '<name><text value="Li Wei"/></name>'
+        '<telecom><system value="phone"/><value value="010-1234"/></telecom>'
+        '<gender value="male"/>'
+        '<birthDate value="1970-01-01"><extension url="http://hl7.org/fhir/StructureDefinition/'
+        'patient-birthTime"><valueDateTime value="1970-01-01T08:30:00+08:00"/></extension>'
+        "</birthDate>"
+        '<deceasedBoolean value="false"/>'
+        '<address><line value="1 Road"/><line value="Flat 2"/><city value="Beijing"/></address>'
+        '<multipleBirthInteger value="2"/>'
+        '<contact><relationship><coding><system value="http://terminology.hl7.org/CodeSystem/'
+        'v2-0131"/><code value="N"/></coding></relationship>'
+        '<name><family value="Wang"/></name><gender value="female"/></contact>'
+        '<communication><language><text value="Chinese"/></language>'
+        '<preferred value="true"/></communication>'
+        '<managingOrganization><reference value="#org"/></managingOrganization>'
+        "</Patient>"
+    )
+    assert patient["deceasedBoolean"] is False and patient["multipleBirthInteger"] == 2
+    assert patient["name"][0]["given"] == ["Wei", "Ming"]
+    assert patient["_active"]["extension"][0]["valueDate"] == "2020"
+    assert patient["contact"][0]["name"] == {"family": "Wang"}
+    assert patient["contained"][0]["name"] == "Clinic"

@@ -4,9 +4,9 @@ The platform speaks R4, but fhir.resources 8 ships R4B models only (R4B shares R
 almost every resource). So the element tree of R4 itself decides what an element is: it comes
 from fhirpathpy's R4 model (``path2Type``, ``choiceTypePaths``, ``pathsDefinedElsewhere``,
 ``type2Parent``), which is generated from the R4 4.0.1 StructureDefinitions; which elements
-repeat comes from R4 itself too (``schemas/fhir/repeating-elements.json``). The R4B pydantic
-models add what that tree lacks (cardinality, primitive formats); see
-:mod:`hie.validators.fhir_rules.structure` for how the two are combined.
+repeat, and in which order they come, from R4 itself too (``schemas/fhir/repeating-elements.json``
+and ``element-order.json``). The R4B pydantic models add what that tree lacks (cardinality,
+primitive formats); see :mod:`hie.validators.fhir_rules.structure` for how the two are combined.
 """
 
 from __future__ import annotations
@@ -180,6 +180,21 @@ def repeats(definition: str, name: str) -> bool:
         if definition not in parents:
             return False
         definition = parents[definition]
+
+
+@cache
+def _orders() -> dict[str, list[str]]:
+    data = json.loads((schemas_dir() / "fhir" / "element-order.json").read_text("utf-8"))
+    orders: dict[str, list[str]] = data["order"]
+    return orders
+
+
+@cache
+def order(definition: str) -> dict[str, int]:
+    """The rank of each child of ``definition`` (a type or backbone path) in R4's element order,
+    inherited elements first, a choice under its base name (``value``); empty when unknown. FHIR
+    XML must follow this order (scripts/build_elements.py)."""
+    return {name: rank for rank, name in enumerate(_orders().get(definition, ()))}
 
 
 def is_resource_type(name: object) -> bool:
