@@ -1,0 +1,102 @@
+"""enableWhen: whether a Questionnaire item is enabled at a place in a response, from the answers
+its conditions name (True, False, or None when hie cannot tell)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hie.validators.fhir_rules.questionnaire.answers import answer_value
+from hie.validators.fhir_rules.questionnaire.comparisons import compare, equal, ordered
+from hie.validators.fhir_rules.questionnaire.json_values import SDC, dicts, extension_value
+
+# Non-standard FHIRPath enableWhen extensions HL7's validator honours: hie cannot evaluate them,
+# so the items they govern are neither required nor forbidden here.
+_ENABLE_EXPRESSIONS = (
+    SDC + "sdc-questionnaire-enableWhenExpression",
+    "http://phr.kanta.fi/StructureDefinition/fiphr-ext-questionnaire-enablewhen",
+)
+
+
+class Conditions:
+    """The enableWhen conditions of one response's items, evaluated against its answers."""
+
+    def __init__(self) -> None:
+        # linkId -> items beneath a response element, built once per element (by identity)
+        self.beneath: dict[int, dict[str, list[dict[str, Any]]]] = {}
+
+    def enabled(self, q_item: dict[str, Any], scope: list[dict[str, Any]]) -> bool | None:
+        """Whether ``q_item`` is enabled where ``scope`` ends; None when hie cannot tell."""
+        if any(extension_value(q_item, url) is not None for url in _ENABLE_EXPRESSIONS):
+            return None
+        conditions = dicts(q_item.get("enableWhen"))
+        if not conditions:
+            return True
+        results = [self.condition(c, scope) for c in conditions]
+        if q_item.get("enableBehavior") == "any":
+            if True in results:
+                return True
+            return False if all(r is False for r in results) else None
+        if False in results:
+            return False
+        return True if all(r is True for r in results) else None
+
+    def answers_to(self, link: str, scope: list[dict[str, Any]]) -> list[tuple[str, Any]]:
+        """The answer values of the question ``link`` nearest to where ``scope`` ends: in the
+        same repetition of a group first, then further out (HL7's rule for repeating groups)."""
+        for container in reversed(scope):
+            index = self.beneath.get(id(container))
+            if index is None:
+                index = self.beneath[id(container)] = _items_beneath(container)
+            items = index.get(link)
+            if items:
+                values = []
+                for item in items:
+                    for answer in dicts(item.get("answer")):
+                        found = answer_value(answer)
+                        if found is not None:
+                            values.append(found)
+                return values
+        return []
+
+    def condition(self, condition: dict[str, Any], scope: list[dict[str, Any]]) -> bool | None:
+        question = condition.get("question")
+        operator = condition.get("operator")
+        expected = next(
+            ((k, v) for k, v in condition.items() if k.startswith("answer") and k != "answer"),
+            None,
+        )
+        if not isinstance(question, str) or expected is None:
+            return None
+        answers = self.answers_to(question, scope)
+        if operator == "exists":
+            wanted = expected[1]
+            return (bool(answers) == wanted) if isinstance(wanted, bool) else None
+        if not answers:
+            return None if operator == "!=" else False
+        key = "value" + expected[0].removeprefix("answer")
+        verdicts: list[bool | None] = []
+        for answer_key, value in answers:
+            if answer_key != key and not {answer_key, key} <= {"valueInteger", "valueDecimal"}:
+                verdicts.append(None)
+            elif operator in ("=", "!="):
+                same = equal(key, value, expected[1])
+                verdicts.append(None if same is None else same == (operator == "="))
+            else:
+                verdicts.append(ordered(operator, compare(key, value, expected[1])))
+        if True in verdicts:
+            return True
+        return False if all(v is False for v in verdicts) else None
+
+
+def _items_beneath(container: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    pending = dicts(container.get("item"))
+    while pending:
+        item = pending.pop()
+        link = item.get("linkId")
+        if isinstance(link, str):
+            found.setdefault(link, []).append(item)
+        pending.extend(dicts(item.get("item")))
+        for answer in dicts(item.get("answer")):
+            pending.extend(dicts(answer.get("item")))
+    return found
