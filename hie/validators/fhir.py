@@ -35,6 +35,7 @@ from hie.validators.conformance import SERVER, Context
 from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
+from hie.validators.fhir_rules.differentials import check_differentials
 from hie.validators.fhir_rules.extensions import check_extensions
 from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.measures import check_measures
@@ -322,6 +323,7 @@ def validate_resource(
         check_search_parameters(tree, report, context)
         check_search_sets(tree, report)
         check_specializations(tree, report, context)
+        check_differentials(tree, report)
         check_profiles(tree, report, context)
         check_references(tree, report, context)
         check_measures(tree, report, context)

@@ -1,0 +1,55 @@
+"""A profile's differential paths are elements of the type it constrains."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hie.catalog import default_catalog_path, read_catalog
+from hie.validators.conformance import Context
+from hie.validators.fhir import validate_resource
+
+CATALOG = read_catalog(default_catalog_path())
+
+
+def profile(type_: str, *paths: str) -> dict[str, Any]:
+    return {
+        "resourceType": "StructureDefinition",
+        "url": f"http://hie.example.cn/fhir/StructureDefinition/{type_.lower()}-profile",
+        "name": f"{type_}Profile",
+        "status": "draft",
+        "kind": "resource" if type_ != "Extension" else "complex-type",
+        "abstract": False,
+        "type": type_,
+        "baseDefinition": f"http://hl7.org/fhir/StructureDefinition/{type_}",
+        "derivation": "constraint",
+        "differential": {"element": [{"id": p, "path": p} for p in paths]},
+    }
+
+
+def paths_refused(resource: dict[str, Any]) -> list[str]:
+    report = validate_resource(resource, catalog=CATALOG, context=Context()).report
+    return [i.expression or "" for i in report.errors if i.rule == "fhir.profile.path"]
+
+
+def test_paths_of_the_type_choices_backbones_and_resources_are_accepted() -> None:
+    observation = profile(
+        "Observation",
+        "Observation",
+        "Observation.value[x]",
+        "Observation.valueQuantity",
+        "Observation.valueQuantity.code",
+        "Observation.component.code",
+        "Observation.subject.reference",
+        "Observation.contained.id",
+    )
+    assert paths_refused(observation) == []
+    extension = profile("Extension", "Extension", "Extension.extension.value[x]", "Extension.url")
+    assert paths_refused(extension) == []
+
+
+def test_a_path_the_type_does_not_have_is_refused() -> None:
+    wrong = profile("Observation", "Observation", "Observation.valueBla", "Patient.name")
+    assert paths_refused(wrong) == [
+        "StructureDefinition.differential.element[1]",
+        "StructureDefinition.differential.element[2]",
+    ]
