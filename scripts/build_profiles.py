@@ -3,7 +3,7 @@
 HL7's validator knows the profiles the R4 specification itself publishes (``profiles-others.json``:
 the vital signs profiles bodytemp, bp, ..., shareablevalueset, lipidprofile, ...): a resource
 that claims one in ``meta.profile`` is checked against it, and an Observation with a vital sign
-code against its vital signs profile. This writes, for ``hie/validators/fhir_rules/profiles.py``:
+code against its vital signs profile. This writes, for ``hie/validators/fhir_rules/profiles/``:
 
 - ``profiles``: url -> {"type", "baseDefinition", "elements"}: each differential element with
   only the properties the checks read (id, path, sliceName, min, max, slicing, type codes and

@@ -182,6 +182,13 @@ def validate(
             "--ig or R4's own); repeatable, like HL7's -profile."
         ),
     ] = None,
+    assume_valid_rest_references: Annotated[
+        bool,
+        typer.Option(
+            help="Take a reference such as Group/1 to name a resource of that type, and check "
+            "it against the profile's target types (HL7's -assumeValidRestReferences)."
+        ),
+    ] = False,
     as_server: Annotated[
         bool,
         typer.Option(
@@ -232,6 +239,7 @@ def validate(
         any_extension=allow_any_extensions or as_server,
         extension_domains=tuple(extension_domain or ()),
         security_checks=security_checks,
+        valid_rest_references=assume_valid_rest_references,
     )
     try:
         context = load_context(ig or [], policy, profile or [])

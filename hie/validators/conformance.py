@@ -142,6 +142,9 @@ class Policy:
     # An Observation with a vital sign code (LOINC 8310-5, ...) is checked against R4's vital
     # signs profile for it (bodytemp, ...), as HL7's validator does; False: only a warning.
     vital_signs_profiles: bool = True
+    # RESTful references (Group/1) are taken to point at a resource of the type they name, so a
+    # profile's targetProfile types are checked against it (HL7's -assumeValidRestReferences).
+    valid_rest_references: bool = False
 
 
 @dataclass(frozen=True)
