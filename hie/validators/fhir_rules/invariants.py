@@ -53,13 +53,23 @@ class Invariant:
     expression: str
     engine: str
     rule: str
-    evaluate: Callable[..., Any] | None
     guard: str | None = None  # an element without which the expression is true
+
+    @property
+    def evaluate(self) -> Callable[..., Any] | None:
+        """The compiled expression (None for one written by hand), compiled on first use:
+        compiling all of them up front would cost every ``hie validate`` run half a second."""
+        return _compiled(self.expression) if self.engine == "fhirpath" else None
+
+
+@cache
+def _compiled(expression: str) -> Callable[..., Any]:
+    return compile_r4(expression)
 
 
 @cache
 def invariants() -> tuple[Invariant, ...]:
-    """Read, register and compile the invariants (once)."""
+    """Read and register the invariants (once)."""
     data = json.loads((schemas_dir() / "fhir" / "invariants.json").read_text("utf-8"))
     result = []
     for item in data["invariants"]:
@@ -68,9 +78,6 @@ def invariants() -> tuple[Invariant, ...]:
             summary=f"{item['key']}: {item['human']}",
             fix=item["fix"],
         )
-        compiled = None
-        if item["engine"] == "fhirpath":
-            compiled = compile_r4(item["expression"])
         result.append(
             Invariant(
                 item["key"],
@@ -80,7 +87,6 @@ def invariants() -> tuple[Invariant, ...]:
                 item["expression"],
                 item["engine"],
                 rule.id,
-                compiled,
                 item.get("guard"),
             )
         )
@@ -123,7 +129,7 @@ def _plan() -> _Plan:
     by_definition: dict[str, list[Invariant]] = {}
     by_hand = tuple(invariant for invariant in invariants() if invariant.key in _PYTHON)
     for invariant in invariants():
-        if invariant.evaluate is None or invariant.key in _PYTHON:
+        if invariant.engine != "fhirpath" or invariant.key in _PYTHON:
             continue
         context = invariant.context
         if context == "DomainResource":
