@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
+import pkgutil
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
@@ -27,9 +29,12 @@ PARALLEL_FROM = 16
 
 
 def _load_rules() -> None:
-    """Import every rule family so that the registry knows them all."""
+    """Import every module of the validators so that the registry knows all their rules."""
+    import hie.validators
     from hie.validators.fhir_rules.invariants import invariants
 
+    for module in pkgutil.walk_packages(hie.validators.__path__, "hie.validators."):
+        importlib.import_module(module.name)
     invariants()  # registered as they are read from schemas/fhir/invariants.json
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -83,6 +84,18 @@ def test_explain_and_usage_errors() -> None:
     assert run().exit_code == 2
     assert run("no-such-file.xml").exit_code == 2
     assert run(VALID, "--format", "yaml").exit_code == 2
+
+
+def test_every_rule_a_validator_registers_can_be_explained() -> None:
+    sources = Path(__file__).resolve().parents[2] / "hie" / "validators"
+    registered = {
+        rule_id
+        for path in sources.rglob("*.py")
+        for rule_id in re.findall(r'register\(\s*"([a-z0-9.\-]+)"', path.read_text("utf-8"))
+    }
+    assert len(registered) > 100
+    unexplained = [r for r in sorted(registered) if run("--explain", r).exit_code != 0]
+    assert unexplained == []
 
 
 def test_many_files_in_parallel_give_the_same_verdicts(tmp_path: Path) -> None:
