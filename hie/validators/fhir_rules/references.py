@@ -110,11 +110,12 @@ _LITERAL = re.compile(
 
 
 @cache
-def _restful() -> re.Pattern[str]:
-    """HL7's "looks like a RESTful URL": [http(s)://host/path/]Type/id[/_history/v]."""
+def restful_url() -> re.Pattern[str]:
+    """HL7's "looks like a RESTful URL": [http(s)://host/path/]Type/id[/_history/v], with
+    the resource type as group 1 (host names may carry hyphens, as real ones do)."""
     types = "|".join(sorted(resource_types(), key=len, reverse=True))
     return re.compile(
-        rf"(?:https?://(?:[A-Za-z0-9\\.:%$]*/)*)?({types})/[A-Za-z0-9\-.]{{1,64}}"
+        rf"(?:https?://(?:[A-Za-z0-9\\.:%$\-]*/)*)?({types})/[A-Za-z0-9\-.]{{1,64}}"
         r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
     )
 
@@ -200,7 +201,7 @@ class _Bundle:
         if not url or not entry.type or not entry.id:
             return None
         tail = f"{entry.type}/{entry.id}"
-        if _restful().fullmatch(url) and url.endswith(tail):
+        if restful_url().fullmatch(url) and url.endswith(tail):
             return url[: -len(tail)]
         return None
 
@@ -218,7 +219,7 @@ class _Bundle:
                 return _Resolution(
                     problem=f"{len(found)} entries have the fullUrl '{reference}' ({title})"
                 )
-            restful = _restful().fullmatch(reference)
+            restful = restful_url().fullmatch(reference)
             known = context.conformance.known(reference) or (
                 restful is not None and restful.group(1) in CANONICAL_TYPES
             )
@@ -301,7 +302,12 @@ def _entry_of(
 def _full_urls(bundle: _Bundle, report: Report) -> None:
     for entry in bundle.entries:
         url = entry.full_url
-        if not url or not entry.type or not _ABSOLUTE.match(url) or not _restful().fullmatch(url):
+        if (
+            not url
+            or not entry.type
+            or not _ABSOLUTE.match(url)
+            or not restful_url().fullmatch(url)
+        ):
             continue
         if entry.id is None:
             message = (

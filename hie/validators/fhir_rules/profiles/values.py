@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from hie.validators.fhir_rules.elements import PRIMITIVE_JSON, children, resource_types
+from hie.validators.fhir_rules.references import restful_url
 
 
 @dataclass(frozen=True)
@@ -136,19 +136,9 @@ def contained_resource(container: Any, local_id: str) -> dict[str, Any] | None:
     return None
 
 
-@cache
-def _restful() -> re.Pattern[str]:
-    """HL7's RESTful reference: [http(s)://host/path/]Type/id[/_history/version]."""
-    types = "|".join(sorted(resource_types(), key=len, reverse=True))
-    return re.compile(
-        rf"(?:https?://(?:[A-Za-z0-9\\.:%$\-]*/)*)?({types})/[A-Za-z0-9\-.]{{1,64}}"
-        r"(?:/_history/[A-Za-z0-9\-.]{1,64})?"
-    )
-
-
 def implied_type(reference: str) -> str | None:
     """The resource type a RESTful reference URL names (``Group/1`` → Group)."""
-    match = _restful().fullmatch(reference)
+    match = restful_url().fullmatch(reference)
     return match[1] if match else None
 
 
