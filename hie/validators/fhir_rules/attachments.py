@@ -29,7 +29,8 @@ def cda_attachment(resource: dict[str, Any]) -> bytes | None:
     """The CDA document inlined in a DocumentReference (``content.attachment.data``), if any."""
     if resource.get("resourceType") != "DocumentReference":
         return None
-    for content in resource.get("content") or []:
+    contents = resource.get("content")
+    for content in contents if isinstance(contents, list) else []:
         attachment = content.get("attachment") if isinstance(content, dict) else None
         if not isinstance(attachment, dict):
             continue

@@ -188,7 +188,11 @@ def _check_coded(node: Node, binding: Binding, report: Report) -> None:
     codings = _codings(node)
     of_system = [c for _, c in codings if c.get("system") == binding.system]
     for where, coding in codings:
-        if coding.get("system") != binding.system or coding.get("code") in binding.codes:
+        code = coding.get("code")
+        # A code that is not a string is the walk's to report (fhir.structure.json-type).
+        if coding.get("system") != binding.system or not isinstance(code, str):
+            continue
+        if code in binding.codes:
             continue
         rule = ENCOUNTER_CLASS.id if binding.strength == "platform" else REQUIRED.id
         report.add(
@@ -225,7 +229,7 @@ def _check_own_bindings(tree: Tree, report: Report) -> None:
     for element, binding in bindings().items():
         for node in tree.at(element):
             if node.type == "code":
-                if node.value not in binding.codes:
+                if isinstance(node.value, str) and node.value not in binding.codes:
                     report.add(
                         Severity.ERROR,
                         REQUIRED.id,

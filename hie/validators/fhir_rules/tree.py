@@ -144,7 +144,7 @@ class _Walker:
             return None
         rtype = data.get("resourceType")
         if not isinstance(rtype, str) or not is_resource_type(rtype):
-            if rtype in R4B_ONLY_TYPES:
+            if isinstance(rtype, str) and rtype in R4B_ONLY_TYPES:
                 message = f"{rtype} is an R4B resource type, not an R4 (4.0.1) one"
             elif rtype is None:
                 message = "resourceType is missing"

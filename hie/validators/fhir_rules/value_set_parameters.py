@@ -37,12 +37,17 @@ UNUSED = register(
 _VARIABLE = re.compile(r"%([A-Za-z][A-Za-z0-9_\-]*)")
 
 
+def _list(value: Any) -> list[Any]:
+    """A JSON array, or nothing for a value of any other shape (the walk reports those)."""
+    return value if isinstance(value, list) else []
+
+
 def _declared(value_set: dict[str, Any]) -> list[str]:
     names = []
-    for extension in value_set.get("extension") or []:
+    for extension in _list(value_set.get("extension")):
         if not isinstance(extension, dict) or extension.get("url") != PARAMETER_EXTENSION:
             continue
-        for part in extension.get("extension") or []:
+        for part in _list(extension.get("extension")):
             if isinstance(part, dict) and part.get("url") == "name":
                 name = part.get("valueCode")
                 if isinstance(name, str):
@@ -57,13 +62,13 @@ def _expressions(value_set: dict[str, Any], path: str) -> list[tuple[str, dict[s
     if not isinstance(compose, dict):
         return found
     for part in ("include", "exclude"):
-        for i, include in enumerate(compose.get(part) or []):
+        for i, include in enumerate(_list(compose.get(part))):
             if not isinstance(include, dict):
                 continue
-            for f, filter_ in enumerate(include.get("filter") or []):
+            for f, filter_ in enumerate(_list(include.get("filter"))):
                 primitive = filter_.get("_value") if isinstance(filter_, dict) else None
                 extensions = primitive.get("extension") if isinstance(primitive, dict) else None
-                for e, extension in enumerate(extensions or []):
+                for e, extension in enumerate(_list(extensions)):
                     if (
                         isinstance(extension, dict)
                         and extension.get("url") == EXPRESSION_EXTENSION

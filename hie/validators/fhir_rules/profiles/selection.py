@@ -72,9 +72,11 @@ def _vital_signs_profile(resource: dict[str, Any]) -> str | None:
     code = resource.get("code")
     codings = code.get("coding") if isinstance(code, dict) else None
     pairs = {
-        (c.get("system"), c.get("code"))
+        (c["system"], c["code"])
         for c in (codings if isinstance(codings, list) else [])
         if isinstance(c, dict)
+        and isinstance(c.get("system"), str)
+        and isinstance(c.get("code"), str)
     }
     for system, url, codes in _VITAL_SIGNS:
         if any(s == system and c in codes for s, c in pairs):
