@@ -14,6 +14,7 @@ from rich.progress import Progress
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import errors, fail, print_counts
 from hie.client import PlatformClient, Receipt
+from hie.validators.conformance import SERVER
 from hie.validators.files import Options, expand, sniff, validate_path
 
 
@@ -43,7 +44,9 @@ def push(
         files = list(dict.fromkeys(expand(paths)))
     except FileNotFoundError as exc:
         raise fail(f"{exc.args[0]}: no such file, folder or match", 2) from None
-    options = Options(read_catalog(default_catalog_path()))
+    # Judged by the server's policy, not HL7's: what the server accepts (a hospital's local
+    # extensions, displays in its own words) is sent.
+    options = Options(read_catalog(default_catalog_path()), context=SERVER)
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     with PlatformClient(server, token) as client, Progress(console=errors, transient=True) as bar:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,3 +49,24 @@ def test_push_uploads_what_validates_and_reports_the_rest(
     again = CliRunner().invoke(app, ["push", str(tmp_path), "--server", url, "--token", token])
     assert again.exit_code == 0
     assert "unchanged" in again.stdout and "accepted" not in again.stdout
+
+
+def test_push_sends_what_the_server_accepts_though_hl7_would_refuse_it(
+    platform: tuple[str, str], tmp_path: Path
+) -> None:
+    url, token = platform
+    # A local extension: HL7's validator (and hie validate by default) refuse an extension it has
+    # no definition for; the server accepts it, so push sends it.
+    patient = {
+        "resourceType": "Patient",
+        "extension": [
+            {"url": "https://fhir.gulou-hospital.cn/StructureDefinition/ward", "valueString": "7"}
+        ],
+        "gender": "female",
+    }
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps(patient), "utf-8")
+    assert CliRunner().invoke(app, ["validate", str(path)]).exit_code == 1
+    result = CliRunner().invoke(app, ["push", str(path), "--server", url, "--token", token])
+    assert result.exit_code == 0, result.stdout
+    assert "accepted" in result.stdout
