@@ -23,6 +23,7 @@ from hie.validators.fhir_rules.profiles.definitions import (
     compiled_profile,
     is_base_type,
 )
+from hie.validators.fhir_rules.profiles.narratives import check_narrative
 from hie.validators.fhir_rules.profiles.patterns import contains, fixed_value, out_of_range, show
 from hie.validators.fhir_rules.profiles.properties import (
     MIN_LENGTH,
@@ -39,6 +40,7 @@ from hie.validators.fhir_rules.profiles.rules import (
     CONFORMS,
     CONSTRAINT,
     FIXED,
+    NARRATIVE,
     RANGE,
     TARGET,
     TYPE,
@@ -190,6 +192,13 @@ class Checker:
         if actual is None:
             self.value_present(rule, value)
             return
+        if value.type == "Narrative":
+            check_narrative(
+                rule.data,
+                actual,
+                value.holder,
+                lambda message: self.error(NARRATIVE.id, value.path, message),
+            )
         fixed = fixed_value(rule)
         if fixed is not None:
             kind, expected = fixed

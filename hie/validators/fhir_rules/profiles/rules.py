@@ -94,3 +94,11 @@ VALUE_PRESENT = register(
     fix="Send the element's value, or (where the profile allows) one of the extensions it "
     "lists instead, such as data-absent-reason.",
 )
+NARRATIVE = register(
+    "fhir.profile.narrative",
+    summary="A narrative follows the controls its profile sets: each part says its source "
+    "(narrative-source-control), and language sections are present, absent, or include the "
+    "resource's language as required (narrative-language-control).",
+    fix='Mark each part of the narrative with class="generated", "original" or '
+    '"boilerplate"; add or remove <div lang=".."> sections as the profile requires.',
+)
