@@ -222,9 +222,12 @@ class BundleProcessor:
         self.server = server
 
     def process(self, call: Call, body: bytes) -> Answer:
-        resource, refused = self.server.parse(call, body, "Bundle")
-        if resource is None:
+        read, refused = self.server.parse(call, body, "Bundle")
+        if refused is not None or read.resource is None:
             return refused or Answer(400)
+        if read.report.rejected:  # FHIR XML format errors: no entry is run on a partial Bundle
+            return self.server.refused(call, 422, read.report, body)
+        resource = read.resource
         kind = resource.get("type")
         entries = resource.get("entry") or []
         if kind not in ("transaction", "batch") or not isinstance(entries, list):
@@ -250,6 +253,8 @@ class BundleProcessor:
             return self.server.refused(call, 413, report, body, len(entries))
         catalog, declared = self.server.context(call.scope)
         plans = [_plan(raw, i, catalog, declared) for i, raw in enumerate(entries)]
+        for plan in plans:  # in XML, each entry's issues also get their line and column
+            plan.report.issues[:] = [read.locations.place(i) for i in plan.report.issues]
         if kind == "transaction":
             return self.transaction(call, body, catalog, plans)
         return self.batch(call, body, catalog, plans)

@@ -87,7 +87,7 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
         "software": {"name": "hie", "version": __version__},
         "implementation": {"description": "hie regional health-information exchange", "url": base},
         "fhirVersion": "4.0.1",
-        "format": ["json"],
+        "format": ["json", "xml"],
         "patchFormat": [],
         "rest": [
             {

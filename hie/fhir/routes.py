@@ -1,6 +1,7 @@
 """The ``/fhir`` routes: HTTP in, :class:`Answer` out. The interactions live in server.py and
-bundles.py; this module reads headers (Prefer, If-Match, If-None-Exist, X-HIE-Institution) and
-runs the blocking work in the thread pool."""
+bundles.py; this module reads headers (Prefer, If-Match, If-None-Exist, X-HIE-Institution,
+Content-Type, Accept and ``_format``) and runs the blocking work in the thread pool. Bodies and
+answers are FHIR JSON or FHIR XML (xml_format.py); JSON unless XML is asked for."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -26,7 +28,9 @@ from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
+from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
+from hie.fhir.xml_format import FHIR_XML, XML_TYPES, to_fhir_xml, wants_xml
 from hie.http.security import PrincipalDep
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
@@ -43,15 +47,31 @@ def _server(request: Request) -> FhirServer:
     return server
 
 
-def _respond(answer: Answer) -> Response:
+def _respond(answer: Answer, request: Request) -> Response:
+    """The answer in the format the request asks for: FHIR XML, or FHIR JSON by default."""
     if answer.status == 204 or answer.body is None:
         return Response(status_code=answer.status, headers=answer.headers)
+    if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
+        content, media_type = to_fhir_xml(answer.body), FHIR_XML
+    else:
+        content, media_type = answer.to_bytes(), FHIR_JSON
     return Response(
-        answer.to_bytes(),
+        content,
         status_code=answer.status,
         headers=answer.headers,
-        media_type=f"{FHIR_JSON}; charset=utf-8",
+        media_type=f"{media_type}; charset=utf-8",
     )
+
+
+def _condition(request: Request) -> str | None:
+    """The query string as a search condition, without the parameters that only shape the
+    answer (``_format``, ``_pretty``): ``POST /fhir/Patient?_format=xml`` has no condition."""
+    kept = [
+        part
+        for part in request.url.query.split("&")
+        if part and unquote_plus(part.split("=", 1)[0]) not in IGNORED
+    ]
+    return "&".join(kept) or None
 
 
 def _base(request: Request) -> str:
@@ -70,13 +90,9 @@ async def _run(
     """Resolve the caller's scope, check the type, and run ``work`` off the event loop."""
     server = _server(request)
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
-    accept = request.headers.get("accept", "")
-    if "xml" in accept and not any(t in accept for t in ("json", "*/*")):
-        return _respond(error(406, "not-supported", "this server speaks FHIR JSON only"))
-    if write and content_type is not None and content_type not in JSON_TYPES:
-        return _respond(
-            error(415, "not-supported", f"send {FHIR_JSON}, not {content_type} (JSON only)")
-        )
+    if write and content_type is not None and content_type not in (*JSON_TYPES, *XML_TYPES):
+        message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
+        return _respond(error(415, "not-supported", message), request)
 
     def blocking() -> Answer:
         with server.database.connection() as conn:
@@ -101,7 +117,8 @@ async def _run(
         call = Call(scope, Preferences.parse(prefer), _base(request), content_type)
         return work(server, call)
 
-    return _respond(await run_in_threadpool(blocking))
+    # Written in the pool too: an XML answer of a large Bundle is not free.
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
 def _pairs(request: Request, form: FormData | None = None) -> list[tuple[str, str]]:
@@ -111,10 +128,10 @@ def _pairs(request: Request, form: FormData | None = None) -> list[tuple[str, st
     return pairs
 
 
-def _bad_id(resource_id: str) -> Response | None:
+def _bad_id(request: Request, resource_id: str) -> Response | None:
     if _ID.fullmatch(resource_id):
         return None
-    return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"))
+    return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"), request)
 
 
 @router.get("/metadata", summary="CapabilityStatement (no token needed)")
@@ -125,7 +142,7 @@ async def metadata(request: Request) -> Response:
             types = supported_types(server.catalogs.get(conn))
         return Answer(200, capability_statement(types, _base(request)))
 
-    return _respond(await run_in_threadpool(blocking))
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
 @router.post("", summary="transaction or batch Bundle")
@@ -191,7 +208,7 @@ async def validate_instance(
     request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
 ) -> Response:
     body = await request.body()
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -211,7 +228,7 @@ async def create(
 ) -> Response:
     body = await request.body()
     # If-None-Exist is the FHIR way; a query string (fhirpy's get_or_create) says the same.
-    condition = if_none_exist or (request.url.query or None)
+    condition = if_none_exist or _condition(request)
     return await _run(
         request,
         principal,
@@ -230,9 +247,10 @@ async def conditional_update(
     if_match: IfMatchHeader = None,
 ) -> Response:
     body = await request.body()
-    condition = request.url.query
+    condition = _condition(request)
     if not condition:
-        return _respond(error(400, "invalid", f"PUT /fhir/{resource_type} needs a condition"))
+        message = f"PUT /fhir/{resource_type} needs a condition"
+        return _respond(error(400, "invalid", message), request)
     return await _run(
         request,
         principal,
@@ -265,7 +283,7 @@ async def type_history(
 async def read(
     request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
 ) -> Response:
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -285,7 +303,7 @@ async def update(
     if_match: IfMatchHeader = None,
 ) -> Response:
     body = await request.body()
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         prefer,
@@ -305,7 +323,7 @@ async def delete(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         prefer,
@@ -322,7 +340,7 @@ async def instance_history(
     request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
 ) -> Response:
     pairs = _pairs(request)
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -342,7 +360,7 @@ async def vread(
     version_id: str,
     principal: PrincipalDep,
 ) -> Response:
-    return _bad_id(resource_id) or await _run(
+    return _bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -35,6 +35,7 @@ from hie.fhir.responses import (
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
 from hie.fhir.session import WriteRefused, WriteSession, new_id, refuse
+from hie.fhir.xml_format import XML_TYPES
 from hie.ingest import Arrival, reject
 from hie.storage import Connection, Database
 from hie.storage.catalog import CatalogCache
@@ -52,6 +53,7 @@ from hie.storage.search import LiveRow, count, referenced, referring, search
 from hie.storage.uploads import UploadRow, record_upload
 from hie.validators import Report
 from hie.validators.fhir import parse_json, validate_resource
+from hie.validators.fhir_xml import Locations, read_fhir_xml
 
 # Retries of a write transaction that PostgreSQL aborted to break a deadlock between
 # concurrent transactions touching the same resources in different orders.
@@ -76,6 +78,23 @@ def supported_types(catalog: Catalog) -> list[str]:
     if any(t.cda_code for t in catalog):
         types.add("Bundle")
     return sorted(types)
+
+
+@dataclass(frozen=True)
+class Body:
+    """A request body read as a resource: JSON as sent, FHIR XML converted into the JSON form
+    (which is what is validated and stored)."""
+
+    resource: dict[str, Any] | None  # None: unreadable, the reasons in ``report``
+    report: Report  # what reading found; for XML also FHIR XML format errors, located
+    locations: Locations = field(default_factory=Locations)  # XML only: lines and columns
+
+    def checked(self, validation: Report) -> Report:
+        """The reading's issues, then the validation's (in XML with their line and column)."""
+        report = Report()
+        report.extend(self.report)
+        report.issues.extend(self.locations.place(issue) for issue in validation.issues)
+        return report
 
 
 @dataclass
@@ -189,28 +208,42 @@ class FhirServer:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def read_body(self, call: Call, body: bytes) -> Body:
+        """The body as a resource. XML that breaks the FHIR XML format still gives the rest of
+        the resource, so that it is validated too and every issue is answered at once (as JSON
+        with unknown elements is); XML that is not well-formed, like JSON that is not JSON, gives
+        none."""
+        if call.content_type in XML_TYPES:
+            read = read_fhir_xml(body, max_bytes=self.settings.max_request_bytes)
+            return Body(read.resource, read.report, read.locations)
+        resource, report = parse_json(body)
+        return Body(None if report.rejected else resource, report)
+
     def parse(
         self, call: Call, body: bytes, resource_type: str | None
-    ) -> tuple[dict[str, Any] | None, Answer | None]:
-        resource, report = parse_json(body)
-        if resource is None or report.rejected:
-            return None, self.refused(call, 400, report, body)
+    ) -> tuple[Body, Answer | None]:
+        """The body read, or the refusal (400) of a body that has no resource or the wrong one."""
+        read = self.read_body(call, body)
+        resource = read.resource
+        if resource is None:
+            return read, self.refused(call, 400, read.report, body)
         if resource_type is not None and resource.get("resourceType") != resource_type:
             message = f"the body is a {resource.get('resourceType')}, the URL says {resource_type}"
-            return None, self.refused(call, 400, _report(REQUEST.id, message), body)
-        return resource, None
+            return read, self.refused(call, 400, _report(REQUEST.id, message), body)
+        return read, None
 
     # -- writes -----------------------------------------------------------------------------
 
     def create(self, call: Call, resource_type: str, body: bytes, condition: str | None) -> Answer:
-        resource, refused = self.parse(call, body, resource_type)
-        if resource is None:
+        read, refused = self.parse(call, body, resource_type)
+        if refused is not None or read.resource is None:
             return refused or Answer(400)
-        resource = {**resource, "id": new_id()}  # a create ignores any id the client sent
+        resource = {**read.resource, "id": new_id()}  # a create ignores any id the client sent
         catalog, declared = self.context(call.scope)
         result = validate_resource(resource, catalog=catalog, declared=declared)
-        if result.report.rejected or result.table is None:
-            return self.refused(call, 422, result.report, body)
+        report = read.checked(result.report)
+        if report.rejected or result.table is None:
+            return self.refused(call, 422, report, body)
         table = result.table
 
         def work(session: WriteSession, upload: Upload) -> Answer:
@@ -228,7 +261,7 @@ class FhirServer:
                 written.last_updated,
                 prefs=call.prefs,
                 base=call.base,
-                report=result.report,
+                report=report,
                 write=True,
             )
 
@@ -246,9 +279,10 @@ class FhirServer:
     ) -> Answer:
         """``PUT <Type>/<id>`` (creates it when new: client-assigned ids), or ``PUT <Type>?…``
         (conditional update: the one match is updated, none creates, several are 412)."""
-        resource, refused = self.parse(call, body, resource_type)
-        if resource is None:
+        read, refused = self.parse(call, body, resource_type)
+        if refused is not None or read.resource is None:
             return refused or Answer(400)
+        resource = read.resource
         body_id = resource.get("id")
         if resource_id is not None and body_id != resource_id:
             message = f"the body's id {body_id!r} is not the URL's id {resource_id!r}"
@@ -257,8 +291,9 @@ class FhirServer:
         result = validate_resource(
             {**resource, "id": body_id or "placeholder"}, catalog=catalog, declared=declared
         )
-        if result.report.rejected or result.table is None:
-            return self.refused(call, 422, result.report, body)
+        report = read.checked(result.report)
+        if report.rejected or result.table is None:
+            return self.refused(call, 422, report, body)
         table = result.table
 
         def work(session: WriteSession, upload: Upload) -> Answer:
@@ -287,7 +322,7 @@ class FhirServer:
                 written.last_updated,
                 prefs=call.prefs,
                 base=call.base,
-                report=result.report,
+                report=report,
                 write=True,
             )
 
@@ -315,15 +350,18 @@ class FhirServer:
     ) -> Answer:
         """``$validate`` (type or instance level): the validation report, nothing stored. 200
         means the validation ran; the issues say whether the resource is valid."""
-        resource, report = parse_json(body)
+        read = self.read_body(call, body)
+        resource = read.resource
         if resource is not None and resource.get("resourceType") == "Parameters":
             parameters = resource.get("parameter") or []
             given = [p.get("resource") for p in parameters if p.get("name") == "resource"]
             resource = given[0] if given and isinstance(given[0], dict) else None
             if resource is None:
                 return error(400, "required", "Parameters without a 'resource' parameter")
-        if resource is None or report.rejected:
-            return failure(400, report)
+            # XML locations are by path from Parameters, the validation's from the resource.
+            read = Body(resource, read.report)
+        if resource is None:
+            return failure(400, read.report)
         if resource.get("resourceType") != resource_type:
             message = f"the body is a {resource.get('resourceType')}, the URL says {resource_type}"
             return error(400, "invalid", message)
@@ -332,7 +370,7 @@ class FhirServer:
         catalog, declared = self.context(call.scope)
         candidate = {**resource, "id": resource.get("id") or resource_id or new_id()}
         result = validate_resource(candidate, catalog=catalog, declared=declared)
-        return Answer(200, result.report.to_operation_outcome())
+        return Answer(200, read.checked(result.report).to_operation_outcome())
 
     def existing(self, conn: Connection, row: LiveRow, call: Call, status: int) -> Answer:
         resource = load_resources(conn, [row]).get(row.record_id) or {}

@@ -6,7 +6,7 @@ import logging
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from hie.errors import (
@@ -40,6 +40,28 @@ def outcome_response(
     )
 
 
+def _outcome_for(
+    request: Request,
+    status: int,
+    issues: list[OutcomeIssue],
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The error as :func:`outcome_response`, but in FHIR XML for a ``/fhir`` request that asks
+    for XML (HAPI's clients), as the FHIR API's own answers are."""
+    if request.url.path.startswith("/fhir"):
+        # Imported here: hie.fhir imports hie.http, whose package imports this module.
+        from hie.fhir.xml_format import FHIR_XML, to_fhir_xml, wants_xml
+
+        if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
+            return Response(
+                to_fhir_xml(operation_outcome(issues)),
+                status_code=status,
+                media_type=f"{FHIR_XML}; charset=utf-8",
+                headers=headers,
+            )
+    return outcome_response(status, issues, headers)
+
+
 def _status_of(exc: Exception) -> tuple[int, str] | None:
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
@@ -47,11 +69,12 @@ def _status_of(exc: Exception) -> tuple[int, str] | None:
     return None
 
 
-def _hie_error(request: Request, exc: Exception) -> JSONResponse:
+def _hie_error(request: Request, exc: Exception) -> Response:
     known = _status_of(exc)
     if known is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return outcome_response(500, [OutcomeIssue("fatal", "exception", "internal error")])
+        issue = OutcomeIssue("fatal", "exception", "internal error")
+        return _outcome_for(request, 500, [issue])
     status, code = known
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(exc, InvalidInput):
@@ -67,10 +90,10 @@ def _hie_error(request: Request, exc: Exception) -> JSONResponse:
         ]
     else:
         issues = [OutcomeIssue("error", code, str(exc))]
-    return outcome_response(status, issues, headers)
+    return _outcome_for(request, status, issues, headers)
 
 
-def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+def _validation_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, RequestValidationError):  # registered for that type only
         raise TypeError(exc)
     issues = [
@@ -82,23 +105,23 @@ def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         )
         for err in exc.errors()
     ]
-    return outcome_response(422, issues)
+    return _outcome_for(request, 422, issues)
 
 
-def _http_error(request: Request, exc: Exception) -> JSONResponse:
+def _http_error(request: Request, exc: Exception) -> Response:
     if not isinstance(exc, HTTPException):  # registered for that type only
         raise TypeError(exc)
     code = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}.get(
         exc.status_code, "processing"
     )
-    return outcome_response(
-        exc.status_code, [OutcomeIssue("error", code, str(exc.detail))], dict(exc.headers or {})
-    )
+    issues = [OutcomeIssue("error", code, str(exc.detail))]
+    return _outcome_for(request, exc.status_code, issues, dict(exc.headers or {}))
 
 
-def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path)
-    return outcome_response(500, [OutcomeIssue("fatal", "exception", "internal error")])
+    issue = OutcomeIssue("fatal", "exception", "internal error")
+    return _outcome_for(request, 500, [issue])
 
 
 def install_error_handlers(app: FastAPI) -> None:
