@@ -1,0 +1,240 @@
+"""The FHIR interactions that read: read, vread, history (instance and type level) and search
+(with ``_include``, ``_revinclude``, ``_total`` and paging by ``_offset``)."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from hie.fhir.calls import Call
+from hie.fhir.content import instant, served_form
+from hie.fhir.dates import date_range
+from hie.fhir.responses import Answer, Preferences, bundle, error, resource_answer
+from hie.fhir.search import ParsedSearch, SearchError, parse_search
+from hie.storage import Connection, Database
+from hie.storage.fhir import (
+    instance_history,
+    live_rows,
+    load_resources,
+    read_version_of,
+    type_history,
+)
+from hie.storage.records import get_head, read_version
+from hie.storage.search import LiveRow, count, referenced, referring, search
+
+MAX_INCLUDED = 1000
+
+
+def read(database: Database, call: Call, resource_type: str, resource_id: str) -> Answer:
+    logical_id = f"{resource_type}/{resource_id}"
+    with database.connection() as conn:
+        head = get_head(conn, call.scope.institution_code, logical_id)
+        if head is None:
+            return error(404, "not-found", f"{logical_id} is not known")
+        if head.deleted:
+            answer = error(410, "deleted", f"{logical_id} was deleted")
+            answer.headers["ETag"] = f'W/"{head.version}"'
+            return answer
+        version = read_version(conn, head)
+    if version is None or version.get("resource") is None:
+        return error(404, "not-found", f"{logical_id} is not a FHIR resource")
+    return resource_answer(
+        200,
+        version["resource"],
+        head.version,
+        head.received_at,
+        prefs=Preferences(),
+        base=call.base,
+    )
+
+
+def vread(
+    database: Database, call: Call, resource_type: str, resource_id: str, version_id: str
+) -> Answer:
+    logical_id = f"{resource_type}/{resource_id}"
+    if not version_id.isdigit():
+        return error(404, "not-found", f"{logical_id} has no version {version_id!r}")
+    with database.connection() as conn:
+        row = read_version_of(conn, call.scope.institution_code, logical_id, int(version_id))
+    if row is None:
+        return error(404, "not-found", f"{logical_id} has no version {version_id}")
+    if row["deleted"] or row["resource"] is None:
+        return error(410, "deleted", f"version {version_id} of {logical_id} is a deletion")
+    return resource_answer(
+        200,
+        row["resource"],
+        row["version"],
+        row["received_at"],
+        prefs=Preferences(),
+        base=call.base,
+    )
+
+
+def history(
+    database: Database,
+    zone: ZoneInfo,
+    call: Call,
+    resource_type: str,
+    resource_id: str | None,
+    pairs: list[tuple[str, str]],
+    self_url: str,
+) -> Answer:
+    values = dict(pairs)
+    try:
+        page = min(int(values.get("_count", "20")), 1000)
+        offset = int(values.get("_offset", "0"))
+    except ValueError:
+        return error(400, "invalid", "_count and _offset are whole numbers")
+    since = None
+    if "_since" in values:
+        found = date_range(values["_since"], zone)
+        if found is None:
+            return error(400, "invalid", f"_since={values['_since']} is not an instant")
+        since = found[0]
+    inst = call.scope.institution_code
+    with database.connection() as conn:
+        if resource_id is not None:
+            logical_id = f"{resource_type}/{resource_id}"
+            if get_head(conn, inst, logical_id) is None:
+                return error(404, "not-found", f"{logical_id} is not known")
+            rows = instance_history(
+                conn, inst, logical_id, since=since, count=page + 1, offset=offset
+            )
+        else:
+            rows = type_history(
+                conn, inst, resource_type, since=since, count=page + 1, offset=offset
+            )
+    entries = [_history_entry(row, call.base) for row in rows[:page]]
+    links = [("self", self_url)]
+    if len(rows) > page:
+        links.append(("next", _with_offset(self_url, pairs, offset + page)))
+    return Answer(200, bundle("history", entries, links=links))
+
+
+def search_type(
+    database: Database,
+    zone: ZoneInfo,
+    call: Call,
+    resource_type: str,
+    pairs: list[tuple[str, str]],
+    self_url: str,
+) -> Answer:
+    try:
+        parsed = parse_search(
+            resource_type,
+            pairs,
+            institution_code=call.scope.institution_code,
+            zone=zone,
+        )
+    except SearchError as exc:
+        return error(400, "invalid", str(exc))
+    if parsed.unknown and call.prefs.strict:
+        return error(400, "not-supported", "; ".join(parsed.unknown))
+    query = parsed.query
+    with database.connection() as conn:
+        if parsed.count_only:
+            counted = count(conn, query)
+            return Answer(200, bundle("searchset", [], links=[("self", self_url)], total=counted))
+        page = query.count
+        query.count = page + 1
+        rows = search(conn, query)
+        query.count = page
+        more = len(rows) > page
+        rows = rows[:page]
+        # A total costs a count unless this page is all there is; without _total it is
+        # given only then (a count over millions of rows is not free).
+        complete = query.offset == 0 and not more
+        total: int | None = None
+        if complete and parsed.total != "none":
+            total = len(rows)
+        elif parsed.total == "accurate":
+            total = count(conn, query)
+        included = _included(conn, call, parsed, rows)
+        resources = load_resources(conn, rows + included)
+    found = [_search_entry(r, resources, call.base, "match") for r in rows]
+    found += [_search_entry(r, resources, call.base, "include") for r in included]
+    entries = [e for e in found if e is not None]
+    if parsed.unknown:
+        issues = [
+            {"severity": "warning", "code": "not-supported", "diagnostics": m}
+            for m in parsed.unknown
+        ]
+        entries.append(
+            {
+                "resource": {"resourceType": "OperationOutcome", "issue": issues},
+                "search": {"mode": "outcome"},
+            }
+        )
+    links = [("self", self_url)]
+    if more:
+        links.append(("next", _with_offset(self_url, pairs, query.offset + page)))
+    return Answer(200, bundle("searchset", entries, links=links, total=total))
+
+
+def _included(
+    conn: Connection, call: Call, parsed: ParsedSearch, rows: list[LiveRow]
+) -> list[LiveRow]:
+    """The resources ``_include`` and ``_revinclude`` add to a page of matches (at most
+    :data:`MAX_INCLUDED`, none already among the matches)."""
+    if not rows or not (parsed.includes or parsed.revincludes):
+        return []
+    inst = call.scope.institution_code
+    seen = {(r.resource_type, r.resource_id) for r in rows}
+    keys: list[tuple[str, str]] = []
+    for include in parsed.includes:
+        ids = [r.resource_id for r in rows]
+        for target in referenced(conn, inst, include.source, ids, [include.param]):
+            kind, _, target_id = target.partition("/")
+            if include.target in (None, kind):
+                keys.append((kind, target_id))
+    targets = [f"{r.resource_type}/{r.resource_id}" for r in rows]
+    for include in parsed.revincludes:
+        for source_id in referring(
+            conn, inst, include.source, include.param, targets, MAX_INCLUDED
+        ):
+            keys.append((include.source, source_id))
+    unique = [k for k in dict.fromkeys(keys) if k not in seen][:MAX_INCLUDED]
+    return live_rows(conn, inst, unique)
+
+
+def _with_offset(self_url: str, pairs: list[tuple[str, str]], offset: int) -> str:
+    base = self_url.split("?", 1)[0]
+    kept = [(k, v) for k, v in pairs if k != "_offset"]
+    return f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"
+
+
+def _search_entry(
+    row: LiveRow, resources: dict[int, dict[str, Any]], base: str, mode: str
+) -> dict[str, Any] | None:
+    resource = resources.get(row.record_id)
+    if resource is None:
+        return None
+    return {
+        "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
+        "resource": served_form(resource, row.version, row.last_updated),
+        "search": {"mode": mode},
+    }
+
+
+def _history_entry(row: dict[str, Any], base: str) -> dict[str, Any]:
+    logical_id, version = row["logical_id"], row["version"]
+    resource_type = logical_id.split("/", 1)[0]
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{logical_id}"}
+    if row["deleted"] or row["resource"] is None:
+        entry["request"] = {"method": "DELETE", "url": logical_id}
+        status = "204 No Content"
+    else:
+        entry["resource"] = served_form(row["resource"], version, row["received_at"])
+        entry["request"] = (
+            {"method": "POST", "url": resource_type}
+            if version == 1
+            else {"method": "PUT", "url": logical_id}
+        )
+        status = "201 Created" if version == 1 else "200 OK"
+    entry["response"] = {
+        "status": status,
+        "etag": f'W/"{version}"',
+        "lastModified": instant(row["received_at"]),
+    }
+    return entry

@@ -1,0 +1,165 @@
+"""The FHIR interactions that change one resource: create (conditional too), update (client ids
+and conditional update), delete; and ``$validate``, which checks a body as a write would without
+storing it. CPU work (parsing, validation) happens before the write transaction."""
+
+from __future__ import annotations
+
+from hie.fhir.calls import Body, Call
+from hie.fhir.responses import Answer, error, failure, information, resource_answer
+from hie.fhir.rules import PRECONDITION, REQUEST
+from hie.fhir.session import WriteRefused, WriteSession, new_id, refuse
+from hie.fhir.transactions import Transactions, Upload, request_error
+from hie.validators.fhir import validate_resource
+
+
+def create(
+    server: Transactions, call: Call, resource_type: str, body: bytes, condition: str | None
+) -> Answer:
+    read, refused = server.parse(call, body, resource_type)
+    if refused is not None or read.resource is None:
+        return refused or Answer(400)
+    resource = {**read.resource, "id": new_id()}  # a create ignores any id the client sent
+    catalog, declared = server.context(call.scope)
+    result = validate_resource(resource, catalog=catalog, declared=declared)
+    report = read.checked(result.report)
+    if report.rejected or result.table is None:
+        return server.refused(call, 422, report, body)
+    table = result.table
+
+    def work(session: WriteSession, upload: Upload) -> Answer:
+        if condition:
+            matches = session.find(resource_type, condition, lock=True)
+            if len(matches) > 1:
+                raise _multiple(resource_type, condition)
+            if matches:
+                return server.existing(session.conn, matches[0], call, 200)
+        written = session.store(session.prepare(resource, table))
+        return resource_answer(
+            201,
+            written.resource or resource,
+            written.version,
+            written.last_updated,
+            prefs=call.prefs,
+            base=call.base,
+            report=report,
+            write=True,
+        )
+
+    return server.write(call, body, catalog, work)
+
+
+def update(
+    server: Transactions,
+    call: Call,
+    resource_type: str,
+    resource_id: str | None,
+    body: bytes,
+    *,
+    if_match: int | None,
+    condition: str | None = None,
+) -> Answer:
+    """``PUT <Type>/<id>`` (creates it when new: client-assigned ids), or ``PUT <Type>?…``
+    (conditional update: the one match is updated, none creates, several are 412)."""
+    read, refused = server.parse(call, body, resource_type)
+    if refused is not None or read.resource is None:
+        return refused or Answer(400)
+    resource = read.resource
+    body_id = resource.get("id")
+    if resource_id is not None and body_id != resource_id:
+        message = f"the body's id {body_id!r} is not the URL's id {resource_id!r}"
+        return server.refused(call, 400, request_error(REQUEST.id, message), body)
+    catalog, declared = server.context(call.scope)
+    result = validate_resource(
+        {**resource, "id": body_id or "placeholder"}, catalog=catalog, declared=declared
+    )
+    report = read.checked(result.report)
+    if report.rejected or result.table is None:
+        return server.refused(call, 422, report, body)
+    table = result.table
+
+    def work(session: WriteSession, upload: Upload) -> Answer:
+        target_id = resource_id
+        if condition is not None:
+            matches = session.find(resource_type, condition, lock=True)
+            if len(matches) > 1:
+                raise _multiple(resource_type, condition)
+            if matches and body_id not in (None, matches[0].resource_id):
+                raise refuse(
+                    400,
+                    REQUEST.id,
+                    f"the body's id {body_id!r} is not the id of "
+                    f"the resource matching {condition!r}",
+                    code="invalid",
+                )
+            target_id = matches[0].resource_id if matches else body_id or new_id()
+        written = session.store(
+            session.prepare({**resource, "id": target_id}, table), if_match=if_match
+        )
+        status = 201 if written.status == "created" else 200
+        return resource_answer(
+            status,
+            written.resource or resource,
+            written.version,
+            written.last_updated,
+            prefs=call.prefs,
+            base=call.base,
+            report=report,
+            write=True,
+        )
+
+    return server.write(call, body, catalog, work)
+
+
+def delete(
+    server: Transactions, call: Call, resource_type: str, resource_id: str, *, if_match: int | None
+) -> Answer:
+    catalog = server.context(call.scope)[0]
+
+    def work(session: WriteSession, upload: Upload) -> Answer:
+        written = session.delete(resource_type, resource_id, if_match=if_match)
+        if written is None:
+            return Answer(204)
+        answer = information(200, f"{resource_type}/{resource_id} deleted")
+        answer.headers["ETag"] = f'W/"{written.version}"'
+        if call.prefs.return_mode == "minimal":
+            answer.status, answer.body = 204, None
+        return answer
+
+    return server.write(call, b"", catalog, work)
+
+
+def validate(
+    server: Transactions, call: Call, resource_type: str, resource_id: str | None, body: bytes
+) -> Answer:
+    """``$validate`` (type or instance level): the validation report, nothing stored. 200 means
+    the validation ran; the issues say whether the resource is valid."""
+    read = server.read_body(call, body)
+    resource = read.resource
+    if resource is not None and resource.get("resourceType") == "Parameters":
+        parameters = resource.get("parameter") or []
+        given = [p.get("resource") for p in parameters if p.get("name") == "resource"]
+        resource = given[0] if given and isinstance(given[0], dict) else None
+        if resource is None:
+            return error(400, "required", "Parameters without a 'resource' parameter")
+        # XML locations are by path from Parameters, the validation's from the resource.
+        read = Body(resource, read.report)
+    if resource is None:
+        return failure(400, read.report)
+    if resource.get("resourceType") != resource_type:
+        message = f"the body is a {resource.get('resourceType')}, the URL says {resource_type}"
+        return error(400, "invalid", message)
+    if resource_id is not None and resource.get("id") not in (None, resource_id):
+        return error(400, "invalid", f"the body's id is not {resource_id!r}")
+    catalog, declared = server.context(call.scope)
+    candidate = {**resource, "id": resource.get("id") or resource_id or new_id()}
+    result = validate_resource(candidate, catalog=catalog, declared=declared)
+    return Answer(200, read.checked(result.report).to_operation_outcome())
+
+
+def _multiple(resource_type: str, condition: str) -> WriteRefused:
+    return refuse(
+        412,
+        PRECONDITION.id,
+        f"the condition {resource_type}?{condition} matches more than one resource",
+        code="multiple-matches",
+    )
