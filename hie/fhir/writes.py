@@ -4,12 +4,16 @@ storing it. CPU work (parsing, validation) happens before the write transaction.
 
 from __future__ import annotations
 
+from typing import Any
+
 from hie.fhir.calls import Body, Call
 from hie.fhir.responses import Answer, error, failure, information, resource_answer
 from hie.fhir.rules import PRECONDITION, REQUEST
-from hie.fhir.session import WriteRefused, WriteSession, new_id, refuse
+from hie.fhir.session import WriteSession, Written, new_id, refuse
 from hie.fhir.transactions import Transactions, Upload, request_error
+from hie.storage.search import LiveRow
 from hie.validators.fhir import validate_resource
+from hie.validators.report import Report
 
 
 def create(
@@ -28,22 +32,11 @@ def create(
 
     def work(session: WriteSession, upload: Upload) -> Answer:
         if condition:
-            matches = session.find(resource_type, condition, lock=True)
-            if len(matches) > 1:
-                raise _multiple(resource_type, condition)
-            if matches:
-                return server.existing(session.conn, matches[0], call, 200)
+            match = _single_match(session, resource_type, condition)
+            if match is not None:
+                return server.existing(session.conn, match, call, 200)
         written = session.store(session.prepare(resource, table))
-        return resource_answer(
-            201,
-            written.resource or resource,
-            written.version,
-            written.last_updated,
-            prefs=call.prefs,
-            base=call.base,
-            report=report,
-            write=True,
-        )
+        return _written(201, written, resource, call, report)
 
     return server.write(call, body, catalog, work)
 
@@ -80,10 +73,8 @@ def update(
     def work(session: WriteSession, upload: Upload) -> Answer:
         target_id = resource_id
         if condition is not None:
-            matches = session.find(resource_type, condition, lock=True)
-            if len(matches) > 1:
-                raise _multiple(resource_type, condition)
-            if matches and body_id not in (None, matches[0].resource_id):
+            match = _single_match(session, resource_type, condition)
+            if match is not None and body_id not in (None, match.resource_id):
                 raise refuse(
                     400,
                     REQUEST.id,
@@ -91,20 +82,12 @@ def update(
                     f"the resource matching {condition!r}",
                     code="invalid",
                 )
-            target_id = matches[0].resource_id if matches else body_id or new_id()
+            target_id = match.resource_id if match is not None else body_id or new_id()
         written = session.store(
             session.prepare({**resource, "id": target_id}, table), if_match=if_match
         )
-        status = 201 if written.status == "created" else 200
-        return resource_answer(
-            status,
-            written.resource or resource,
-            written.version,
-            written.last_updated,
-            prefs=call.prefs,
-            base=call.base,
-            report=report,
-            write=True,
+        return _written(
+            201 if written.status == "created" else 200, written, resource, call, report
         )
 
     return server.write(call, body, catalog, work)
@@ -156,10 +139,30 @@ def validate(
     return Answer(200, read.checked(result.report).to_operation_outcome())
 
 
-def _multiple(resource_type: str, condition: str) -> WriteRefused:
-    return refuse(
-        412,
-        PRECONDITION.id,
-        f"the condition {resource_type}?{condition} matches more than one resource",
-        code="multiple-matches",
+def _single_match(session: WriteSession, resource_type: str, condition: str) -> LiveRow | None:
+    """The one resource a conditional write's condition matches (locked), or None; several
+    matches are a 412."""
+    matches = session.find(resource_type, condition, lock=True)
+    if len(matches) > 1:
+        raise refuse(
+            412,
+            PRECONDITION.id,
+            f"the condition {resource_type}?{condition} matches more than one resource",
+            code="multiple-matches",
+        )
+    return matches[0] if matches else None
+
+
+def _written(
+    status: int, written: Written, resource: dict[str, Any], call: Call, report: Report
+) -> Answer:
+    return resource_answer(
+        status,
+        written.resource or resource,
+        written.version,
+        written.last_updated,
+        prefs=call.prefs,
+        base=call.base,
+        report=report,
+        write=True,
     )
