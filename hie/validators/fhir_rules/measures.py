@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from hie.validators.conformance import Context
+from hie.validators.fhir_rules.shapes import objects
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -84,17 +85,12 @@ def _measure(resource: ResourceNode, context: Context) -> dict[str, Any] | None:
     return context.conformance.resolve(canonical, "Measure")
 
 
-def _list(holder: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    value = holder.get(name)
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
 def _codings(concept: Any) -> set[tuple[str, str]]:
     if not isinstance(concept, dict):
         return set()
     return {
         (c["system"], c["code"])
-        for c in _list(concept, "coding")
+        for c in objects(concept.get("coding"))
         if isinstance(c.get("system"), str) and isinstance(c.get("code"), str)
     }
 
@@ -105,7 +101,7 @@ def _matches(reported: Any, defined: Any) -> bool:
         return False
     if _codings(reported) & _codings(defined):
         return True
-    if not _list(reported, "coding") and not _list(defined, "coding"):
+    if not objects(reported.get("coding")) and not objects(defined.get("coding")):
         text = reported.get("text")
         return isinstance(text, str) and text == defined.get("text")
     return False
@@ -132,11 +128,11 @@ def _error(report: Report, rule: str, path: str, message: str) -> None:
 def _report(resource: ResourceNode, measure: dict[str, Any], report: Report) -> None:
     data = resource.data
     url = data.get("measure")
-    groups = _list(data, "group")
-    defined = _list(measure, "group")
+    groups = objects(data.get("group"))
+    defined = objects(measure.get("group"))
     kind = data.get("type")
     scoring = _scoring(measure)
-    contained = _list(data, "contained")
+    contained = objects(data.get("contained"))
     if len(groups) == 1 and len(defined) == 1:
         group, definition = groups[0], defined[0]
         path = f"{resource.path}.group[0]"
@@ -193,9 +189,9 @@ def _group(
     contained: list[dict[str, Any]],
     report: Report,
 ) -> None:
-    populations = _list(definition, "population")
+    populations = objects(definition.get("population"))
     seen: list[int] = []
-    for index, population in enumerate(_list(group, "population")):
+    for index, population in enumerate(objects(group.get("population"))):
         where = f"{path}.population[{index}]"
         match = next(
             (
@@ -272,7 +268,7 @@ def _listed(subjects: Any, contained: list[dict[str, Any]]) -> int | None:
     if reference.startswith("#"):
         for item in contained:
             if item.get("id") == reference[1:] and item.get("resourceType") == "List":
-                return len(_list(item, "entry"))
+                return len(objects(item.get("entry")))
         return None
     kind = reference.rstrip("/").split("/")[-2] if reference.count("/") >= 1 else None
     return 1 if kind is not None and kind != "List" and kind[:1].isupper() else None
@@ -305,11 +301,11 @@ def _score(
 def _stratifiers(
     group: dict[str, Any], definition: dict[str, Any], path: str, report: Report
 ) -> None:
-    stratifiers = _list(definition, "stratifier")
+    stratifiers = objects(definition.get("stratifier"))
     seen: list[int] = []
-    for index, stratifier in enumerate(_list(group, "stratifier")):
+    for index, stratifier in enumerate(objects(group.get("stratifier"))):
         where = f"{path}.stratifier[{index}]"
-        codes = _list(stratifier, "code")
+        codes = objects(stratifier.get("code"))
         match = next(
             (
                 i

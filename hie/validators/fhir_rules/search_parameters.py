@@ -14,6 +14,7 @@ from typing import Any
 
 from hie.resources import schemas_dir
 from hie.validators.conformance import Context, split_canonical
+from hie.validators.fhir_rules.shapes import indexed_objects
 from hie.validators.fhir_rules.tree import Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -65,20 +66,12 @@ def check_search_parameters(tree: Tree, report: Report, context: Context) -> Non
             _search_parameter(resource.data, resource.path, report, context)
 
 
-def _items(value: Any) -> list[tuple[int, dict[str, Any]]]:
-    return (
-        [(i, v) for i, v in enumerate(value) if isinstance(v, dict)]
-        if isinstance(value, list)
-        else []
-    )
-
-
 def _capability_statement(
     data: dict[str, Any], path: str, report: Report, context: Context
 ) -> None:
-    for r, rest in _items(data.get("rest")):
-        for s, resource in _items(rest.get("resource")):
-            for p, parameter in _items(resource.get("searchParam")):
+    for r, rest in indexed_objects(data.get("rest")):
+        for s, resource in indexed_objects(rest.get("resource")):
+            for p, parameter in indexed_objects(resource.get("searchParam")):
                 definition = _definition(parameter.get("definition"), context)
                 stated = parameter.get("type")
                 if definition is None or not isinstance(stated, str):
@@ -97,7 +90,7 @@ def _capability_statement(
 
 
 def _search_parameter(data: dict[str, Any], path: str, report: Report, context: Context) -> None:
-    if data.get("type") == "composite" and len(_items(data.get("component"))) < 2:
+    if data.get("type") == "composite" and len(indexed_objects(data.get("component"))) < 2:
         report.add(
             Severity.ERROR,
             COMPOSITE.id,

@@ -13,6 +13,7 @@ import re
 from typing import Any
 
 from hie.validators.fhir_rules.fhirpath import compile_r4
+from hie.validators.fhir_rules.shapes import indexed_objects, objects
 from hie.validators.fhir_rules.tree import Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -37,21 +38,15 @@ UNUSED = register(
 _VARIABLE = re.compile(r"%([A-Za-z][A-Za-z0-9_\-]*)")
 
 
-def _list(value: Any) -> list[Any]:
-    """A JSON array, or nothing for a value of any other shape (the walk reports those)."""
-    return value if isinstance(value, list) else []
-
-
 def _declared(value_set: dict[str, Any]) -> list[str]:
     names = []
-    for extension in _list(value_set.get("extension")):
-        if not isinstance(extension, dict) or extension.get("url") != PARAMETER_EXTENSION:
+    for extension in objects(value_set.get("extension")):
+        if extension.get("url") != PARAMETER_EXTENSION:
             continue
-        for part in _list(extension.get("extension")):
-            if isinstance(part, dict) and part.get("url") == "name":
-                name = part.get("valueCode")
-                if isinstance(name, str):
-                    names.append(name)
+        for part in objects(extension.get("extension")):
+            name = part.get("valueCode")
+            if part.get("url") == "name" and isinstance(name, str):
+                names.append(name)
     return names
 
 
@@ -62,22 +57,17 @@ def _expressions(value_set: dict[str, Any], path: str) -> list[tuple[str, dict[s
     if not isinstance(compose, dict):
         return found
     for part in ("include", "exclude"):
-        for i, include in enumerate(_list(compose.get(part))):
-            if not isinstance(include, dict):
-                continue
-            for f, filter_ in enumerate(_list(include.get("filter"))):
-                primitive = filter_.get("_value") if isinstance(filter_, dict) else None
+        for i, include in indexed_objects(compose.get(part)):
+            for f, filter_ in indexed_objects(include.get("filter")):
+                primitive = filter_.get("_value")
                 extensions = primitive.get("extension") if isinstance(primitive, dict) else None
-                for e, extension in enumerate(_list(extensions)):
-                    if (
-                        isinstance(extension, dict)
-                        and extension.get("url") == EXPRESSION_EXTENSION
-                        and isinstance(extension.get("valueExpression"), dict)
+                for e, extension in indexed_objects(extensions):
+                    expression = extension.get("valueExpression")
+                    if extension.get("url") == EXPRESSION_EXTENSION and isinstance(
+                        expression, dict
                     ):
                         where = f"{path}.compose.{part}[{i}].filter[{f}].extension[{e}]"
-                        found.append(
-                            (f"{where}.value.ofType(Expression)", extension["valueExpression"])
-                        )
+                        found.append((f"{where}.value.ofType(Expression)", expression))
     return found
 
 

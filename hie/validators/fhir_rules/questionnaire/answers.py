@@ -10,7 +10,7 @@ from hie.validators.fhir_rules.elements import is_resource_type
 from hie.validators.fhir_rules.questionnaire.attachments import check_attachment
 from hie.validators.fhir_rules.questionnaire.comparisons import equal
 from hie.validators.fhir_rules.questionnaire.issues import item_text, report_error, shown
-from hie.validators.fhir_rules.questionnaire.json_values import CORE, dicts, extension_values
+from hie.validators.fhir_rules.questionnaire.json_values import CORE, extension_values
 from hie.validators.fhir_rules.questionnaire.limits import (
     check_decimal_places,
     check_limits,
@@ -24,6 +24,7 @@ from hie.validators.fhir_rules.questionnaire.rules import (
     REFERENCE_ANSWER,
 )
 from hie.validators.fhir_rules.questionnaire.value_sets import ValueSets
+from hie.validators.fhir_rules.shapes import objects
 from hie.validators.report import Report
 
 # The answer value[x] each item type allows (HL7: choice/open-choice also take date, time,
@@ -118,7 +119,7 @@ def _check_options(
     item_type: str,
     count: int,
 ) -> None:
-    options = dicts(q_item.get("answerOption"))
+    options = objects(q_item.get("answerOption"))
     open_choice = item_type == "open-choice"
     if options and key in _OPTION_KEYS:
         typed = [o for o in options if key in o]

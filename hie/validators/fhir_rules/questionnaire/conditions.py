@@ -7,7 +7,8 @@ from typing import Any
 
 from hie.validators.fhir_rules.questionnaire.answers import answer_value
 from hie.validators.fhir_rules.questionnaire.comparisons import compare, equal, ordered
-from hie.validators.fhir_rules.questionnaire.json_values import SDC, dicts, extension_value
+from hie.validators.fhir_rules.questionnaire.json_values import SDC, extension_value
+from hie.validators.fhir_rules.shapes import objects
 
 # Non-standard FHIRPath enableWhen extensions HL7's validator honours: hie cannot evaluate them,
 # so the items they govern are neither required nor forbidden here.
@@ -28,7 +29,7 @@ class Conditions:
         """Whether ``q_item`` is enabled where ``scope`` ends; None when hie cannot tell."""
         if any(extension_value(q_item, url) is not None for url in _ENABLE_EXPRESSIONS):
             return None
-        conditions = dicts(q_item.get("enableWhen"))
+        conditions = objects(q_item.get("enableWhen"))
         if not conditions:
             return True
         results = [self.condition(c, scope) for c in conditions]
@@ -51,7 +52,7 @@ class Conditions:
             if items:
                 values = []
                 for item in items:
-                    for answer in dicts(item.get("answer")):
+                    for answer in objects(item.get("answer")):
                         found = answer_value(answer)
                         if found is not None:
                             values.append(found)
@@ -90,13 +91,13 @@ class Conditions:
 
 def _items_beneath(container: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    pending = dicts(container.get("item"))
+    pending = objects(container.get("item"))
     while pending:
         item = pending.pop()
         link = item.get("linkId")
         if isinstance(link, str):
             found.setdefault(link, []).append(item)
-        pending.extend(dicts(item.get("item")))
-        for answer in dicts(item.get("answer")):
-            pending.extend(dicts(answer.get("item")))
+        pending.extend(objects(item.get("item")))
+        for answer in objects(item.get("answer")):
+            pending.extend(objects(answer.get("item")))
     return found

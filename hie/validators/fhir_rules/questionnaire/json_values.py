@@ -6,28 +6,20 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from hie.validators.fhir_rules.shapes import objects
+
 # Where the core and SDC extensions a Questionnaire item carries are defined.
 CORE = "http://hl7.org/fhir/StructureDefinition/"
 SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/"
 
 
-def dicts(value: Any) -> list[dict[str, Any]]:
-    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
-
-
-def indexed(value: Any) -> list[tuple[int, dict[str, Any]]]:
-    if not isinstance(value, list):
-        return []
-    return [(i, v) for i, v in enumerate(value) if isinstance(v, dict)]
-
-
 def extension_values(element: dict[str, Any], url: str, key: str) -> list[Any]:
-    return [e[key] for e in dicts(element.get("extension")) if e.get("url") == url and key in e]
+    return [e[key] for e in objects(element.get("extension")) if e.get("url") == url and key in e]
 
 
 def extension_value(element: dict[str, Any], url: str) -> tuple[str, Any] | None:
     """(value key, value) of the first ``url`` extension of ``element``."""
-    for extension in dicts(element.get("extension")):
+    for extension in objects(element.get("extension")):
         if extension.get("url") == url:
             for key, value in extension.items():
                 if key.startswith("value"):

@@ -7,9 +7,10 @@ from typing import Any
 
 from hie.validators.fhir_rules.questionnaire.comparisons import quantity_order
 from hie.validators.fhir_rules.questionnaire.issues import report_error, shown
-from hie.validators.fhir_rules.questionnaire.json_values import CORE, SDC, dicts, extension_values
+from hie.validators.fhir_rules.questionnaire.json_values import CORE, SDC, extension_values
 from hie.validators.fhir_rules.questionnaire.rules import QUANTITY
 from hie.validators.fhir_rules.questionnaire.value_sets import ValueSets
+from hie.validators.fhir_rules.shapes import objects
 from hie.validators.report import Report
 
 _BOUNDS = ((SDC + "sdc-questionnaire-minQuantity", -1), (SDC + "sdc-questionnaire-maxQuantity", 1))
@@ -20,7 +21,7 @@ def check_quantity(
 ) -> None:
     if not isinstance(value, dict):
         return
-    units = dicts(extension_values(q_item, CORE + "questionnaire-unitOption", "valueCoding"))
+    units = objects(extension_values(q_item, CORE + "questionnaire-unitOption", "valueCoding"))
     unit = (value.get("system"), value.get("code"))
     if units and not any((u.get("system"), u.get("code")) == unit for u in units):
         listed = ", ".join(str(u.get("code")) for u in units)
@@ -45,7 +46,7 @@ def check_quantity(
                 "code-invalid",
             )
     for url, sign in _BOUNDS:
-        limits = dicts(extension_values(q_item, url, "valueQuantity"))
+        limits = objects(extension_values(q_item, url, "valueQuantity"))
         if not limits:
             continue
         bound = "minimum" if sign < 0 else "maximum"

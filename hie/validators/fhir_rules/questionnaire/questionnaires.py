@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from hie.validators.fhir_rules.questionnaire.json_values import dicts, indexed
 from hie.validators.fhir_rules.questionnaire.rules import ENABLE_WHEN_TARGET
 from hie.validators.fhir_rules.questionnaire.sources import index_links
+from hie.validators.fhir_rules.shapes import indexed_objects, objects
 from hie.validators.fhir_rules.tree import ResourceNode
 from hie.validators.report import Report, Severity
 
@@ -16,11 +16,12 @@ def check_questionnaire(resource: ResourceNode, report: Report) -> None:
     links: dict[str, dict[str, Any]] = {}
     index_links(resource.data.get("item"), links)
     pending = [
-        (f"{resource.path}.item[{i}]", item) for i, item in indexed(resource.data.get("item"))
+        (f"{resource.path}.item[{i}]", item)
+        for i, item in indexed_objects(resource.data.get("item"))
     ]
     while pending:
         path, item = pending.pop()
-        conditions = dicts(item.get("enableWhen"))
+        conditions = objects(item.get("enableWhen"))
         if conditions:
             inner: dict[str, dict[str, Any]] = {}
             index_links(item.get("item"), inner)
@@ -43,4 +44,6 @@ def check_questionnaire(resource: ResourceNode, report: Report) -> None:
                     code="business-rule",
                     expression=path,
                 )
-        pending.extend((f"{path}.item[{i}]", child) for i, child in indexed(item.get("item")))
+        pending.extend(
+            (f"{path}.item[{i}]", child) for i, child in indexed_objects(item.get("item"))
+        )

@@ -11,12 +11,7 @@ from hie.validators.conformance import Context
 from hie.validators.fhir_rules.questionnaire.answers import ANSWER_TYPES, check_answer
 from hie.validators.fhir_rules.questionnaire.conditions import Conditions
 from hie.validators.fhir_rules.questionnaire.issues import item_text, report_error
-from hie.validators.fhir_rules.questionnaire.json_values import (
-    CORE,
-    dicts,
-    extension_values,
-    indexed,
-)
+from hie.validators.fhir_rules.questionnaire.json_values import CORE, extension_values
 from hie.validators.fhir_rules.questionnaire.rules import (
     ANSWER_TYPE,
     ENABLE_WHEN,
@@ -32,6 +27,7 @@ from hie.validators.fhir_rules.questionnaire.sources import (
     wrong_type,
 )
 from hie.validators.fhir_rules.questionnaire.value_sets import ValueSets
+from hie.validators.fhir_rules.shapes import indexed_objects, objects
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 
@@ -65,7 +61,7 @@ def check_response(tree: Tree, response: ResourceNode, report: Report, context: 
         return
     index_links(source.questionnaire.get("item"), source.by_link)
     checker = _ResponseChecker(report, context, source, response)
-    checker.items(dicts(source.questionnaire.get("item")), response.data, response.path, [])
+    checker.items(objects(source.questionnaire.get("item")), response.data, response.path, [])
 
 
 class _ResponseChecker:
@@ -102,7 +98,7 @@ class _ResponseChecker:
         present: dict[str, list[tuple[int, dict[str, Any]]]] = {}
         empty: dict[str, int] = {}
         last = -1
-        for index, item in indexed(container.get("item")):
+        for index, item in indexed_objects(container.get("item")):
             link = item.get("linkId")
             if not isinstance(link, str) or not link:
                 continue  # linkId is 1..1: the structure layer reports its absence
@@ -128,7 +124,7 @@ class _ResponseChecker:
                     "structure",
                 )
             last = position
-            if dicts(item.get("answer")) or dicts(item.get("item")):
+            if objects(item.get("answer")) or objects(item.get("item")):
                 present.setdefault(link, []).append((index, item))
             else:
                 empty.setdefault(link, index)
@@ -193,8 +189,8 @@ class _ResponseChecker:
     ) -> None:
         item_type = q_item.get("type")
         required = enabled and q_item.get("required") is True
-        answers = indexed(item.get("answer"))
-        children = dicts(item.get("item"))
+        answers = indexed_objects(item.get("answer"))
+        children = objects(item.get("item"))
         link = q_item.get("linkId")
         if item_type == "group":
             if answers:
@@ -208,7 +204,7 @@ class _ResponseChecker:
                 )
             if required and not children:
                 self.missing(path, f"the required group '{link}' has no items")
-            self.items(dicts(q_item.get("item")), item, path, scope)
+            self.items(objects(q_item.get("item")), item, path, scope)
             return
         if item_type == "display":
             if answers or children:
@@ -244,7 +240,7 @@ class _ResponseChecker:
         for index, answer in answers:
             answer_path = f"{path}.answer[{index}]"
             check_answer(self.report, self.value_sets, q_item, answer, answer_path, len(answers))
-            self.items(dicts(q_item.get("item")), answer, answer_path, [*scope, item])
+            self.items(objects(q_item.get("item")), answer, answer_path, [*scope, item])
 
     def occurrences(
         self, q_item: dict[str, Any], answers: list[tuple[int, dict[str, Any]]], path: str

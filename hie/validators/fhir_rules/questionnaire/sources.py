@@ -9,7 +9,7 @@ from typing import Any
 
 from hie.validators.conformance import Context, split_canonical
 from hie.validators.fhir_rules.elements import is_resource_type
-from hie.validators.fhir_rules.questionnaire.json_values import dicts
+from hie.validators.fhir_rules.shapes import objects
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 
 _CORE_CANONICAL = re.compile(r"http://hl7\.org/fhir/([A-Z][A-Za-z]+)/[^/]+")
@@ -25,7 +25,7 @@ class Source:
 
 
 def _contained_by_id(resource: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {c["id"]: c for c in dicts(resource.get("contained")) if isinstance(c.get("id"), str)}
+    return {c["id"]: c for c in objects(resource.get("contained")) if isinstance(c.get("id"), str)}
 
 
 def _matches(resource: dict[str, Any], url: str, version: str | None) -> bool:
@@ -68,10 +68,10 @@ def wrong_type(canonical: str, context: Context) -> str | None:
 def index_links(items: Any, into: dict[str, dict[str, Any]]) -> None:
     """Add every Questionnaire item under ``items``, nested ones too, to ``into`` by linkId (the
     first item wins)."""
-    pending = list(reversed(dicts(items)))
+    pending = list(reversed(objects(items)))
     while pending:
         item = pending.pop()
         link = item.get("linkId")
         if isinstance(link, str):
             into.setdefault(link, item)
-        pending.extend(reversed(dicts(item.get("item"))))
+        pending.extend(reversed(objects(item.get("item"))))

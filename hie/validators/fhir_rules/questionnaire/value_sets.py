@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hie.validators.conformance import Context
-from hie.validators.fhir_rules.questionnaire.json_values import dicts
+from hie.validators.fhir_rules.shapes import objects
 
 
 @dataclass
@@ -53,12 +53,12 @@ class ValueSets:
 
 
 def _expansion_codes(contains: Any, into: set[tuple[str, str]]) -> None:
-    pending = dicts(contains)
+    pending = objects(contains)
     while pending:
         entry = pending.pop()
         if isinstance(entry.get("system"), str) and isinstance(entry.get("code"), str):
             into.add((entry["system"], entry["code"]))
-        pending.extend(dicts(entry.get("contains")))
+        pending.extend(objects(entry.get("contains")))
 
 
 def _membership(value_set: dict[str, Any]) -> Membership | None:
@@ -70,22 +70,22 @@ def _membership(value_set: dict[str, Any]) -> Membership | None:
         _expansion_codes(expansion["contains"], membership.codes)
         return membership
     compose = value_set.get("compose")
-    if not isinstance(compose, dict) or not dicts(compose.get("include")):
+    if not isinstance(compose, dict) or not objects(compose.get("include")):
         return None
-    for include in dicts(compose.get("include")):
+    for include in objects(compose.get("include")):
         system = include.get("system")
         if include.get("valueSet") or not isinstance(system, str):
             membership.closed = False
             continue
-        concepts = dicts(include.get("concept"))
+        concepts = objects(include.get("concept"))
         if include.get("filter") or not concepts:
             membership.open_systems.add(system)
         for concept in concepts:
             if isinstance(concept.get("code"), str):
                 membership.codes.add((system, concept["code"]))
-    for exclude in dicts(compose.get("exclude")):
+    for exclude in objects(compose.get("exclude")):
         system = exclude.get("system")
-        for concept in dicts(exclude.get("concept")):
+        for concept in objects(exclude.get("concept")):
             if isinstance(system, str) and isinstance(concept.get("code"), str):
                 membership.excluded.add((system, concept["code"]))
     return membership
