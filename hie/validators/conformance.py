@@ -94,9 +94,18 @@ class Conformance:
             files = sorted(path.rglob("*")) if path.is_dir() else [path]
             for file in files:
                 if file.is_file() and file.suffix in (".json", ".xml"):
-                    conformance.add(_read(file))
-                    conformance.sources.append(str(file))
+                    conformance.add_file(file)
         return conformance
+
+    def add_file(self, file: Path) -> dict[str, Any]:
+        """Read and index the resource in ``file`` (JSON or XML), and return it.
+
+        Raises ValueError naming the file when it is not a FHIR resource.
+        """
+        resource = _read(file)
+        self.add(resource)
+        self.sources.append(str(file))
+        return resource
 
 
 def _read(file: Path) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from hie.catalog import Catalog, Table
-from hie.validators.conformance import Conformance, Context, Policy, load_context
+from hie.validators.conformance import Conformance, Context, Policy
 from hie.validators.fhir import parse_json, validate_resource
 from hie.validators.fhir_rules.elements import resource_types
 from hie.validators.fhir_xml import parse_fhir_xml
@@ -57,21 +57,16 @@ def case_context(root: Path, case: dict[str, Any], *, profile_step: bool = False
             or (isinstance(step, dict) and step.get("assumeValidRestReferences"))
         ),
     )
-    readable = []
+    conformance = Conformance()
+    read: dict[Path, dict[str, Any]] = {}
     for file in files:
         try:
-            load_context([file], policy)
+            read[file] = conformance.add_file(file)
         except ValueError:
             continue  # a disagreement if the case needed it
-        readable.append(file)
-    profiles: list[str] = []
-    if isinstance(step, dict):
-        try:
-            source = load_context([base / step["source"]], policy).conformance
-        except ValueError:
-            source = Conformance()
-        profiles = [str(d["url"]) for d in source.of_type("StructureDefinition")][:1]
-    return load_context(readable, policy, profiles)
+    source = read.get(base / step["source"]) if isinstance(step, dict) else None
+    profiles = (str(source["url"]),) if source is not None and "url" in source else ()
+    return Context(conformance, policy, profiles)
 
 
 def verdict(path: Path, context: Context | None = None) -> tuple[bool | None, str]:
