@@ -89,9 +89,12 @@ def verdict(path: Path, context: Context | None = None) -> tuple[bool | None, st
     return bool(rules), "+".join(rules)
 
 
-def agreement(root: Path, *, profile_step: bool = False) -> tuple[float, int, Counter[str]]:
+def agreement(
+    root: Path, *, profile_step: bool = False, by_module: Counter[tuple[str, bool]] | None = None
+) -> tuple[float, int, Counter[str]]:
     """Agreement on the cases' first step (validation as such), or on their second step
-    (validation against a given profile) with ``profile_step``."""
+    (validation against a given profile) with ``profile_step``. ``by_module`` counts the cases
+    of each module by (module, agreed)."""
     summary: dict[str, Any] = json.loads((root / "expected-summary.json").read_text("utf-8"))
     manifest = json.loads((root / "manifest-r4-nopackages.json").read_text("utf-8"))
     options = {case["name"]: case for case in manifest["test-cases"]}
@@ -105,6 +108,8 @@ def agreement(root: Path, *, profile_step: bool = False) -> tuple[float, int, Co
         invalid = expected["error"] > 0
         context = case_context(root, options[case["name"]], profile_step=profile_step)
         rejected, rules = verdict(root / case["file"], context)
+        if by_module is not None:
+            by_module[(case["module"] or "none", rejected == invalid)] += 1
         if rejected is None:
             reasons[f"not evaluated: {rules}"] += 1
         elif rejected == invalid:
@@ -117,7 +122,8 @@ def agreement(root: Path, *, profile_step: bool = False) -> tuple[float, int, Co
 
 
 def test_reference_case_agreement(shared_data: Path) -> None:
-    share, counted, reasons = agreement(shared_data / "fhir-test-cases")
+    by_module: Counter[tuple[str, bool]] = Counter()
+    share, counted, reasons = agreement(shared_data / "fhir-test-cases", by_module=by_module)
     skipped = sum(n for r, n in reasons.items() if r.startswith("not evaluated"))
     evaluated_share = share * counted / (counted - skipped)
     print(
@@ -126,6 +132,9 @@ def test_reference_case_agreement(shared_data: Path) -> None:
     )
     for reason, count in reasons.most_common():
         print(f"  {count:4d}  {reason}")
+    modules = sorted({m for m, _ in by_module}, key=lambda m: -by_module[(m, True)])
+    print("  by module: " + ", ".join(f"{m} {by_module[(m, True)]}/"
+          f"{by_module[(m, True)] + by_module[(m, False)]}" for m in modules))  # fmt: skip
     assert share >= AGREEMENT_FLOOR
 
 

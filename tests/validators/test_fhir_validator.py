@@ -288,6 +288,26 @@ def test_official_examples_never_raise(shared_data: Path) -> None:
     assert structural == {"fhir.catalog.resource-type+fhir.structure.cardinality": 1}
 
 
+def test_the_servers_policy_is_never_stricter_than_hl7s(shared_data: Path) -> None:
+    """Over the official examples: every example the server refuses for FHIR reasons (the
+    catalog aside), hie validate's HL7 defaults refuse too."""
+    from hie.validators.conformance import SERVER, STANDALONE
+
+    refused: dict[str, set[str]] = {"server": set(), "hl7": set()}
+    for path in sorted((shared_data / "fhir-r4-examples").glob("*-*.json")):
+        resource, _ = parse_json(path.read_bytes())
+        if resource is None:
+            continue
+        for name, context in (("server", SERVER), ("hl7", STANDALONE)):
+            report = check(resource, context=context)
+            if any(not i.rule.startswith("fhir.catalog.") for i in report.errors):
+                refused[name].add(path.name)
+    print(f"\nofficial R4 examples refused: server {len(refused['server'])}, "
+          f"HL7 defaults {len(refused['hl7'])}")  # fmt: skip
+    assert refused["server"] <= refused["hl7"]
+    assert len(refused["server"]) < len(refused["hl7"])
+
+
 def test_values_the_models_let_through_are_refused() -> None:
     from hie.catalog import default_catalog_path, read_catalog
     from hie.validators.fhir import validate_resource
