@@ -187,6 +187,10 @@ def validate(
             "--ig or R4's own); repeatable, like HL7's -profile."
         ),
     ] = None,
+    allow_json_comments: Annotated[
+        bool,
+        typer.Option(help="Accept // and /* */ comments in FHIR JSON (otherwise an error)."),
+    ] = False,
     assume_valid_rest_references: Annotated[
         bool,
         typer.Option(
@@ -245,6 +249,7 @@ def validate(
         extension_domains=tuple(extension_domain or ()),
         security_checks=security_checks,
         valid_rest_references=assume_valid_rest_references,
+        json_comments=allow_json_comments,
     )
     try:
         context = load_context(ig or [], policy, profile or [])

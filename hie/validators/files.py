@@ -82,7 +82,9 @@ def sniff(data: bytes) -> str:
         if b"http://hl7.org/fhir" in head and b"ClinicalDocument" not in head:
             return "fhir-xml"
         return "cda"
-    if head.startswith(b"{"):
+    # A JSON file may open with a comment (JSON5 style): parse_json locates it, or skips it
+    # when the policy allows comments.
+    if head.startswith((b"{", b"//", b"/*")):
         lines = [line for line in data.splitlines() if line.strip()]
         if len(lines) > 1 and all(line.lstrip().startswith(b"{") for line in lines[:3]):
             try:

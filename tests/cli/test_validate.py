@@ -237,3 +237,12 @@ def test_profile_option_validates_against_an_ig_profile(tmp_path: Path) -> None:
     unknown = run(str(patient_file), "--profile", url)
     assert unknown.exit_code == 2
     assert "--profile" in unknown.output
+
+
+def test_json_that_opens_with_a_comment_is_fhir_json(tmp_path: Path) -> None:
+    path = tmp_path / "patient.json"
+    path.write_text('// exported by the EMR\n{"resourceType": "Patient", "id": "p1"}\n', "utf-8")
+    refused = run(str(path))
+    assert refused.exit_code == 1
+    assert f"{path}:1:1 fatal fhir.json.comments" in refused.stdout
+    assert run(str(path), "--allow-json-comments").exit_code == 0
