@@ -34,34 +34,27 @@ SORT_KEYS: dict[str, Callable[[Row], Any]] = {
 }
 TEXT_KEYS = ("name", "institution")
 # The order overview.html writes a row's cells in; it must be the bulletin's (export) order.
+_DISTRICT_ROW = [
+    "name",
+    "institution",
+    "declared_required",
+    "uploaded_tables",
+    "records",
+    "upload_days",
+    "outpatient_visits",
+    "discharges",
+    "basic",
+    "hypertension",
+    "diabetes",
+    "rejected",
+    "flags",
+]
+# Hospitals report no public-health figures (basic, hypertension, diabetes): the same order
+# without them.
+_PUBLIC_HEALTH = ("basic", "hypertension", "diabetes")
 ROW_ORDER = {
-    "district": [
-        "name",
-        "institution",
-        "declared_required",
-        "uploaded_tables",
-        "records",
-        "upload_days",
-        "outpatient_visits",
-        "discharges",
-        "basic",
-        "hypertension",
-        "diabetes",
-        "rejected",
-        "flags",
-    ],
-    "hospital": [
-        "name",
-        "institution",
-        "declared_required",
-        "uploaded_tables",
-        "records",
-        "upload_days",
-        "outpatient_visits",
-        "discharges",
-        "rejected",
-        "flags",
-    ],
+    "district": _DISTRICT_ROW,
+    "hospital": [key for key in _DISTRICT_ROW if key not in _PUBLIC_HEALTH],
 }
 
 
