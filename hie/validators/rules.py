@@ -20,10 +20,6 @@ class Rule:
     fix: str  # how to fix a document that breaks it
     check: Callable[..., Any] | None = None
 
-    @property
-    def family(self) -> str:
-        return self.id.split(".", 1)[0]
-
 
 RULES: dict[str, Rule] = {}
 

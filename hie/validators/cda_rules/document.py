@@ -11,7 +11,6 @@ from lxml import etree  # type: ignore[import-untyped]
 from hie.validators.report import Report, Severity
 
 HL7_NS = "urn:hl7-org:v3"
-XSI_NS = "http://www.w3.org/2001/XMLSchema-instance"
 
 LOINC = "2.16.840.1.113883.6.1"
 DATA_ELEMENT_SYSTEM = "2.16.156.10011.2.2.1"
@@ -19,14 +18,10 @@ GENDER_SYSTEM = "2.16.156.10011.2.3.3.4"
 ICD10_SYSTEM = "2.16.156.10011.2.3.3.11"
 ID_ROOT_PREFIX = "2.16.156.10011.1."
 DOCUMENT_ID_ROOT = "2.16.156.10011.1.1"
-HEALTH_RECORD_ROOT = "2.16.156.10011.1.2"
 RESIDENT_ID_ROOT = "2.16.156.10011.1.3"
 STAFF_ROOT = "2.16.156.10011.1.4"
 INSTITUTION_ROOT = "2.16.156.10011.1.5"
 AUTHOR_ROOT = "2.16.156.10011.1.7"
-OUTPATIENT_ROOT = "2.16.156.10011.1.11"
-INPATIENT_ROOT = "2.16.156.10011.1.12"
-HEALTH_CARD_ROOT = "2.16.156.10011.1.19"
 
 
 def local_name(element: Any) -> str:

@@ -81,11 +81,6 @@ class CdaSchema:
     def name(self) -> str:
         return self.path.name
 
-    def is_valid(self, tree: Any) -> bool:
-        """The bare verdict, as lxml gives it."""
-        with self._compiled.lock:
-            return bool(self._compiled.schema.validate(tree))
-
     def check(self, tree: Any, report: Report) -> bool:
         """Validate ``tree``; add one error issue per schema error. True when valid."""
         with self._compiled.lock:
