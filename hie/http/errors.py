@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -16,6 +17,7 @@ from hie.errors import (
     NotFound,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from hie.outcome import OutcomeIssue, operation_outcome
 
@@ -124,8 +126,35 @@ def _unexpected(request: Request, exc: Exception) -> Response:
     return _outcome_for(request, 500, [issue])
 
 
+# Seconds a client is asked to wait before sending the same request again while a dependency is
+# down (``Retry-After``); ``hie push`` honours it.
+RETRY_AFTER_SECONDS = 5
+
+
+def _transient(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After``: the database or the broker did not answer. Nothing was stored,
+    or a commit's outcome is unknown; either way the same upload sent again is answered with the
+    platform's usual idempotent receipt (the original one if it had been stored)."""
+    dependency = exc.dependency if isinstance(exc, Unavailable) else "database"
+    # The class name only: a driver's message may carry host names and ports.
+    log.warning(
+        "%s unavailable on %s %s: %s",
+        dependency,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+    )
+    issue = OutcomeIssue("error", "transient", f"the {dependency} is unavailable; retry later")
+    return _outcome_for(request, 503, [issue], {"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected)
     app.add_exception_handler(HieError, _hie_error)
+    # psycopg's OperationalError covers a refused or lost connection, a pool timeout
+    # (psycopg_pool.PoolTimeout), a server shutting down, and a serialization failure or
+    # deadlock that outlived the write path's own retries: all worth the same request again.
+    app.add_exception_handler(psycopg.OperationalError, _transient)
+    app.add_exception_handler(Unavailable, _transient)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)
