@@ -13,7 +13,7 @@ from hie.app import create_app
 from hie.cli import app
 from hie.config import Settings
 from hie.registry import Institution
-from hie.server import BackgroundServer
+from hie.server import BackgroundServer, free_port
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
@@ -70,3 +70,17 @@ def test_push_sends_what_the_server_accepts_though_hl7_would_refuse_it(
     result = CliRunner().invoke(app, ["push", str(path), "--server", url, "--token", token])
     assert result.exit_code == 0, result.stdout
     assert "accepted" in result.stdout
+
+
+def test_push_stops_and_reports_when_the_platform_stays_unreachable(tmp_path: Path) -> None:
+    for name in ("C0002-valid.xml", "C0053-valid.xml"):
+        (tmp_path / name).write_bytes((FIXTURES / name).read_bytes())
+    closed = f"http://127.0.0.1:{free_port()}"
+    result = CliRunner().invoke(
+        app, ["push", str(tmp_path), "--server", closed, "--token", "t", "--retry-for", "1"]
+    )
+    assert result.exit_code == 1
+    # Retried for the second it was given, then the rest was not tried.
+    assert "ConnectError, retrying in 0.5 s" in result.output
+    assert "unavailable" in result.stdout
+    assert "not sent: the platform stayed unavailable" in result.stdout
