@@ -131,10 +131,31 @@ def _unexpected(request: Request, exc: Exception) -> Response:
 RETRY_AFTER_SECONDS = 5
 
 
+# SQLSTATE classes and codes of failures that another attempt can get past: connection
+# exceptions, transaction rollback (serialization failure, deadlock), insufficient resources,
+# operator intervention (shutdown, cancel, not yet accepting connections), system errors, a lock
+# or object busy. Other OperationalErrors (a program limit exceeded by the request's own data,
+# for one) would fail the same way again: those stay 500.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_CODES = ("55P03", "55006")
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, Unavailable):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    # No SQLSTATE: failed on the client's side (refused, lost, closed, the pool's wait over).
+    state = exc.sqlstate
+    return state is None or state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+
+
 def _transient(request: Request, exc: Exception) -> Response:
     """503 with ``Retry-After``: the database or the broker did not answer. Nothing was stored,
     or a commit's outcome is unknown; either way the same upload sent again is answered with the
     platform's usual idempotent receipt (the original one if it had been stored)."""
+    if not _is_transient(exc):
+        return _unexpected(request, exc)
     dependency = exc.dependency if isinstance(exc, Unavailable) else "database"
     # The class name only: a driver's message may carry host names and ports.
     log.warning(
