@@ -174,7 +174,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(HieError, _hie_error)
     # psycopg's OperationalError covers a refused or lost connection, a pool timeout
     # (psycopg_pool.PoolTimeout), a server shutting down, and a serialization failure or
-    # deadlock that outlived the write path's own retries: all worth the same request again.
+    # deadlock that outlived the write path's own retries: 503, worth the same request again
+    # (_is_transient sends the rest of OperationalError to the 500 path).
     app.add_exception_handler(psycopg.OperationalError, _transient)
     app.add_exception_handler(Unavailable, _transient)
     app.add_exception_handler(RequestValidationError, _validation_error)

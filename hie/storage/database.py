@@ -80,9 +80,9 @@ class Database:
         # At start the server may still be coming up: keep trying for 30 s.
         pool.open(wait=True, timeout=30)
         # Afterwards a reconnection gives up quickly, and the next request that finds the pool
-        # empty starts a new one: the pool's default (retrying for 5 minutes with a doubling
-        # delay) would keep answering 503 for up to half the outage's length after the server is
-        # back.
+        # empty starts a new one: with the pool's default (retrying for 5 minutes with a doubling
+        # delay) requests would go on failing, after the server is back, for up to as long again
+        # as the outage lasted.
         pool.reconnect_timeout = timeout
         return cls(pool)
 
