@@ -135,8 +135,9 @@ class PlatformClient:
     def close(self) -> None:
         self._http.close()
 
-    def _post(
+    def _send(
         self,
+        method: str,
         path: str,
         body: bytes,
         media_type: str,
@@ -148,7 +149,8 @@ class PlatformClient:
         while True:
             delay = min(self._backoff * 2**attempt, self._max_delay)
             try:
-                response = self._http.post(
+                response = self._http.request(
+                    method,
                     path,
                     content=body,
                     params=params,
@@ -183,21 +185,23 @@ class PlatformClient:
             params["institution"] = institution
         if received_at:
             params["received_at"] = received_at.isoformat()
-        return self._post("/cda", body, CDA_TYPE, params)
+        return self._send("POST", "/cda", body, CDA_TYPE, params)
 
     def submit_fhir(
         self,
         body: bytes,
         *,
         resource_path: str = "",
+        method: str = "POST",
         institution: str | None = None,
         received_at: datetime | None = None,
     ) -> Receipt:
-        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``).
+        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``), or
+        PUT a resource under its own id (``/fhir/<Type>/<id>``), which a retry cannot duplicate.
         An admin names the institution, and for a backfill the original receipt time."""
         headers = {}
         if institution:
             headers["X-HIE-Institution"] = institution
         if received_at:
             headers["X-HIE-Received-At"] = received_at.isoformat()
-        return self._post(f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)
+        return self._send(method, f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -22,13 +23,22 @@ UNAVAILABLE = "unavailable"
 NOT_SENT = "not sent: the platform stayed unavailable"
 
 
-def _fhir_path(body: bytes) -> str:
-    """Transaction and batch Bundles go to the base; a resource to its type."""
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _fhir_route(body: bytes) -> tuple[str, str]:
+    """Transaction and batch Bundles are POSTed to the base. A resource with an id is PUT under
+    it (update or create, as HAPI does), so a retry after a lost answer, or pushing the same
+    export again, updates the one copy instead of creating another; one without an id is
+    POSTed to its type."""
     resource = json.loads(body)
     kind = resource.get("resourceType", "")
     if kind == "Bundle" and resource.get("type") in ("transaction", "batch"):
-        return ""
-    return f"/{kind}"
+        return "POST", ""
+    resource_id = resource.get("id")
+    if isinstance(resource_id, str) and _RESOURCE_ID.fullmatch(resource_id):
+        return "PUT", f"/{kind}/{resource_id}"
+    return "POST", f"/{kind}"
 
 
 def push(
@@ -98,7 +108,10 @@ def push(
                     if kind == "cda":
                         receipt = client.submit_cda(part)
                     else:
-                        receipt = client.submit_fhir(part, resource_path=_fhir_path(part))
+                        method, resource_path = _fhir_route(part)
+                        receipt = client.submit_fhir(
+                            part, resource_path=resource_path, method=method
+                        )
                 except httpx.TransportError as exc:
                     errors.print(f"{path}: {server} unreachable: {exc}", highlight=False)
                     outcomes[UNAVAILABLE] += 1
