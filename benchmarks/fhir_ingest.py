@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -84,7 +85,9 @@ def main() -> None:
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     server = None
     try:
-        settings = Settings(database_url=url, data_dir=Path("/nonexistent"), secret_key="b" * 40)
+        settings = Settings(
+            database_url=url, data_dir=Path("/nonexistent"), secret_key=secrets.token_urlsafe(48)
+        )
         database = open_database(settings)
         with database.transaction() as tx:
             add_institution(tx.conn, Institution("BENCH", "基准医院", "hospital"), actor="bench")
