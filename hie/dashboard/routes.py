@@ -157,7 +157,14 @@ def _attempt(request: Request, viewer: Viewer, form: dict[str, str]) -> Response
         if wait is not None:
             # Locked: the token is not even checked, so a right guess now tells nothing.
             record_event(
-                conn, actor, "dashboard.signin_locked", None, address=address, outcome="locked"
+                conn,
+                actor,
+                "dashboard.signin_locked",
+                None,
+                address=address,
+                outcome="locked",
+                role=None,
+                institution=None,
             )
             response = render(
                 request,
@@ -173,10 +180,19 @@ def _attempt(request: Request, viewer: Viewer, form: dict[str, str]) -> Response
         if principal is None:
             record_signin_failure(conn, address, named)
             record_event(
-                conn, actor, "dashboard.signin_failed", None, address=address, outcome="failed"
+                conn,
+                actor,
+                "dashboard.signin_failed",
+                None,
+                address=address,
+                outcome="failed",
+                role=None,
+                institution=None,
             )
         else:
             purge_sessions(conn)  # now and then, cheaply: an index on expires_at
+            if viewer.session is not None and viewer.session.session_id is not None:
+                end_session(conn, viewer.session.session_id)  # the browser's previous one
             session_id, csrf = open_session(conn, principal.token_id)
             record_event(
                 conn,
@@ -214,8 +230,9 @@ async def signout(request: Request) -> Response:
     session = await run_in_threadpool(read_session, request)
     form = await read_form(request, session)
     viewer = viewer_of(request, None, session)
-    if form is None:
+    if form is None and session is not None:
         return _error(request, viewer, 400, "signin.bad_form")
+    # With no live session (ended, expired, idle) there is nothing to end, and nothing to forge.
     if session is not None and session.session_id is not None:
         await run_in_threadpool(_end, request, session)
     response = RedirectResponse(SIGNIN, 303)

@@ -151,3 +151,17 @@ def test_failed_sign_ins_lock_the_token_they_aim_at(site: Any, database: Databas
             (f"token:{token_id}",),
         ).fetchone()
     assert locked is not None and locked["n"] == 1
+
+
+def test_signing_in_again_replaces_the_browsers_session(site: Any, database: Database) -> None:
+    _, token = _new_token(database)
+    with _client(site) as client:
+        sign_in(client, token)
+        first = client.cookies.get("hie_session", path="/dashboard")
+        sign_in(client, token)
+        assert client.get("/dashboard").status_code == 200
+        client.cookies.set("hie_session", first or "", path="/dashboard")
+        assert client.get("/dashboard").status_code == 303
+        # Signing out of a session that already ended just goes back to the sign-in form.
+        out = client.post("/dashboard/logout", data={"csrf": "whatever"})
+        assert out.status_code == 303 and out.headers["location"] == "/dashboard/login"
