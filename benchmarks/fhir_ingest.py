@@ -98,7 +98,11 @@ def main() -> None:
 
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
-        env |= {"HIE_DATABASE_URL": url, "HIE_SECRET_KEY": "b" * 40, "HIE_DB_POOL_MAX": "8"}
+        env |= {
+            "HIE_DATABASE_URL": url,
+            "HIE_SECRET_KEY": secrets.token_urlsafe(48),
+            "HIE_DB_POOL_MAX": "8",
+        }
         server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [
                 sys.executable,

@@ -38,7 +38,7 @@ def secret_key_problem(key: str) -> str | None:
         return f"is shorter than {MIN_SECRET_BYTES} bytes"
     counts = Counter(key)
     per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
-    bits = per_char * len(key)
+    bits = max(0.0, per_char * len(key))
     if len(counts) < 8 or bits < MIN_SECRET_BITS:
         return f"has too little entropy (about {bits:.0f} bits, at least {MIN_SECRET_BITS} needed)"
     return None
