@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hie.app import create_app
 from hie.config import EXAMPLE_SECRET_KEYS, Settings, load_settings
 from hie.errors import ConfigError
 
@@ -74,6 +75,8 @@ def test_a_weak_or_example_secret_key_refuses_to_start(key: str, tmp_path: Path)
         settings = Settings(database_url=database_url, data_dir=tmp_path, secret_key=key)
         with pytest.raises(ConfigError, match="HIE_SECRET_KEY"):
             settings.session_secret()
+        with pytest.raises(ConfigError, match="HIE_SECRET_KEY"):
+            create_app(settings)  # the web process does not start
 
 
 def test_random_keys_of_the_documented_recipes_are_accepted() -> None:

@@ -190,7 +190,7 @@ def _attempt(request: Request, viewer: Viewer, form: dict[str, str]) -> Response
                 institution=None,
             )
         else:
-            purge_sessions(conn)  # now and then, cheaply: an index on expires_at
+            purge_sessions(conn)  # at each sign-in: indexed, and rarely anything to delete
             if viewer.session is not None and viewer.session.session_id is not None:
                 end_session(conn, viewer.session.session_id)  # the browser's previous one
             session_id, csrf = open_session(conn, principal.token_id)

@@ -98,9 +98,9 @@ def purge_sessions(conn: Connection) -> int:
     cursor = conn.execute(
         """
         delete from dashboard_session
-        where least(coalesce(ended_at, expires_at), expires_at) < now() - %s
+        where expires_at < now() - %(keep)s or ended_at < now() - %(keep)s
         """,
-        (KEEP,),
+        {"keep": KEEP},
     )
     purged = cursor.rowcount
     cursor = conn.execute(
