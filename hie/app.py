@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from hie import __version__
 from hie.api import catalog_router, institutions_router, reports_router
@@ -21,12 +22,18 @@ from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
 from hie.fhir.server import FhirServer
-from hie.http import BodySizeLimit, install_error_handlers
+from hie.http import BodySizeLimit, SecurityHeaders, install_error_handlers
 from hie.http.errors import RETRY_AFTER_SECONDS
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
 from hie.workers import broker_status, configure
 from hie.workers.runtime import bind_runtime
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, around Starlette's own error middleware: its 500s get the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -56,7 +63,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             if owned:
                 await run_in_threadpool(db.close)
 
-    app = FastAPI(
+    app = _App(
         title="hie",
         version=__version__,
         summary="Regional health-information exchange: CDA and FHIR ingest, validation and "

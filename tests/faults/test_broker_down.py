@@ -3,6 +3,7 @@ answered 503 with Retry-After, and /healthz names the broker as what is down."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,7 +27,7 @@ def platform(database_url: str, tmp_path: Path) -> Iterator[tuple[str, str]]:
         # Nothing listens there: connections are refused at once.
         broker_url=f"amqp://guest:guest@127.0.0.1:{free_port()}//",
         data_dir=tmp_path,
-        secret_key="s" * 40,
+        secret_key=secrets.token_urlsafe(48),
     )
     database = open_database(settings)
     with database.transaction() as tx:
