@@ -158,16 +158,15 @@ def timestamp_problem(value: str) -> str | None:
     """Why ``value`` is not a usable HL7 timestamp of any precision, or None."""
     match = _TIMESTAMP.fullmatch(value)
     if match is None:
-        digits = len(re.match(r"\d*", value)[0])  # type: ignore[index]
+        count = len(value) - len(value.lstrip("0123456789"))
         zone = re.search(r"[+-](\d*)$", value)
-        if zone and len(zone[1]) != 4 and digits >= 8:
+        if zone and len(zone[1]) != 4 and count >= 8:
             return f"{value!r} has a zone offset of {len(zone[1])} digits; write four (+0800)"
-        return f"{value!r} is not a timestamp yyyy[MM[dd[HH[mm[ss]]]]][+zzzz]" + (
-            f" ({digits} digits: one too many or too few?)" if digits % 2 and digits > 4 else ""
-        )
-    digits = match["digits"].split(".")[0]
+        hint = f" ({count} digits: one too many or too few?)" if count % 2 and count > 4 else ""
+        return f"{value!r} is not a timestamp yyyy[MM[dd[HH[mm[ss]]]]][+zzzz]{hint}"
+    whole = str(match["digits"]).split(".")[0]
     try:
-        datetime.strptime(digits, _FORMATS[len(digits)])  # noqa: DTZ007 (a calendar check only)
+        datetime.strptime(whole, _FORMATS[len(whole)])  # noqa: DTZ007 (a calendar check only)
     except ValueError:
         return f"{value!r} is not a real date and time"
     return None
