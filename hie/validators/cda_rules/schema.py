@@ -193,6 +193,7 @@ class CdaSchema:
         # taken out, the content model of that parent is off its track, and its later
         # "not expected" / "missing child" complaints about known elements are echoes.
         derailed: set[Any] = set()
+        stripped: set[tuple[Any, str]] = set()
         work = tree
         original: dict[Any, Any] | None = None
         for _ in range(MAX_ROUNDS):
@@ -204,8 +205,11 @@ class CdaSchema:
                 attribute = _ATTRIBUTE.search(message)
                 unexpected = "is not expected" in message
                 parent = element.getparent() if element is not None else None
-                echo = (unexpected and parent in derailed and local_name(element) in known) or (
-                    "Missing child" in message and element in derailed
+                echo = (
+                    (unexpected and parent in derailed and local_name(element) in known)
+                    or ("Missing child" in message and element in derailed)
+                    # an attribute taken out for its value is not also "missing"
+                    or (attribute is not None and (element, attribute[1]) in stripped)
                 )
                 key = (entry.line or None, message)
                 if key not in seen and not echo:
@@ -226,6 +230,7 @@ class CdaSchema:
                         derailed.add(parent)
                 elif target is not None and attribute:
                     removals.append((target, attribute[1]))
+                    stripped.add((element, attribute[1]))
             if not removals or len(found) >= MAX_SCHEMA_ISSUES:
                 break
             if original is None:
@@ -239,7 +244,8 @@ class CdaSchema:
                 _take_out(target, name)
             if schema.validate(work):
                 break
-        return found
+        # Rounds find errors out of document order; the vendor reads them top to bottom.
+        return sorted(found, key=lambda e: (e.line or 0, e.column or 0))
 
 
 def _take_out(element: Any, attribute: str | None) -> None:
@@ -279,12 +285,11 @@ def explain(message: str, element: Any, attribute: str | None) -> str:
     expected = _expected(message)
     if "is not expected" in message:
         if name in WST_HEADER_ELEMENTS:
-            text = (
+            return (
                 f"WS/T 500 header element `{name}` is not allowed here{where}; the standard "
                 f"places it in `{WST_HEADER_ELEMENTS[name]}`"
             )
-        else:
-            text = f"element `{name}` is not allowed here{where}"
+        text = f"element `{name}` is not allowed here{where}"
         if expected:
             text += f"; expected here: {expected} (missing, or out of CDA R2's order?)"
         return text
