@@ -210,3 +210,21 @@ def test_hl7s_schema_also_reports_everything_at_once(cda, catalog, cda_schema_di
         "/ClinicalDocument/remark",
         "/ClinicalDocument/versionNumber/@value",
     ]
+
+
+def test_under_hl7s_schema_a_wst_header_element_is_named_as_not_in_that_schema(
+    catalog, cda_schema_dir: Path
+) -> None:
+    schema = CdaSchema(cda_schema_dir / "normative/infrastructure/cda/CDA.xsd")
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "wst"
+    data = (corpus / "C0004-prescription-patient-type-and-age.xml").read_bytes()
+    messages = [
+        i.message for i in schema_issues(validate_cda(data, catalog=catalog, schema=schema).report)
+    ]
+    assert any(
+        m.startswith("WS/T 500 header element `age` in `patient` is not in this schema")
+        for m in messages
+    ), messages
+    assert any(
+        m.startswith("WS/T 500 header element `patientType` in `patientRole`") for m in messages
+    )

@@ -1,4 +1,4 @@
-"""The WS/T 500 / WS/T 483 corpus (tests/fixtures/cda/wst): documents written from the standards'
+"""The WS/T 500 / WS/T 483 corpus (tests/fixtures/wst): documents written from the standards'
 header (文档头) and section (文档体) tables, one per case. What the standard prescribes is
 accepted, widespread deviations are warned about, and only real damage is rejected, each by its
 rule, in the same run as ``hie validate`` (validate_bytes) as on the server (validate_cda)."""
@@ -13,7 +13,7 @@ from hie.catalog import default_catalog_path, read_catalog
 from hie.validators.cda import validate_cda
 from hie.validators.files import Options, scan, validate_bytes
 
-CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "cda" / "wst"
+CORPUS = Path(__file__).resolve().parents[1] / "fixtures" / "wst"
 
 # file → (rejected, table, rules of the issues in document order)
 VERDICTS: dict[str, tuple[bool, str | None, list[str]]] = {
@@ -153,3 +153,22 @@ def test_a_folder_scan_takes_ccd_by_content_and_lists_what_it_skips(tmp_path: Pa
         "notes.txt": "neither CDA nor FHIR by its content (.txt)",
         "page.html": "XML but not a CDA ClinicalDocument nor a FHIR resource (.html)",
     }
+
+
+def test_hie_validate_on_a_folder_names_the_files_it_skipped(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from hie.cli import app
+
+    (tmp_path / "C0002.ccd").write_bytes((CORPUS / "C0002-outpatient.ccd").read_bytes())
+    (tmp_path / "notes.txt").write_text("待上传\n", encoding="utf-8")
+    result = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert result.exit_code == 0
+    skipped = tmp_path / "notes.txt"
+    assert f"skipped {skipped}: neither CDA nor FHIR by its content (.txt)" in result.stderr
+    assert "1 file(s): 1 valid, 0 invalid" in result.stderr
+    # Only skipped files: nothing to validate is a usage error that still says why.
+    (tmp_path / "C0002.ccd").unlink()
+    empty = CliRunner().invoke(app, ["validate", str(tmp_path)])
+    assert empty.exit_code == 2
+    assert "skipped" in empty.stderr and "no CDA or FHIR files found" in empty.stderr

@@ -284,6 +284,13 @@ def explain(message: str, element: Any, attribute: str | None) -> str:
     where = f" in `{local_name(parent)}`" if parent is not None else ""
     expected = _expected(message)
     if "is not expected" in message:
+        if name in WST_HEADER_ELEMENTS and parent is not None and _in_place(name, parent):
+            # Only a schema without the WS/T additions (HL7's CDA.xsd) refuses it here.
+            return (
+                f"WS/T 500 header element `{name}`{where} is not in this schema (HL7's CDA R2 "
+                "schema does not have the WS/T 500/483 header additions; the platform's "
+                "built-in schema accepts it)"
+            )
         if name in WST_HEADER_ELEMENTS:
             return (
                 f"WS/T 500 header element `{name}` is not allowed here{where}; the standard "
@@ -314,6 +321,12 @@ def explain(message: str, element: Any, attribute: str | None) -> str:
                 text += f": it must be one of {allowed[1]}"
         return text
     return _ANY_BRACES.sub("", message)
+
+
+def _in_place(name: str, parent: Any) -> bool:
+    """Whether ``parent`` is where the standard puts the WS/T header element ``name``."""
+    places = WST_HEADER_ELEMENTS[name].replace(" or ", " ").split()
+    return local_name(parent) in {place.split("/")[-1] for place in places}
 
 
 def _named(message: str) -> str:
