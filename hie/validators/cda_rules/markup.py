@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from lxml import etree  # type: ignore[import-untyped]
-
 from hie.validators.cda_rules.document import HL7_NS, CdaDocument, add_at, local_name
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -66,31 +64,33 @@ _TIMESTAMP = re.compile(
     r"(?P<digits>\d{4}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\d{2}(?:\.\d+)?)?)?)?)?)?)"
     r"(?P<zone>[+-](?:0\d|1[0-4])[0-5]\d)?"
 )
-_FORMATS = {4: "%Y", 6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}
 
 
 def check_markup(doc: CdaDocument, report: Report) -> None:
     """All three checks over every element in the HL7 namespace (or none, for namespace-less
-    copies)."""
-    # Sets of the elements themselves (not id()s): lxml keeps one proxy per node only while it
-    # is referenced, so these sets also keep the proxies that iteration returns again.
-    narrative = {e for text in doc.iter("text") for e in text.iter()}
+    copies), in one pass over each element's attributes."""
+    # A set of the elements themselves (not id()s): lxml keeps one proxy per node only while it
+    # is referenced, so the set also keeps the proxies that iteration returns again.
     header_times = _header_times(doc)
     for element in _elements(doc):
-        if element not in narrative:
-            _attribute_case(element, report)
-        _spaces(element, report)
-        if element not in header_times and _is_timestamp(element):
-            _timestamp(element, report)
+        for name, value in element.items():
+            if name in CDA_ATTRIBUTES:
+                if name in EXACT_ATTRIBUTES and value != value.strip() and value.strip():
+                    _spaces(element, name, value, report)
+                elif name == "value" and element not in header_times and _is_timestamp(element):
+                    _timestamp(element, value, report)
+            elif not name.startswith("{") and name.lower() in _BY_LOWER:
+                _attribute_case(element, name, report)
+
+
+_HL7_PREFIX = "{" + HL7_NS + "}"
 
 
 def _elements(doc: CdaDocument) -> Iterator[Any]:
     for element in doc.root.iter():
         tag = element.tag
-        if not isinstance(tag, str):
-            continue
-        namespace = etree.QName(tag).namespace
-        if namespace in (HL7_NS, None):
+        # comments and processing instructions have no string tag; other namespaces are skipped
+        if isinstance(tag, str) and (tag.startswith(_HL7_PREFIX) or not tag.startswith("{")):
             yield element
 
 
@@ -100,40 +100,36 @@ def _header_times(doc: CdaDocument) -> set[Any]:
     return {e for e in found if e is not None}
 
 
-def _attribute_case(element: Any, report: Report) -> None:
-    for name in element.attrib:
-        if name.startswith("{") or name in CDA_ATTRIBUTES:
-            continue
-        spelled = _BY_LOWER.get(name.lower())
-        if spelled is None:
-            continue  # an unknown attribute is the schema's business
-        add_at(
-            report,
-            Severity.ERROR,
-            ATTRIBUTE_CASE.id,
-            f"attribute `{name}` on `{local_name(element)}` is not a CDA attribute: XML names are "
-            f"case-sensitive, write `{spelled}` (as written, its value is ignored)",
-            element=element,
-            attr=name,
-            code="structure",
-        )
+def _attribute_case(element: Any, name: str, report: Report) -> None:
+    # The narrative block (text) is free mark-up: vendors write HTML's id, class, ... there.
+    if any(local_name(a) == "text" for a in element.iterancestors()) or local_name(element) == (
+        "text"
+    ):
+        return
+    spelled = _BY_LOWER[name.lower()]
+    add_at(
+        report,
+        Severity.ERROR,
+        ATTRIBUTE_CASE.id,
+        f"attribute `{name}` on `{local_name(element)}` is not a CDA attribute: XML names are "
+        f"case-sensitive, write `{spelled}` (as written, its value is ignored)",
+        element=element,
+        attr=name,
+        code="structure",
+    )
 
 
-def _spaces(element: Any, report: Report) -> None:
-    for name in EXACT_ATTRIBUTES:
-        value = element.get(name)
-        if value is None or value == value.strip() or not value.strip():
-            continue
-        add_at(
-            report,
-            Severity.ERROR,
-            SPACES.id,
-            f"`{local_name(element)}/@{name}` {value!r} has leading or trailing spaces; write "
-            f"{value.strip()!r}",
-            element=element,
-            attr=name,
-            code="value",
-        )
+def _spaces(element: Any, name: str, value: str, report: Report) -> None:
+    add_at(
+        report,
+        Severity.ERROR,
+        SPACES.id,
+        f"`{local_name(element)}/@{name}` {value!r} has leading or trailing spaces; write "
+        f"{value.strip()!r}",
+        element=element,
+        attr=name,
+        code="value",
+    )
 
 
 def _is_timestamp(element: Any) -> bool:
@@ -165,15 +161,17 @@ def timestamp_problem(value: str) -> str | None:
         hint = f" ({count} digits: one too many or too few?)" if count % 2 and count > 4 else ""
         return f"{value!r} is not a timestamp yyyy[MM[dd[HH[mm[ss]]]]][+zzzz]{hint}"
     whole = str(match["digits"]).split(".")[0]
+    # yyyy, then MM dd HH mm ss as far as given; missing parts take their first valid value
+    parts = [int(whole[:4])] + [int(whole[i : i + 2]) for i in range(4, len(whole), 2)]
+    year, month, day, hour, minute, second = parts + [1, 1, 0, 0, 0][len(parts) - 1 :]
     try:
-        datetime.strptime(whole, _FORMATS[len(whole)])  # noqa: DTZ007 (a calendar check only)
+        datetime(year, month, day, hour, minute, second)  # noqa: DTZ001 (a calendar check)
     except ValueError:
         return f"{value!r} is not a real date and time"
     return None
 
 
-def _timestamp(element: Any, report: Report) -> None:
-    value = element.get("value")
+def _timestamp(element: Any, value: str, report: Report) -> None:
     problem = timestamp_problem(value.strip())
     if problem is None:
         return
