@@ -59,6 +59,23 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, gt=0)
 
+    # When a dependency is down, a request is answered 503 with Retry-After within these bounds
+    # instead of hanging; both also bound what /healthz waits for.
+    db_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds a request waits for a database connection (from the pool, or a new "
+        "one) before it is answered 503 Service Unavailable.",
+    )
+    broker_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds to connect to the broker when queueing a task before the request is "
+        "answered 503 Service Unavailable.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
