@@ -5,17 +5,23 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
 
+from hie.catalog import Catalog
 from hie.cli.context import console, database, fail, print_counts
 from hie.client import Receipt
 from hie.config import Settings, load_settings
+from hie.fhir.responses import Answer
+from hie.fhir.server import Call, FhirServer
+from hie.fhir.session import WriteSession
+from hie.fhir.transactions import Upload
 from hie.storage import Database
 
 SUFFIXES = {".xml": "cda", ".json": "fhir", ".ndjson": "fhir"}
@@ -44,6 +50,36 @@ def _received_at(text: str | None, zone: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)  # type: ignore[arg-type]
 
 
+OUTCOMES = ("created", "updated", "unchanged", "rejected")
+
+
+class _CountingServer(FhirServer):
+    """Keeps what each write session did: a transaction's entries all answer 200 whether a
+    resource was updated (a new version) or unchanged (nothing written)."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        super().__init__(settings, db)
+        self.sessions: list[tuple[int, int]] = []
+
+    def write(
+        self,
+        call: Call,
+        body: bytes,
+        catalog: Catalog,
+        work: Callable[[WriteSession, Upload], Answer],
+        *,
+        resources: int = 1,
+    ) -> Answer:
+        def counted(session: WriteSession, upload: Upload) -> Answer:
+            answer = work(session, upload)
+            # A retried attempt replaces the count of the one that failed.
+            self.sessions[-1:] = [(session.written, session.unchanged)]
+            return answer
+
+        self.sessions.append((0, 0))
+        return super().write(call, body, catalog, counted, resources=resources)
+
+
 class _FhirIngest:
     """FHIR files through the FHIR server's own write path, as an admin backfilling would."""
 
@@ -53,14 +89,14 @@ class _FhirIngest:
         from hie.fhir.access import Scope
         from hie.fhir.bundles import BundleProcessor
         from hie.fhir.responses import Preferences
-        from hie.fhir.server import Call, FhirServer
 
-        self.server = FhirServer(settings, db)
+        self.server = _CountingServer(settings, db)
         self.bundles = BundleProcessor(self.server)
         self.call = Call(Scope(institution, None, moment), Preferences.parse(None), "/fhir")
 
-    def submit(self, file: Path) -> Iterator[tuple[str, list[str]]]:
-        """(outcome, rules that rejected) for each resource or Bundle in ``file``."""
+    def submit(self, file: Path) -> Iterator[tuple[Counter[str], list[str]]]:
+        """What each resource or Bundle in ``file`` did (created, updated, unchanged, rejected,
+        counted per resource) and the rules that rejected."""
         data = file.read_bytes()
         chunks = data.splitlines() if file.suffix.lower() == ".ndjson" else [data]
         for chunk in (c for c in chunks if c.strip()):
@@ -69,12 +105,34 @@ class _FhirIngest:
             except ValueError:
                 head = {}
             kind = head.get("resourceType") if isinstance(head, dict) else None
+            self.server.sessions.clear()
             if kind == "Bundle" and head.get("type") in ("transaction", "batch"):
                 answer = self.bundles.process(self.call, chunk)
             else:
                 answer = self.server.create(self.call, str(kind or "Unknown"), chunk, None)
             receipt = Receipt(answer.status, answer.body or {})
-            yield receipt.outcome, receipt.rules()
+            yield self._counts(answer.status, answer.body or {}), receipt.rules()
+
+    def _counts(self, status: int, body: dict[str, Any]) -> Counter[str]:
+        counts: Counter[str] = Counter()
+        written, unchanged = self.server.sessions[-1] if self.server.sessions else (0, 0)
+        if body.get("resourceType") == "Bundle" and status < 300:
+            statuses = [e.get("response", {}).get("status", "") for e in body.get("entry", [])]
+            counts["created"] = sum(s.startswith("201") for s in statuses)
+            counts["rejected"] = sum(s.startswith(("4", "5")) for s in statuses)
+        elif status == 201:
+            counts["created"] = 1
+        elif status >= 300:
+            counts["rejected"] = max(1, len(body.get("entry", [])) if "entry" in body else 1)
+        counts["updated"] = max(0, written - counts["created"])
+        counts["unchanged"] = unchanged
+        return counts
+
+
+def _cda_counts(status: int) -> Counter[str]:
+    # A CDA document is never updated in place: a replacement is a new document (201).
+    label = {201: "created", 200: "unchanged"}.get(status, "rejected")
+    return Counter({label: 1})
 
 
 def ingest(
@@ -86,7 +144,8 @@ def ingest(
     ] = None,
 ) -> None:
     """Load CDA (.xml) and FHIR (.json resources and Bundles, .ndjson) files through the same
-    validation and storage as HTTP uploads, as an administrator's backfill."""
+    validation and storage as HTTP uploads, as an administrator's backfill. Prints, per file,
+    the resources or documents created, updated (a new version), unchanged and rejected."""
     from hie.cda.submission import CdaPipeline, submit_cda
     from hie.validators.cda import CdaSchema
 
@@ -95,7 +154,7 @@ def ingest(
     files = list(_files(paths))
     if not files:
         raise fail("no .xml, .json or .ndjson files found", 2)
-    outcomes: Counter[str] = Counter()
+    per_file: dict[Path, Counter[str]] = {}
     reasons: Counter[str] = Counter()
     with database(settings) as db:
         pipeline = CdaPipeline(settings, db, schema=CdaSchema(settings.cda_schema))
@@ -110,10 +169,11 @@ def ingest(
             task = progress.add_task("ingesting", total=len(files))
             fhir = _FhirIngest(settings, db, institution, moment)
             for file in files:
+                counts = per_file.setdefault(file, Counter())
                 kind = SUFFIXES.get(file.suffix.lower())
                 if kind == "fhir":
-                    for label, rules in fhir.submit(file):
-                        outcomes[label] += 1
+                    for done, rules in fhir.submit(file):
+                        counts.update(done)
                         reasons.update(rules)
                     progress.advance(task)
                     continue
@@ -126,10 +186,29 @@ def ingest(
                     channel="ingest",
                     content_type="application/hl7-cda+xml",
                 )
-                stored = Receipt(receipt.status, receipt.body)
-                outcomes[stored.outcome] += 1
-                reasons.update(stored.rules())
+                counts.update(_cda_counts(receipt.status))
+                reasons.update(Receipt(receipt.status, receipt.body).rules())
                 progress.advance(task)
-    print_counts(f"{len(files)} file(s) for {institution}", "outcome", outcomes)
+    _print_files(f"{len(files)} file(s) for {institution}", per_file)
     if reasons:
         print_counts("rejections by rule", "rule", reasons)
+
+
+def _print_files(title: str, per_file: dict[Path, Counter[str]]) -> None:
+    """One row per file (the first 50, then only files with rejections), and the totals."""
+    table = RichTable(title=title)
+    table.add_column("file", overflow="fold")
+    for label in OUTCOMES:
+        table.add_column(label, justify="right")
+    shown = 0
+    for file, counts in per_file.items():
+        if shown < 50 or counts["rejected"]:
+            table.add_row(str(file), *(str(counts[label]) for label in OUTCOMES))
+            shown += 1
+    if shown < len(per_file):
+        table.add_row(f"({len(per_file) - shown} more file(s) without rejections)")
+    total: Counter[str] = Counter()
+    for counts in per_file.values():
+        total.update(counts)
+    table.add_row("total", *(str(total[label]) for label in OUTCOMES), style="bold")
+    console.print(table)

@@ -36,3 +36,46 @@ def test_embedded_database_starts_stops_restarts_and_keeps_data(tmp_path: Path) 
     assert "玄武区" in listed.stdout
     assert not (pgdata / "postmaster.pid").exists()
     assert (data_dir / "secret_key").exists() is False  # only made when the HTTP app needs it
+
+
+def start_together(
+    data_dir: Path, count: int, *args: str
+) -> list[subprocess.CompletedProcess[str]]:
+    """``count`` hie processes started at the same moment on one data folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(data_dir)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "hie", *args],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(count)
+    ]
+    done = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        done.append(subprocess.CompletedProcess(proc.args, proc.returncode, out, err))
+    return done
+
+
+@pytest.mark.timeout(900)
+def test_processes_started_together_on_a_fresh_and_an_old_data_folder_all_succeed(
+    tmp_path: Path,
+) -> None:
+    data_dir = tmp_path / "data"
+    # Fresh: nothing in the folder; all of them race to make PostgreSQL's folder, run initdb,
+    # create the hie database and migrate.
+    for run in start_together(data_dir, 4, "db", "upgrade"):
+        assert run.returncode == 0, run.stderr
+        assert "schema at version" in run.stdout
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
+    # Old: the server is stopped and the schema current; they race to start it again.
+    for run in start_together(data_dir, 4, "institutions", "list"):
+        assert run.returncode == 0, run.stderr
+    status = hie(data_dir, "db", "status")
+    assert status.returncode == 0, status.stderr
+    assert "pending" not in status.stdout
+    assert not (data_dir / "postgres" / "postmaster.pid").exists()
