@@ -83,6 +83,9 @@ def serve(
         f"hie {__version__} serving on http://{host}:{port}: dashboard /dashboard, "
         f"API docs /docs, health /healthz (Ctrl-C stops it)"
     )
+    # uvicorn shuts down on SIGTERM itself (closing the database in the app's lifespan), then
+    # re-raises the signal to the handler it found: the default one, so the exit says SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
