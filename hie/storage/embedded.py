@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import logging
 import os
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,25 @@ class EmbeddedServer:
     _handle: Any
 
     def close(self) -> None:
-        self._handle.cleanup()
+        with start_lock(self.pgdata):
+            self._handle.cleanup()
+
+
+@contextlib.contextmanager
+def start_lock(pgdata: Path) -> Iterator[None]:
+    """Serialise starting and stopping the server of one data folder across processes.
+
+    pgserver has a lock of its own, but in the user runtime folder (``/tmp/runtime-UID`` when
+    XDG_RUNTIME_DIR is unset), which the system or another program may clean while hie runs;
+    this one lives beside the data.
+    """
+    path = pgdata.parent / ".hie-postgres.lock"
+    with path.open("a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def start_embedded(pgdata: Path) -> EmbeddedServer:
@@ -61,12 +82,14 @@ def _start(pgdata: Path) -> EmbeddedServer:
     # pgserver makes the folder with exist_ok=False: two processes starting together on a fresh
     # data folder would race there, so it is made here first (initdb then runs under its lock).
     pgdata.mkdir(exist_ok=True)
-    _forget_dead_holders(pgdata)
-    handle = pgserver.get_server(pgdata, cleanup_mode="stop")
+    with start_lock(pgdata):
+        _forget_dead_holders(pgdata)
+        handle = pgserver.get_server(pgdata, cleanup_mode="stop")
     try:
         _create_database(handle.get_uri())
     except BaseException:
-        handle.cleanup()
+        with start_lock(pgdata):
+            handle.cleanup()
         raise
     log.info("embedded PostgreSQL running in %s", pgdata)
     return EmbeddedServer(pgdata=pgdata, url=handle.get_uri(DATABASE_NAME), _handle=handle)
@@ -155,7 +178,7 @@ def stop_embedded(pgdata: Path) -> bool:
     from pgserver._commands import pg_ctl
 
     pgdata = pgdata.expanduser().resolve()
-    with pgs.PostgresServer._lock:
+    with start_lock(pgdata), pgs.PostgresServer._lock:
         if embedded_state(pgdata).pid is None:
             return False
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=_system_user())
