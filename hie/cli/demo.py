@@ -14,7 +14,6 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hie.app import create_app
 from hie.catalog import read_catalog
 from hie.cli.context import actor, console, database, fail
 from hie.client import PlatformClient, Receipt
@@ -146,6 +145,7 @@ def demo(
 ) -> None:
     """Register a region modelled on the bulletin, upload a month of documents through the HTTP
     API, compute its figures through the task queue, print the bulletin tables, and serve."""
+    from hie.app import create_app  # imported here: the whole HTTP app, for this command only
     from hie.cli.reports import print_tables
     from hie.storage.reports import load_report
     from hie.workers import configure

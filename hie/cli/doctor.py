@@ -40,6 +40,9 @@ def _database(settings: Settings) -> Check:
     if settings.embedded:
         state = embedded_state(settings.embedded_pgdata)
         where = f"embedded PostgreSQL in {state.pgdata}"
+        if not state.initialised:
+            # Checking must not create it: say where the first command that needs it will.
+            return Check("database", True, f"{where}: not created yet (the first command will)")
         if state.pid is not None:
             where += f" (running, postgres pid {state.pid})"
     else:
