@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 import httpx
+import psycopg
 import typer
 
 from hie import __version__
@@ -47,6 +48,18 @@ def _database(settings: Settings) -> Check:
             where += f" (running, postgres pid {state.pid})"
     else:
         where = "HIE_DATABASE_URL"
+        assert settings.database_url is not None  # noqa: S101 (not embedded)
+        try:
+            # One plain attempt first: the pool would retry for 30 s before saying anything.
+            psycopg.connect(settings.database_url.get_secret_value(), connect_timeout=5).close()
+        except psycopg.Error as exc:
+            return Check(
+                "database",
+                False,
+                f"{where}: {str(exc).strip()}",
+                "check HIE_DATABASE_URL (or unset it for the embedded database) and that "
+                "PostgreSQL answers there",
+            )
     try:
         database = open_database(settings, migrate=False)
     except Exception as exc:  # any failure to connect is what this check reports
