@@ -5,9 +5,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import httpx
 import pytest
+
+from hie.server import free_port
 
 
 def hie(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -79,3 +83,61 @@ def test_processes_started_together_on_a_fresh_and_an_old_data_folder_all_succee
     assert status.returncode == 0, status.stderr
     assert "pending" not in status.stdout
     assert not (data_dir / "postgres" / "postmaster.pid").exists()
+
+
+def wait_until_serving(server: subprocess.Popen[bytes], port: int) -> None:
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        assert server.poll() is None and time.monotonic() < deadline
+        time.sleep(0.3)
+
+
+@pytest.mark.timeout(600)
+def test_a_server_left_by_a_killed_process_is_reported_and_stopped(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    pgdata = data_dir / "postgres"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(data_dir)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hie", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_serving(server, port)
+    finally:
+        server.kill()  # SIGKILL: nothing of hie runs to stop PostgreSQL
+        server.wait(timeout=60)
+    status = hie(data_dir, "db", "status")
+    assert status.returncode == 0, status.stderr
+    assert "running (postgres pid" in status.stdout
+    assert "hie processes using it: none" in status.stdout
+    # A later command forgets the dead process: when it ends, the server stops with it.
+    listed = hie(data_dir, "institutions", "list")
+    assert listed.returncode == 0, listed.stderr
+    assert not (pgdata / "postmaster.pid").exists()
+
+    # hie db stop, for a server left running: here one started and held by a killed process.
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hie", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_serving(server, port)
+    finally:
+        server.kill()
+        server.wait(timeout=60)
+    stopped = hie(data_dir, "db", "stop")
+    assert stopped.returncode == 0, stopped.stderr
+    assert "stopped the embedded PostgreSQL" in stopped.stdout
+    assert not (pgdata / "postmaster.pid").exists()
+    assert "stopped (it starts with" in hie(data_dir, "db", "status").stdout
