@@ -44,7 +44,7 @@ def add(
             existing = get_institution(tx.conn, code)
             if (existing.name, existing.kind, existing.district_code) != (name, kind, district):
                 raise fail(
-                    f"institution {code} is registered already as {existing.kind} "
+                    f"institution {code} already exists, as {existing.kind} "
                     f"{existing.name} (district {existing.district_code or '-'}); "
                     "choose another code"
                 ) from None
