@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import uuid
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 from hie.cli import app
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+STRONG_KEY = secrets.token_urlsafe(48)
 
 
 def hie_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -36,7 +38,7 @@ def clean_env(**settings: str) -> dict[str, str]:
 def hie(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("HIE_DATABASE_URL", database_url)
     monkeypatch.setenv("HIE_DATA_DIR", str(tmp_path))
-    monkeypatch.setenv("HIE_SECRET_KEY", "k" * 48)
+    monkeypatch.setenv("HIE_SECRET_KEY", STRONG_KEY)
 
     def run(*args: str, expect: int = 0):
         result = CliRunner().invoke(app, list(args))
@@ -118,7 +120,7 @@ def test_piped_tables_are_not_squeezed_to_80_columns(hie) -> None:
 
 def test_doctor_says_what_to_fix(database_url: str, tmp_path: Path) -> None:
     good = clean_env(
-        HIE_DATABASE_URL=database_url, HIE_SECRET_KEY="k" * 48, HIE_DATA_DIR=str(tmp_path)
+        HIE_DATABASE_URL=database_url, HIE_SECRET_KEY=STRONG_KEY, HIE_DATA_DIR=str(tmp_path)
     )
     done = hie_process(good, "doctor", "--port", "0")
     assert done.returncode == 0, done.stdout + done.stderr
