@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from hie import __version__
@@ -80,6 +80,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(cda_router)
     app.include_router(dashboard_router)
     app.mount("/dashboard/static", dashboard_static(), name="dashboard-static")
+
+    @app.get("/", include_in_schema=False)
+    async def root() -> RedirectResponse:
+        # The address printed at start: the dashboard, with the API docs linked.
+        return RedirectResponse(
+            "/dashboard", status_code=307, headers={"Link": '</docs>; rel="service-doc"'}
+        )
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
     async def healthz(request: Request) -> JSONResponse:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import getpass
+import shutil
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 import typer
 from rich.console import Console
@@ -16,8 +19,17 @@ from hie.config import Settings, load_settings
 from hie.errors import HieError, InvalidInput
 from hie.storage import Database, open_database
 
-console = Console(soft_wrap=True)
-errors = Console(stderr=True, soft_wrap=True)
+
+def _width(stream: TextIO) -> int | None:
+    """The terminal's width; piped or redirected, COLUMNS or a wide default. Rich would assume
+    80 columns and squeeze the bulletin's tables, which have a dozen."""
+    if stream.isatty():
+        return None
+    return shutil.get_terminal_size((240, 24)).columns
+
+
+console = Console(soft_wrap=True, width=_width(sys.stdout))
+errors = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
 
 
 def print_counts(title: str, label: str, counts: Counter[str]) -> None:

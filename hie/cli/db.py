@@ -1,13 +1,17 @@
-"""``hie db``: the schema."""
+"""``hie db``: the schema, and the embedded PostgreSQL's state."""
 
 from __future__ import annotations
 
 import typer
 
-from hie.cli.context import console, database
+from hie.cli.context import console, database, reported_errors
+from hie.config import load_settings
+from hie.storage.embedded import embedded_state, stop_embedded
 from hie.storage.migrator import applied, available, upgrade
 
-app = typer.Typer(help="The database schema: migrations.", no_args_is_help=True)
+app = typer.Typer(
+    help="The database: migrations, and the embedded PostgreSQL's state.", no_args_is_help=True
+)
 
 
 @app.command("upgrade")
@@ -24,9 +28,37 @@ def upgrade_command() -> None:
 
 @app.command("status")
 def status() -> None:
-    """List the migrations and which are applied."""
-    with database(migrate=False) as db, db.connection() as conn:
+    """Say which database hie uses (and whether the embedded one is running), then list the
+    migrations and which are applied."""
+    with reported_errors():
+        settings = load_settings()
+    if settings.embedded:
+        state = embedded_state(settings.embedded_pgdata)
+        if state.pid is None:
+            running = "stopped (it starts with the next hie command that needs it)"
+        else:
+            holders = ", ".join(str(p) for p in state.holders) or "none"
+            running = f"running (postgres pid {state.pid}; hie processes using it: {holders})"
+        console.print(f"database: embedded PostgreSQL in {state.pgdata}, {running}")
+    else:
+        console.print("database: HIE_DATABASE_URL")
+    with database(settings, migrate=False) as db, db.connection() as conn:
         done = applied(conn)
     for migration in available():
         mark = "applied" if migration.version in done else "pending"
         console.print(f"{migration.version:04d}_{migration.name}  {mark}")
+
+
+@app.command("stop")
+def stop() -> None:
+    """Stop the embedded PostgreSQL. It normally stops with the last hie process that used it;
+    this is for one left running by a process that was killed."""
+    with reported_errors():
+        settings = load_settings()
+    if not settings.embedded:
+        console.print("hie uses HIE_DATABASE_URL: it has no embedded PostgreSQL to stop")
+        return
+    if stop_embedded(settings.embedded_pgdata):
+        console.print(f"stopped the embedded PostgreSQL in {settings.embedded_pgdata}")
+    else:
+        console.print(f"the embedded PostgreSQL in {settings.embedded_pgdata} was not running")

@@ -4,22 +4,20 @@ with (by default the embedded one); and ``hie synth``, the same uploads written 
 from __future__ import annotations
 
 import csv
-import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hie.app import create_app
 from hie.catalog import read_catalog
 from hie.cli.context import actor, console, database, fail
-from hie.client import PlatformClient
-from hie.config import Settings, load_settings
+from hie.client import PlatformClient, Receipt
+from hie.config import load_settings
 from hie.metrics.report import parse_month
 from hie.registry import Institution
 from hie.server import BackgroundServer
@@ -28,21 +26,23 @@ from hie.storage.audit import record_event
 from hie.storage.catalog import current_catalog
 from hie.storage.declarations import current_declaration, set_declaration
 from hie.storage.institutions import import_institutions
-from hie.storage.partitions import month_of, previous_month
 from hie.storage.tokens import create_token
 from hie.synth import MonthPlan, Upload, plan_month
 from hie.validators.cda_rules.content import default_content_rules
 
+# The bulletin the region is modelled on is of July 2019: the demo's month unless told otherwise.
+DEMO_MONTH = date(2019, 7, 1)
+
 MonthArg = Annotated[
-    str | None, typer.Option("--month", help="YYYY-MM (default: the month before this one).")
+    str | None, typer.Option("--month", metavar="YYYY-MM", help="The month of the uploads.")
 ]
 ScaleArg = Annotated[float, typer.Option(help="Multiplies the number of uploads.")]
 SeedArg = Annotated[int, typer.Option(help="The same seed gives the same uploads.")]
 
 
-def _month(text: str | None, settings: Settings) -> date:
+def _month(text: str | None) -> date:
     if text is None:
-        return previous_month(month_of(datetime.now(UTC), settings.zone))
+        return DEMO_MONTH
     try:
         return parse_month(text)
     except ValueError as exc:
@@ -71,22 +71,29 @@ def _register(db: Database, plan: MonthPlan) -> None:
                 set_declaration(tx.conn, code, tables, actor=actor())
 
 
-def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, str]:
+def _send(client: PlatformClient, upload: Upload) -> tuple[Upload, Receipt]:
     if upload.channel == "fhir":
         receipt = client.submit_fhir(
             upload.body, institution=upload.institution, received_at=upload.received_at
         )
-        return upload, receipt.outcome
+        return upload, receipt
     receipt = client.submit_cda(
         upload.body, institution=upload.institution, received_at=upload.received_at
     )
-    return upload, receipt.outcome
+    return upload, receipt
+
+
+def _describe(upload: Upload, receipt: Receipt) -> str:
+    """One line on an upload whose outcome the generator did not expect, and why."""
+    what = f"{upload.channel.upper()} {upload.note or 'document'} of {upload.institution}"
+    why = "; ".join(receipt.errors()[:2]) or f"HTTP {receipt.status}"
+    return f"  {what}: expected {upload.expect}, got {receipt.outcome} ({why})"
 
 
 def _upload_all(url: str, token: str, uploads: list[Upload]) -> Counter[str]:
     """Send every upload in order of receipt time, a few at a time, as hospitals would."""
     outcomes: Counter[str] = Counter()
-    surprises = 0
+    surprises: list[str] = []
     with (
         PlatformClient(url, token) as client,
         ThreadPoolExecutor(4) as pool,
@@ -107,15 +114,23 @@ def _upload_all(url: str, token: str, uploads: list[Upload]) -> Counter[str]:
             if upload is not None and upload.note not in ("duplicate", "replacement"):
                 wave.append(upload)
                 continue
-            for sent, outcome in pool.map(lambda u: _send(client, u), wave):
-                outcomes[outcome] += 1
-                surprises += outcome != sent.expect and sent.note != "duplicate"
+            for sent, receipt in pool.map(lambda u: _send(client, u), wave):
+                outcomes[receipt.outcome] += 1
+                if receipt.outcome != sent.expect and sent.note != "duplicate":
+                    surprises.append(_describe(sent, receipt))
                 progress.advance(task)
             wave = [upload] if upload is not None else []
     if surprises:
+        # The figures printed next are what the platform stored; the generator's expectations
+        # are only a check on them, so say which uploads differ and why.
         console.print(
-            f"[yellow]{surprises} upload(s) did not get the outcome the generator expected[/]"
+            f"[yellow]{len(surprises)} upload(s) did not get the outcome the generator "
+            "expected; the figures below count what the platform actually stored:[/]"
         )
+        for line in surprises[:10]:
+            console.print(line, markup=False, highlight=False)
+        if len(surprises) > 10:
+            console.print(f"  ... and {len(surprises) - 10} more")
     return outcomes
 
 
@@ -130,6 +145,7 @@ def demo(
 ) -> None:
     """Register a region modelled on the bulletin, upload a month of documents through the HTTP
     API, compute its figures through the task queue, print the bulletin tables, and serve."""
+    from hie.app import create_app  # imported here: the whole HTTP app, for this command only
     from hie.cli.reports import print_tables
     from hie.storage.reports import load_report
     from hie.workers import configure
@@ -139,7 +155,7 @@ def demo(
     settings = load_settings()
     started = time.monotonic()
     with database(settings) as db:
-        wanted = _month(month, settings)
+        wanted = _month(month)
         plan = _plan(wanted, scale, seed, 0.05, db)
         _register(db, plan)
         with db.transaction() as tx:
@@ -199,6 +215,21 @@ def demo(
                 console.print("stopping")
 
 
+EXPECTED_COLUMNS = (
+    "uploaded_tables",
+    "undeclared_tables",
+    "missing_declared_tables",
+    "records",
+    "upload_days",
+    "outpatient_visits",
+    "discharges",
+    "health_records.basic",
+    "health_records.hypertension",
+    "health_records.diabetes",
+    "rejected",
+)
+
+
 def synth(
     out: Annotated[Path, typer.Option(help="Folder to write into (created).")],
     month: MonthArg = None,
@@ -209,11 +240,11 @@ def synth(
     ] = None,
 ) -> None:
     """Write a month of sample documents to files, for trying `hie validate` on: one folder per
-    institution, with institutions.csv, declarations.csv and the figures they must produce."""
+    institution under OUT/uploads, with institutions.csv, declarations.csv and the figures they
+    must produce (expected-figures.csv)."""
     from hie.catalog import default_catalog_path
 
-    settings = load_settings()
-    wanted = _month(month, settings)
+    wanted = _month(month)
     plan = plan_month(
         wanted,
         read_catalog(catalog or default_catalog_path()),
@@ -221,12 +252,14 @@ def synth(
         seed=seed,
         scale=scale,
     )
-    out.mkdir(parents=True, exist_ok=True)
+    uploads = out / "uploads"
+    uploads.mkdir(parents=True, exist_ok=True)
     for number, upload in enumerate(plan.uploads, start=1):
-        folder = out / upload.institution
+        folder = uploads / upload.institution
         folder.mkdir(exist_ok=True)
         suffix = f"-{upload.note}" if upload.note else ""
-        (folder / f"{number:05d}{suffix}.xml").write_bytes(upload.body)
+        extension = ".json" if upload.channel == "fhir" else ".xml"
+        (folder / f"{number:05d}{suffix}{extension}").write_bytes(upload.body)
     with (out / "institutions.csv").open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(["code", "name", "kind", "district"])
@@ -235,6 +268,28 @@ def synth(
         writer = csv.writer(handle)
         writer.writerow(["institution", "tables"])
         writer.writerows([c, " ".join(t)] for c, t in plan.declarations.items() if t is not None)
-    truth: dict[str, Any] = {code: plan.expected(code) for code in plan.truth}
-    (out / "expected-figures.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2))
-    console.print(f"wrote {len(plan.uploads)} documents for {wanted:%Y-%m} to {out}")
+    # CSV, not JSON: a JSON file beside the uploads would be taken for a FHIR resource by
+    # hie validate and hie push.
+    with (out / "expected-figures.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["institution", *EXPECTED_COLUMNS])
+        for code in plan.truth:
+            figures = plan.expected(code)
+            flat = {
+                **figures,
+                **{f"health_records.{k}": v for k, v in figures["health_records"].items()},
+            }
+            writer.writerow(
+                [
+                    code,
+                    *(
+                        " ".join(v) if isinstance(v := flat[c], list) else v
+                        for c in EXPECTED_COLUMNS
+                    ),
+                ]
+            )
+    console.print(
+        f"wrote {len(plan.uploads)} uploads for {wanted:%Y-%m} to {uploads} (CDA .xml, FHIR "
+        f"transaction Bundles .json), with institutions.csv, declarations.csv and "
+        f"expected-figures.csv in {out}"
+    )

@@ -3,7 +3,6 @@ validation and storage as HTTP uploads, keeping a given receipt time."""
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Iterator
 from datetime import datetime
@@ -12,11 +11,11 @@ from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table as RichTable
 
 from hie.cli.context import console, database, fail, print_counts
 from hie.client import Receipt
-from hie.config import Settings, load_settings
-from hie.storage import Database
+from hie.config import load_settings
 
 SUFFIXES = {".xml": "cda", ".json": "fhir", ".ndjson": "fhir"}
 
@@ -44,37 +43,13 @@ def _received_at(text: str | None, zone: object) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=zone)  # type: ignore[arg-type]
 
 
-class _FhirIngest:
-    """FHIR files through the FHIR server's own write path, as an admin backfilling would."""
+OUTCOMES = ("created", "updated", "unchanged", "rejected")
 
-    def __init__(
-        self, settings: Settings, db: Database, institution: str, moment: datetime | None
-    ) -> None:
-        from hie.fhir.access import Scope
-        from hie.fhir.bundles import BundleProcessor
-        from hie.fhir.responses import Preferences
-        from hie.fhir.server import Call, FhirServer
 
-        self.server = FhirServer(settings, db)
-        self.bundles = BundleProcessor(self.server)
-        self.call = Call(Scope(institution, None, moment), Preferences.parse(None), "/fhir")
-
-    def submit(self, file: Path) -> Iterator[tuple[str, list[str]]]:
-        """(outcome, rules that rejected) for each resource or Bundle in ``file``."""
-        data = file.read_bytes()
-        chunks = data.splitlines() if file.suffix.lower() == ".ndjson" else [data]
-        for chunk in (c for c in chunks if c.strip()):
-            try:
-                head = json.loads(chunk)
-            except ValueError:
-                head = {}
-            kind = head.get("resourceType") if isinstance(head, dict) else None
-            if kind == "Bundle" and head.get("type") in ("transaction", "batch"):
-                answer = self.bundles.process(self.call, chunk)
-            else:
-                answer = self.server.create(self.call, str(kind or "Unknown"), chunk, None)
-            receipt = Receipt(answer.status, answer.body or {})
-            yield receipt.outcome, receipt.rules()
+def _cda_counts(status: int) -> Counter[str]:
+    # A CDA document is never updated in place: a replacement is a new document (201).
+    label = {201: "created", 200: "unchanged"}.get(status, "rejected")
+    return Counter({label: 1})
 
 
 def ingest(
@@ -86,8 +61,11 @@ def ingest(
     ] = None,
 ) -> None:
     """Load CDA (.xml) and FHIR (.json resources and Bundles, .ndjson) files through the same
-    validation and storage as HTTP uploads, as an administrator's backfill."""
+    validation and storage as HTTP uploads, as an administrator's backfill. Prints, per file,
+    the resources or documents created, updated (a new version), unchanged and rejected."""
+    # Imported here: the FHIR and CDA pipelines are heavy, and every hie command imports this.
     from hie.cda.submission import CdaPipeline, submit_cda
+    from hie.cli.fhir_ingest import FhirIngest
     from hie.validators.cda import CdaSchema
 
     settings = load_settings()
@@ -95,7 +73,7 @@ def ingest(
     files = list(_files(paths))
     if not files:
         raise fail("no .xml, .json or .ndjson files found", 2)
-    outcomes: Counter[str] = Counter()
+    per_file: dict[Path, Counter[str]] = {}
     reasons: Counter[str] = Counter()
     with database(settings) as db:
         pipeline = CdaPipeline(settings, db, schema=CdaSchema(settings.cda_schema))
@@ -108,12 +86,13 @@ def ingest(
             transient=True,
         ) as progress:
             task = progress.add_task("ingesting", total=len(files))
-            fhir = _FhirIngest(settings, db, institution, moment)
+            fhir = FhirIngest(settings, db, institution, moment)
             for file in files:
+                counts = per_file.setdefault(file, Counter())
                 kind = SUFFIXES.get(file.suffix.lower())
                 if kind == "fhir":
-                    for label, rules in fhir.submit(file):
-                        outcomes[label] += 1
+                    for done, rules in fhir.submit(file):
+                        counts.update(done)
                         reasons.update(rules)
                     progress.advance(task)
                     continue
@@ -126,10 +105,29 @@ def ingest(
                     channel="ingest",
                     content_type="application/hl7-cda+xml",
                 )
-                stored = Receipt(receipt.status, receipt.body)
-                outcomes[stored.outcome] += 1
-                reasons.update(stored.rules())
+                counts.update(_cda_counts(receipt.status))
+                reasons.update(Receipt(receipt.status, receipt.body).rules())
                 progress.advance(task)
-    print_counts(f"{len(files)} file(s) for {institution}", "outcome", outcomes)
+    _print_files(f"{len(files)} file(s) for {institution}", per_file)
     if reasons:
         print_counts("rejections by rule", "rule", reasons)
+
+
+def _print_files(title: str, per_file: dict[Path, Counter[str]]) -> None:
+    """One row per file (the first 50, then only files with rejections), and the totals."""
+    table = RichTable(title=title)
+    table.add_column("file", overflow="fold")
+    for label in OUTCOMES:
+        table.add_column(label, justify="right")
+    shown = 0
+    for file, counts in per_file.items():
+        if shown < 50 or counts["rejected"]:
+            table.add_row(str(file), *(str(counts[label]) for label in OUTCOMES))
+            shown += 1
+    if shown < len(per_file):
+        table.add_row(f"({len(per_file) - shown} more file(s) without rejections)")
+    total: Counter[str] = Counter()
+    for counts in per_file.values():
+        total.update(counts)
+    table.add_row("total", *(str(total[label]) for label in OUTCOMES), style="bold")
+    console.print(table)

@@ -9,9 +9,15 @@ import typer
 from rich.table import Table as RichTable
 
 from hie.cli.context import actor, console, database, fail, read_input
+from hie.errors import Conflict
 from hie.registry import Institution, parse_institutions_csv
 from hie.storage.declarations import declarations_at
-from hie.storage.institutions import add_institution, import_institutions, list_institutions
+from hie.storage.institutions import (
+    add_institution,
+    get_institution,
+    import_institutions,
+    list_institutions,
+)
 
 app = typer.Typer(help="Hospitals and district networks that upload.", no_args_is_help=True)
 
@@ -25,11 +31,25 @@ def add(
         str | None, typer.Option(help="The district a hospital belongs to.")
     ] = None,
 ) -> None:
-    """Register an institution."""
+    """Register an institution. Registering it again exactly as it is changes nothing."""
     if kind not in ("hospital", "district"):
         raise fail(f"--kind must be hospital or district, not {kind!r}", 2)
+    wanted = Institution(code, name, kind, district)
     with database() as db, db.transaction() as tx:
-        add_institution(tx.conn, Institution(code, name, kind, district), actor=actor())
+        try:
+            with tx.conn.transaction():  # a savepoint: a conflict leaves the transaction usable
+                add_institution(tx.conn, wanted, actor=actor())
+        except Conflict:
+            # Rerunning a walkthrough or a script is fine; a different institution is not.
+            existing = get_institution(tx.conn, code)
+            if (existing.name, existing.kind, existing.district_code) != (name, kind, district):
+                raise fail(
+                    f"institution {code} already exists, as {existing.kind} "
+                    f"{existing.name} (district {existing.district_code or '-'}); "
+                    "choose another code"
+                ) from None
+            console.print(f"{kind} {code} {name} is registered already (unchanged)")
+            return
     console.print(f"added {kind} {code} {name}")
 
 

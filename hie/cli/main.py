@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+import signal
+import sys
+from types import FrameType
+from typing import Annotated, Any
 
 import typer
 
@@ -12,6 +16,7 @@ from hie.cli import (
     db,
     declarations,
     demo,
+    doctor,
     ingest,
     institutions,
     push,
@@ -43,6 +48,7 @@ app.command("validate")(validate.validate)
 app.command("demo")(demo.demo)
 app.command("synth")(demo.synth)
 app.command("push")(push.push)
+app.command("doctor")(doctor.doctor)
 
 
 def _show_version(value: bool) -> None:
@@ -73,11 +79,64 @@ def serve(
 
     with reported_errors():
         application = create_app()
-    console.print(f"hie {__version__} serving on http://{host}:{port} (health: /healthz)")
+    console.print(
+        f"hie {__version__} serving on http://{host}:{port}: dashboard /dashboard, "
+        f"API docs /docs, health /healthz (Ctrl-C stops it)"
+    )
+    # uvicorn shuts down on SIGTERM itself (closing the database in the app's lifespan), then
+    # re-raises the signal to the handler it found: the default one, so the exit says SIGTERM.
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
     uvicorn.run(application, host=host, port=port, log_level="info")
 
 
+# What to type, not Python's type names: typer prints <str>, <bool>, <list[Path]>.
+_METAVARS = {"str": "TEXT", "int": "INTEGER", "float": "NUMBER", "path": "PATH", "Path": "PATH"}
+_TYPE_LABEL = re.compile(r"<(list\[)?([A-Za-z_]+)\]?>")
+
+
+def _human_metavars() -> None:
+    from typer import core
+
+    owner: Any = getattr(core, "_TyperParameter", None)
+    original = getattr(owner, "display_type", None)
+    if original is None:  # another typer: it prints its own metavars
+        return
+
+    def display_type(self: Any, ctx: Any) -> str:
+        label: str = original(self, ctx)
+        if getattr(self, "is_flag", False) or label == "<bool>":
+            return ""  # a flag takes no value
+        match = _TYPE_LABEL.fullmatch(label)
+        if match is None:
+            return label.replace("<", "[").replace(">", "]")  # choices: [zh|en]
+        word = _METAVARS.get(match[2], match[2].upper())
+        return f"{word}..." if match[1] and getattr(self, "nargs", 1) == 1 else word
+
+    owner.display_type = display_type
+
+
+def _help_width() -> None:
+    """Help and tables use the terminal's width; piped, a generous one instead of rich's 80."""
+    from typer import rich_utils
+
+    if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty():
+        rich_utils.MAX_WIDTH = 120
+
+
+def _stop_on_sigterm() -> None:
+    """SIGTERM unwinds like Ctrl-C, so the HTTP server and the embedded PostgreSQL are stopped
+    (``hie serve`` hands the signal to uvicorn, which shuts down the same way)."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main() -> None:
+    _human_metavars()
+    _help_width()
+    _stop_on_sigterm()
     try:
         app()
     except HieError as exc:

@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table as RichTable
 
-from hie.cli.context import console, database, fail
+from hie.cli.context import console, database, errors, fail
 from hie.config import load_settings
 from hie.metrics.export import KINDS, TITLES, columns_for, headings, table_rows, to_csv, to_xlsx
 from hie.metrics.report import parse_month
-from hie.storage.reports import load_report
+from hie.storage.reports import load_report, months_with_records
 
 metrics_app = typer.Typer(
     help="Compute the monthly figures (through the Celery workers).", no_args_is_help=True
 )
 
 MonthOption = Annotated[str, typer.Option("--month", help="The month, as YYYY-MM.")]
+ReportMonthOption = Annotated[
+    str | None,
+    typer.Option(
+        "--month", metavar="YYYY-MM", help="The month (default: the latest month with uploads)."
+    ),
+]
 
 
 def _month(text: str) -> str:
@@ -61,8 +68,19 @@ def compute(
     )
 
 
+def _latest_month_with_records() -> str:
+    with database() as db, db.connection() as conn:
+        months = months_with_records(conn)
+    if not months:
+        raise fail(
+            "no uploads are stored yet, so there is no month to report; "
+            "load some with hie demo, hie ingest or hie push, or name one with --month"
+        )
+    return f"{months[-1]:%Y-%m}"
+
+
 def report(
-    month: MonthOption,
+    month: ReportMonthOption = None,
     kind: Annotated[str | None, typer.Option(help="district or hospital (default: both).")] = None,
     format: Annotated[str, typer.Option("--format", help="json, csv, xlsx or table.")] = "table",
     lang: Annotated[str, typer.Option(help="zh (the bulletin's headings) or en.")] = "zh",
@@ -74,7 +92,7 @@ def report(
     ] = True,
 ) -> None:
     """Print a month's report, laid out like the bulletin."""
-    wanted = _month(month)
+    wanted = _month(month) if month is not None else _latest_month_with_records()
     if kind is not None and kind not in KINDS:
         raise fail(f"--kind must be district or hospital, not {kind!r}", 2)
     if format not in ("json", "csv", "xlsx", "table"):
@@ -83,6 +101,7 @@ def report(
         raise fail("--lang must be zh or en", 2)
     with database() as db, db.connection() as conn:
         body = load_report(conn, parse_month(wanted))
+        with_records = months_with_records(conn)
     if body is None:
         if not compute_missing:
             raise fail(f"no report for {wanted}; run: hie metrics compute --month {wanted}")
@@ -106,6 +125,21 @@ def report(
         _emit(to_xlsx(body, kinds, lang), output)
     else:
         print_tables(body, kinds, lang)
+    if format != "json" or output is not None:
+        warn_if_empty(body, with_records)
+
+
+def warn_if_empty(body: dict[str, Any], with_records: list[date]) -> None:
+    """Say so when nothing at all was uploaded in the month: an all-zero table reads like a
+    region that stopped working, when it is most often the wrong month."""
+    if any(r["records"] or r["rejected"] for r in body["rows"]):
+        return
+    others = ", ".join(f"{m:%Y-%m}" for m in with_records[-6:]) or "none yet"
+    errors.print(
+        f"[yellow]note:[/] no uploads were received in {body['month']}. "
+        f"Months with uploads: {others}.",
+        highlight=False,
+    )
 
 
 def print_tables(body: dict[str, Any], kinds: list[str], lang: str = "zh") -> None:

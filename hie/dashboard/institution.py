@@ -13,6 +13,7 @@ from hie.dashboard.charts import histogram, line_chart
 from hie.dashboard.exports import Grid
 from hie.dashboard.i18n import Translator
 from hie.dashboard.upload_calendar import Day, month_weeks
+from hie.errors import NotFound
 from hie.metrics.timeliness import LATENCY_BOUNDS_HOURS
 from hie.metrics.trend import FIGURES
 from hie.registry import Institution
@@ -69,6 +70,7 @@ class InstitutionPage:
     reasons: list[dict[str, Any]]
     latency_chart: Markup
     grids: dict[str, Grid] = field(default_factory=dict)
+    district_name: str | None = None  # the district's name, for its link
 
 
 def _value(row: dict[str, Any] | None, figure: str) -> Any:
@@ -284,4 +286,14 @@ def institution_page(
         reasons=reasons,
         latency_chart=histogram(t("inst.timeliness"), labels, counts),
         grids=grids,
+        district_name=_district_name(conn, institution.district_code),
     )
+
+
+def _district_name(conn: Connection, code: str | None) -> str | None:
+    if code is None:
+        return None
+    try:
+        return get_institution(conn, code).name
+    except NotFound:
+        return None

@@ -44,3 +44,11 @@ def load_reports(conn: Connection, first: date, last: date) -> list[dict[str, An
             (first, last),
         ).fetchall()
     ]
+
+
+def months_with_records(conn: Connection) -> list[date]:
+    """The months in which any record was written, oldest first (computed or not)."""
+    rows = conn.execute(
+        "select distinct month from monthly_table_count where records > 0 order by month"
+    ).fetchall()
+    return [r["month"] for r in rows]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import json
 import random
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -57,6 +58,8 @@ DIAGNOSES = (
 )
 HYPERTENSION = ("I10.x00", "原发性高血压")
 DIABETES = ("E11.900", "2型糖尿病")
+# urn:uuid fullUrls must be UUIDs: made from each resource's id, the same for the same seed.
+FULL_URLS = uuid.UUID("4f1b2d0e-6a43-5c1e-9d2a-68696573796e")
 DEFECTS = ("missing-section", "bad-gender", "malformed", "duplicate", "replacement", "check-digit")
 
 
@@ -232,7 +235,9 @@ class _Builder:
         (outpatient, or an inpatient stay that has ended) and its diagnosis."""
         person = self.person(member)
         self.serial += 1
-        suffix = f"{member.code}-{self.serial:06d}"
+        # The month is in the ids: another month of the same seed adds new resources instead of
+        # updating this month's.
+        suffix = f"{member.code}-{self.month:%Y%m}-{self.serial:06d}"
         received = self.moment()
         start = received - timedelta(days=self.rng.randrange(1, 8) if inpatient else 0, hours=2)
         diagnosis = self.rng.choice(DIAGNOSES)
@@ -248,7 +253,7 @@ class _Builder:
             "type": "transaction",
             "entry": [
                 {
-                    "fullUrl": f"urn:uuid:{r['resourceType'].lower()}-{suffix}",
+                    "fullUrl": _full_url(r),
                     "resource": r,
                     "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
                 }
@@ -296,6 +301,10 @@ class _Builder:
         for figure in table.feeds:
             if figure.startswith("health_records."):
                 truth.persons[figure.removeprefix("health_records.")].add(key)
+
+
+def _full_url(resource: dict[str, Any]) -> str:
+    return f"urn:uuid:{uuid.uuid5(FULL_URLS, resource['resourceType'] + '/' + resource['id'])}"
 
 
 def _table(catalog: Catalog, code: str) -> Table:

@@ -48,7 +48,7 @@ def test_ingest_backfills_cda_and_fhir_with_their_receipt_time(
     result = hie(
         "ingest", str(folder), "--institution", "455755678", "--received-at", "2019-07-31T23:59:59"
     )
-    assert "accepted" in result.stdout and "rejected" in result.stdout
+    assert "created" in result.stdout and "rejected" in result.stdout
     assert "cda.header.realm" in result.stdout
     with psycopg.connect(database_url) as conn:
         days = conn.execute("select distinct day::text from daily_table_count").fetchall()
@@ -74,3 +74,44 @@ def test_ingest_refuses_what_it_cannot_find(hie, tmp_path: Path) -> None:
         "yesterday",
         expect=2,
     )
+
+
+def _row(output: str, name: str) -> list[str]:
+    """The cells of the printed row of the file ``name``: created, updated, unchanged, rejected."""
+    for line in output.splitlines():
+        if name in line:
+            return [c.strip() for c in line.strip("│ ").split("│")][1:]
+    raise AssertionError(f"no row for {name} in:\n{output}")
+
+
+def test_ingest_reports_created_updated_unchanged_and_rejected_per_file(
+    hie, tmp_path: Path
+) -> None:
+    hie("institutions", "add", "455755678", "--name", "南京鼓楼医院", "--kind", "hospital")
+    patient = json.loads((FIXTURES / "fhir" / "patient-cn.json").read_text("utf-8"))
+    patient["id"] = "p1"
+
+    def transaction(*resources: dict) -> dict:
+        return {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": r, "request": {"method": "PUT", "url": f"Patient/{r['id']}"}}
+                for r in resources
+            ],
+        }
+
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(json.dumps(transaction(patient), ensure_ascii=False))
+    first = hie("ingest", str(bundle), "--institution", "455755678")
+    assert _row(first.stdout, "bundle.json") == ["1", "0", "0", "0"]
+
+    # The same Patient changed, and a second one: one new version, one created.
+    second = dict(patient, id="p2")
+    patient["gender"] = "female" if patient.get("gender") != "female" else "male"
+    bundle.write_text(json.dumps(transaction(patient, second), ensure_ascii=False))
+    again = hie("ingest", str(bundle), "--institution", "455755678")
+    assert _row(again.stdout, "bundle.json") == ["1", "1", "0", "0"]
+
+    third = hie("ingest", str(bundle), "--institution", "455755678")
+    assert _row(third.stdout, "bundle.json") == ["0", "0", "2", "0"]

@@ -169,6 +169,10 @@ def test_overview_marks_flags_no_reply_and_sorts(client: TestClient, site: Any) 
     codes = re.findall(r'<tr data-institution="([^"]+)"', hospitals)
     assert codes == ["H2", "H1", "H3"]
     assert 'aria-sort="ascending"' in ordered.text
+    # The completeness bars' colours are explained beside the table.
+    legend = page.split('class="legend bar-legend"')[1].split("</ul>")[0]
+    assert "已上传的声明表占比" in legend
+    assert all(f"swatch bar-{level}" in legend for level in ("good", "fair", "poor"))
 
 
 def test_institution_page_and_its_exports(client: TestClient, site: Any) -> None:
@@ -181,6 +185,10 @@ def test_institution_page_and_its_exports(client: TestClient, site: Any) -> None
     assert 'data-table="C0002" data-status="ok"' in html
     assert REALM_RULE in html and "realmCode is US" in html
     assert html.count('class="chart-card"') == 9  # the person figures are districts' only
+    # The district is linked by its name (the code beside it), not by its code alone.
+    assert re.search(
+        r'href="/dashboard/institutions/D1\?month=2019-07" class="district-link">玄武区</a>', html
+    )
     assert 'data-day="29" data-records="1"' in html
     for grid in ("tables", "calendar", "trends", "rejections", "timeliness"):
         csv = client.get(

@@ -19,9 +19,13 @@ from hie.validators.cda_rules.content import default_content_rules
 ARGS = ["demo", "--month", "2019-07", "--scale", "0.2", "--seed", "11", "--no-serve", "--port", "0"]
 
 
-def run_demo(env: dict[str, str]) -> str:
+def run_demo(env: dict[str, str], *more: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-m", "hie", *ARGS], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "hie", *ARGS, *more],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stderr + done.stdout
     return done.stdout
@@ -85,3 +89,9 @@ def test_demo_prints_the_generators_truth_and_reruns_safely(
     second = run_demo(env)
     assert "was loaded before: recomputing its figures only" in second
     assert printed_rows(second) == rows
+
+    # Another month in the same database: its FHIR resources are new, not updates of July's,
+    # so every upload gets the outcome the generator expected.
+    august = run_demo(env, "--month", "2019-08")
+    assert "uploads for 2019-08" in august
+    assert "did not get the outcome the generator expected" not in august

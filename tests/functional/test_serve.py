@@ -85,3 +85,38 @@ def test_serve_on_the_embedded_default_round_trips_with_the_cli(tmp_path: Path) 
     assert server.returncode in (0, -signal.SIGTERM)
     # The last process using the embedded server has gone, and the server with it.
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+
+@pytest.mark.timeout(600)
+def test_demo_serves_the_bulletin_month_and_sigterm_stops_it_and_its_database(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(tmp_path / "data")
+    port = free_port()
+    log_path = tmp_path / "demo.log"
+    with log_path.open("wb") as log:
+        demo = subprocess.Popen(
+            [sys.executable, "-m", "hie", "demo", "--scale", "0.05", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while "Press Ctrl-C" not in log_path.read_text():
+                assert demo.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, log_path.read_text()
+                time.sleep(0.3)
+            # The month the README shows, with its data; the printed address leads somewhere.
+            assert "uploads for 2019-07" in log_path.read_text()
+            root = httpx.get(f"http://127.0.0.1:{port}/", timeout=10)
+            assert root.status_code == 307
+            assert root.headers["location"] == "/dashboard"
+            assert "/docs" in root.headers["link"]
+        finally:
+            demo.send_signal(signal.SIGTERM)
+            demo.wait(timeout=60)
+    assert demo.returncode == 128 + signal.SIGTERM, log_path.read_text()
+    # Stopping the demo stops the embedded PostgreSQL it started.
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
