@@ -16,7 +16,7 @@ naming each unresolved reference.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -251,6 +251,7 @@ class BundleProcessor:
                 expression="Bundle.entry",
             )
             return self.server.refused(call, 413, report, body, len(entries))
+        call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
         plans = [_plan(raw, i, catalog, declared) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column

@@ -16,6 +16,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from hie.audit import Agent, address_of, mask, masked_query, record_read, status_of
 from hie.auth import Principal
 from hie.fhir.access import (
     INSTITUTION_HEADER,
@@ -86,15 +87,31 @@ async def _run(
     write: bool,
     work: Callable[[FhirServer, Call], Answer],
     resource_type: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    query: str | None = None,
 ) -> Response:
-    """Resolve the caller's scope, check the type, and run ``work`` off the event loop."""
+    """Resolve the caller's scope, check the type, and run ``work`` off the event loop.
+
+    ``action`` names the interaction in the audit trail (None: not audited, e.g. ``$validate``).
+    A write records its entry in its own transaction (transactions.py); a read, and a request
+    refused before its work, records one here once the answer is known.
+    """
     server = _server(request)
+    agent = Agent.of(principal, address_of(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
     if write and content_type is not None and content_type not in (*JSON_TYPES, *XML_TYPES):
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
         return _respond(error(415, "not-supported", message), request)
 
-    def blocking() -> Answer:
+    def audit(status: int, acting_for: str | None = None) -> None:
+        if action is not None:
+            detail = {"acting_for": acting_for} if acting_for else {}
+            if query:
+                detail["query"] = query
+            record_read(server.database, agent, action, target, status=status, **detail)
+
+    def prepared() -> Call | Answer:
         with server.database.connection() as conn:
             try:
                 scope = scope_of(
@@ -114,8 +131,35 @@ async def _run(
             return error(
                 404, "not-supported", f"resource type {resource_type!r} is not served here"
             )
-        call = Call(scope, Preferences.parse(prefer), _base(request), content_type)
-        return work(server, call)
+        return Call(
+            scope,
+            Preferences.parse(prefer),
+            _base(request),
+            content_type,
+            agent=agent,
+            action=action or "fhir.request",
+            target=target,
+            query=query,
+        )
+
+    def blocking() -> Answer:
+        try:
+            call = prepared()
+        except Exception as exc:  # refused (403, 404): recorded, then answered as usual
+            audit(status_of(exc))
+            raise
+        if isinstance(call, Answer):
+            audit(call.status)
+            return call
+        try:
+            answer = work(server, call)
+        except Exception as exc:
+            if not write:
+                audit(status_of(exc), call.scope.institution_code)
+            raise
+        if not write:
+            audit(answer.status, call.scope.institution_code)
+        return answer
 
     # Written in the pool too: an XML answer of a large Bundle is not free.
     return await run_in_threadpool(lambda: _respond(blocking(), request))
@@ -155,6 +199,7 @@ async def transaction(
         principal,
         prefer,
         write=True,
+        action="fhir.bundle",
         work=lambda server, call: BundleProcessor(server).process(call, body),
     )
 
@@ -170,6 +215,9 @@ async def search(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.search",
+        target=resource_type,
+        query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, str(request.url)),
     )
 
@@ -186,6 +234,9 @@ async def search_post(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.search",
+        target=resource_type,
+        query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, self_url),
     )
 
@@ -234,6 +285,9 @@ async def create(
         principal,
         prefer,
         write=True,
+        action="fhir.create",
+        target=resource_type,
+        query=mask(condition) if condition else None,
         work=lambda server, call: server.create(call, resource_type, body, condition),
     )
 
@@ -256,6 +310,9 @@ async def conditional_update(
         principal,
         prefer,
         write=True,
+        action="fhir.update",
+        target=resource_type,
+        query=mask(condition),
         work=lambda server, call: server.update(
             call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
         ),
@@ -273,6 +330,9 @@ async def type_history(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.history",
+        target=resource_type,
+        query=masked_query(pairs) or None,
         work=lambda server, call: server.history(
             call, resource_type, None, pairs, str(request.url)
         ),
@@ -289,6 +349,8 @@ async def read(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.read",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.read(call, resource_type, resource_id),
     )
 
@@ -308,6 +370,8 @@ async def update(
         principal,
         prefer,
         write=True,
+        action="fhir.update",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.update(
             call, resource_type, resource_id, body, if_match=parse_etag(if_match)
         ),
@@ -329,6 +393,8 @@ async def delete(
         prefer,
         write=True,
         resource_type=resource_type,
+        action="fhir.delete",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.delete(
             call, resource_type, resource_id, if_match=parse_etag(if_match)
         ),
@@ -346,6 +412,8 @@ async def instance_history(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.history",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.history(
             call, resource_type, resource_id, pairs, str(request.url)
         ),
@@ -366,5 +434,7 @@ async def vread(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.vread",
+        target=f"{resource_type}/{resource_id}/_history/{version_id}",
         work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
     )

@@ -3,6 +3,7 @@ the first broken entry is named."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -51,7 +52,7 @@ def test_entries_are_chained_and_verify(db: Database) -> None:
     assert rows[0]["address"] == "10.0.0.9"
     assert [r["outcome"] for r in rows] == [0, 4, 0, 4, 0]
     assert rows[0]["detail"] == {"status": 200}  # lifted fields leave the detail
-    for before, after in zip(rows, rows[1:], strict=False):
+    for before, after in itertools.pairwise(rows):
         assert after["seq"] == before["seq"] + 1
         assert bytes(after["prev_hash"]) == bytes(before["hash"])
     assert result.intact, result.breaks
@@ -143,11 +144,11 @@ def test_an_entry_inserted_into_the_chain_is_named(db: Database) -> None:
         )
         forged = conn.execute(
             "insert into audit_event (at, day, shard, seq, prev_hash, hash, actor, action, target)"
-            " values (now(), %s, %s, %s, %s, audit_entry_hash(%s, %s, %s, %s, now(), 'token:1',"
-            " null, null, 'fhir.read', 'x', 0::smallint, null, '{}'), 'token:1', 'fhir.read',"
-            " 'x') returning id",
-            (row["day"], row["shard"], row["seq"], row["prev_hash"], row["prev_hash"])
-            + (row["day"], row["shard"], row["seq"]),
+            " values (now(), %(day)s, %(shard)s, %(seq)s, %(prev_hash)s, audit_entry_hash("
+            "%(prev_hash)s, %(day)s, %(shard)s, %(seq)s, now(), 'token:1', null, null,"
+            " 'fhir.read', 'x', 0::smallint, null, '{}'), 'token:1', 'fhir.read', 'x')"
+            " returning id",
+            row,
         ).fetchone()
         first = verify_chain(conn).breaks[0]
     assert forged is not None
