@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 
 from hie.audit import Agent, address_of, mask, masked_query, record_read, status_of
 from hie.auth import Principal
+from hie.errors import PermissionDenied
 from hie.fhir.access import (
     INSTITUTION_HEADER,
     RECEIVED_AT_HEADER,
@@ -25,6 +26,7 @@ from hie.fhir.access import (
     backfill_time,
     scope_of,
 )
+from hie.fhir.audit_events import AUDIT_EVENT, read_audit, search_audit
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
@@ -187,6 +189,75 @@ async def metadata(request: Request) -> Response:
         return Answer(200, capability_statement(types, _base(request)))
 
     return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+def _audit_trail(
+    request: Request, principal: Principal, action: str, target: str, read: Callable[[], Answer]
+) -> Answer:
+    """An admin's or regulator's read of the audit trail, itself audited (also when refused)."""
+    server = _server(request)
+    agent = Agent.of(principal, address_of(request))
+    query = masked_query(_pairs(request)) or None
+    try:
+        principal.require_role("admin", "regulator")
+    except PermissionDenied:
+        record_read(server.database, agent, action, target, status=403, query=query)
+        raise
+    answer = read()
+    record_read(server.database, agent, action, target, status=answer.status, query=query)
+    return answer
+
+
+@router.get(f"/{AUDIT_EVENT}", summary="search the audit trail (admin, regulator)")
+async def audit_search(request: Request, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        return _audit_trail(
+            request,
+            principal,
+            "audit.search",
+            AUDIT_EVENT,
+            lambda: search_audit(
+                server.database,
+                server.settings.zone,
+                _base(request),
+                _pairs(request),
+                str(request.url),
+            ),
+        )
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+@router.get(f"/{AUDIT_EVENT}/{{event_id}}", summary="one audit entry (admin, regulator)")
+async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        return _audit_trail(
+            request,
+            principal,
+            "audit.read",
+            f"{AUDIT_EVENT}/{event_id}",
+            lambda: read_audit(server.database, event_id),
+        )
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+@router.api_route(
+    f"/{AUDIT_EVENT}",
+    methods=["POST", "PUT", "PATCH", "DELETE"],
+    summary="the audit trail is written by the server only (405)",
+)
+@router.api_route(
+    f"/{AUDIT_EVENT}/{{event_id}}",
+    methods=["POST", "PUT", "PATCH", "DELETE"],
+    summary="the audit trail is written by the server only (405)",
+)
+async def audit_write(request: Request) -> Response:
+    answer = error(405, "not-supported", "AuditEvent is written by the server only")
+    answer.headers["Allow"] = "GET"
+    return _respond(answer, request)
 
 
 @router.post("", summary="transaction or batch Bundle")

@@ -295,9 +295,7 @@ def _row_problem(row: dict[str, Any]) -> tuple[int | None, int | None, str]:
     return (
         seq,
         row["id"],
-        (
-            "inserted, deleted or reordered: its previous hash is not the hash of the entry before it"
-        ),
+        "inserted, deleted or reordered: its previous hash is not the hash of the entry before it",
     )
 
 
