@@ -135,6 +135,7 @@ class EventFilter:
     outcome: int | None = None
     since: datetime | None = None  # inclusive
     until: datetime | None = None  # exclusive
+    failed: bool = False  # only entries whose outcome is not success
 
 
 _COLUMNS = (
@@ -168,6 +169,8 @@ def _where(f: EventFilter) -> tuple[str, list[Any]]:
     if f.outcome is not None:
         clauses.append("outcome = %s")
         params.append(f.outcome)
+    if f.failed:
+        clauses.append("outcome <> 0")
     if f.since is not None:
         clauses.append("at >= %s")
         params.append(f.since)
