@@ -13,7 +13,8 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from hie.cli.context import console, database, fail, print_counts
+from hie.audit import Agent
+from hie.cli.context import actor, console, database, fail, print_counts
 from hie.client import Receipt
 from hie.config import Settings, load_settings
 from hie.storage import Database
@@ -57,7 +58,13 @@ class _FhirIngest:
 
         self.server = FhirServer(settings, db)
         self.bundles = BundleProcessor(self.server)
-        self.call = Call(Scope(institution, None, moment), Preferences.parse(None), "/fhir")
+        self.call = Call(
+            Scope(institution, None, moment),
+            Preferences.parse(None),
+            "/fhir",
+            agent=Agent(actor()),
+            action="fhir.create",
+        )
 
     def submit(self, file: Path) -> Iterator[tuple[str, list[str]]]:
         """(outcome, rules that rejected) for each resource or Bundle in ``file``."""
@@ -125,6 +132,7 @@ def ingest(
                     received_at=moment,
                     channel="ingest",
                     content_type="application/hl7-cda+xml",
+                    agent=Agent(actor()),
                 )
                 stored = Receipt(receipt.status, receipt.body)
                 outcomes[stored.outcome] += 1
