@@ -247,12 +247,12 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
 @router.api_route(
     f"/{AUDIT_EVENT}",
     methods=["POST", "PUT", "PATCH", "DELETE"],
-    summary="the audit trail is written by the server only (405)",
+    include_in_schema=False,  # the audit trail is written by the server only: always 405
 )
 @router.api_route(
     f"/{AUDIT_EVENT}/{{event_id}}",
     methods=["POST", "PUT", "PATCH", "DELETE"],
-    summary="the audit trail is written by the server only (405)",
+    include_in_schema=False,  # one handler for both paths; nothing to document but a 405
 )
 async def audit_write(request: Request) -> Response:
     answer = error(405, "not-supported", "AuditEvent is written by the server only")
