@@ -1,15 +1,20 @@
 """What the entry points record in the audit trail (``hie.storage.audit``): who is calling
 (:class:`Agent`), from where, and what they asked for with resident ID numbers and tokens masked.
 
-Writes record their entry in their own transaction; reads record theirs after answering, as one
-statement on an autocommit connection (``record_read``), so a search pays one round trip.
+Writes record their entry in their own transaction; reads record theirs after answering
+(``record_read``), through a background writer (``ReadTrail``) when the app runs one.
 """
 
 from __future__ import annotations
 
+import logging
+import queue
 import re
+import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import HTTPConnection
@@ -17,7 +22,9 @@ from starlette.requests import HTTPConnection
 from hie.auth import Principal
 from hie.errors import HieError, NotFound, PermissionDenied, Unauthenticated
 from hie.storage import Connection, Database
-from hie.storage.audit import record_event
+from hie.storage.audit import record_event, record_event_nowait
+
+log = logging.getLogger(__name__)
 
 # 18-character resident ID numbers (17 digits and a check character), 15-digit old ones, and
 # bearer tokens; the numbers are masked wherever they appear in a value (system|value too).
@@ -61,10 +68,12 @@ class Agent:
         target: str | None,
         *,
         status: int = 200,
+        wait: bool = True,
         **detail: Any,
     ) -> None:
-        """Append the entry in ``conn``'s transaction (or alone, on an autocommit one)."""
-        record_event(
+        """Append the entry in ``conn``'s transaction (or alone, on an autocommit one; there
+        ``wait=False`` does not wait for the disk, see ``record_event_nowait``)."""
+        (record_event if wait else record_event_nowait)(
             conn,
             self.actor,
             action,
@@ -91,6 +100,122 @@ def status_of(exc: BaseException) -> int:
     return 500
 
 
+class ReadTrail:
+    """The audit entries of reads, written by a background thread in batches.
+
+    A read puts its entry here (microseconds) instead of writing it before answering: one more
+    round trip to the database would cost a search far more than the allowed 10 %. The thread
+    writes whatever has queued up in one transaction whose commit does not wait for the disk.
+    Each entry keeps the time of the read. ``close`` (at shutdown) writes what is left; a crash
+    of the process loses only the entries of the last moment, never a write's (those commit
+    with the write) and never the chain's consistency (an entry and its head commit together).
+    """
+
+    def __init__(self, database: Database, *, batch: int = 1000) -> None:
+        self._database = database
+        self._batch = batch
+        self._queue: queue.SimpleQueue[_Read | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="hie-audit-reads", daemon=True)
+        self._thread.start()
+
+    def put(self, entry: _Read) -> None:
+        with self._idle:
+            self._pending += 1
+        self._queue.put(entry)
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until every entry put so far is written; False if that took over ``timeout``."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float = 30.0) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                return
+            batch = [first]
+            while len(batch) < self._batch:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    stopping = True
+                    break
+                batch.append(item)
+            self._write(batch)
+            with self._idle:
+                self._pending -= len(batch)
+                self._idle.notify_all()
+
+    def _write(self, batch: list[_Read]) -> None:
+        for attempt in range(RETRIES):
+            try:
+                with self._database.connection() as conn, conn.transaction():
+                    conn.execute("set local synchronous_commit = off")
+                    with conn.pipeline():
+                        for read in batch:
+                            read.write(conn)
+                return
+            except Exception:  # the database may be down for a moment: try again
+                if attempt == RETRIES - 1:
+                    log.exception("%d audit entries of reads could not be written", len(batch))
+                    return
+                time.sleep(0.5 * (attempt + 1))
+
+
+RETRIES = 5
+
+
+@dataclass(frozen=True)
+class _Read:
+    agent: Agent
+    action: str
+    target: str | None
+    status: int
+    detail: dict[str, Any]
+
+    def write(self, conn: Connection) -> None:
+        self.agent.record(conn, self.action, self.target, status=self.status, **self.detail)
+
+
+_trails: dict[int, ReadTrail] = {}
+_trails_lock = threading.Lock()
+
+
+def start_read_trail(database: Database) -> ReadTrail:
+    """Write the reads' entries of ``database`` in the background from now on (the app does
+    this at start-up; elsewhere, e.g. on the command line, each is written at once)."""
+    with _trails_lock:
+        trail = _trails.get(id(database))
+        if trail is None:
+            trail = _trails[id(database)] = ReadTrail(database)
+        return trail
+
+
+def stop_read_trail(database: Database) -> None:
+    """Write what is queued, and go back to writing each entry at once."""
+    with _trails_lock:
+        trail = _trails.pop(id(database), None)
+    if trail is not None:
+        trail.close()
+
+
+def flush_reads(database: Database | None = None, timeout: float = 30.0) -> bool:
+    """Wait until the queued reads' entries of ``database`` (of every one, when None) are
+    written: what a test does before it looks at the trail."""
+    with _trails_lock:
+        trails = list(_trails.values()) if database is None else [_trails.get(id(database))]
+    return all(trail.flush(timeout) for trail in trails if trail is not None)
+
+
 def record_read(
     database: Database,
     agent: Agent,
@@ -100,6 +225,13 @@ def record_read(
     status: int = 200,
     **detail: Any,
 ) -> None:
-    """Record a read: one statement on an autocommit connection, after the answer is ready."""
+    """Record a read once its answer is ready: queued for the background writer when the app
+    runs one, else one statement on an autocommit connection that does not wait for the disk
+    (``record_event_nowait``)."""
+    trail = _trails.get(id(database))
+    if trail is not None:
+        detail.setdefault("at", datetime.now(UTC))
+        trail.put(_Read(agent, action, target, status, detail))
+        return
     with database.connection() as conn:
-        agent.record(conn, action, target, status=status, **detail)
+        agent.record(conn, action, target, status=status, wait=False, **detail)

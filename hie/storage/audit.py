@@ -26,8 +26,10 @@ SHARDS = 8
 SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE = 0, 4, 8, 12
 _OUTCOME_WORDS = {
     "success": SUCCESS,
+    "succeeded": SUCCESS,
     "ok": SUCCESS,
     "accepted": SUCCESS,
+    "allowed": SUCCESS,
     "failure": MINOR_FAILURE,
     "failed": MINOR_FAILURE,
     "denied": MINOR_FAILURE,
@@ -70,10 +72,12 @@ _FIELDS = (
 )
 
 # One statement: lock and advance the segment's head (creating it for the day's first entry),
-# then insert the entry with the hashes the head now holds.
+# then insert the entry with the hashes the head now holds. {settings} is empty, or turns off the
+# wait for the WAL flush for the (implicit) transaction of a read's entry.
 _APPEND = f"""
 with moment as (
-    select clock_timestamp() as at, (pg_backend_pid() %% {SHARDS})::smallint as shard
+    select coalesce(%(at)s::timestamptz, clock_timestamp()) as at,
+           (pg_backend_pid() %% {SHARDS})::smallint as shard{{settings}}
 ), head as (
     insert into audit_chain_head as h (day, shard, seq, prev_hash, hash, last_at)
     select (m.at at time zone 'UTC')::date, m.shard, 1, '\\x'::bytea,
@@ -92,6 +96,8 @@ insert into audit_event (at, day, shard, seq, prev_hash, hash,
                          actor, role, institution, action, target, outcome, address, detail)
 select last_at, day, shard, seq, prev_hash, hash, {_FIELDS} from head
 """  # noqa: S608 (constants only; values are parameters)
+_APPEND_DURABLE = _APPEND.format(settings="")
+_APPEND_NOWAIT = _APPEND.format(settings=", set_config('synchronous_commit', 'off', true)")
 
 
 def record_event(
@@ -101,15 +107,39 @@ def record_event(
 
     ``role``, ``institution`` (the actor's), ``address`` (the client's) and ``outcome`` (a FHIR
     outcome code, an HTTP status, or a word such as ``success`` or ``failure``) in ``detail``
-    are kept in their own columns; the rest is kept as JSON.
+    are kept in their own columns, as is ``at`` (default: now); the rest is kept as JSON.
     """
+    _append(conn, _APPEND_DURABLE, actor, action, target, detail)
+
+
+def record_event_nowait(
+    conn: Connection, actor: str, action: str, target: str | None, **detail: Any
+) -> None:
+    """``record_event`` for a read's entry, alone on an autocommit connection: its commit does
+    not wait for the disk (PostgreSQL's asynchronous commit). Waiting would cost a read more
+    than its search; a crash of the database server may lose the last fraction of a second of
+    such entries, never a write's, and never breaks the chain (an entry and its head commit
+    together). Inside a caller's transaction it would turn the wait off for all of it: don't."""
+    _append(conn, _APPEND_NOWAIT, actor, action, target, detail)
+
+
+def _append(
+    conn: Connection,
+    statement: str,
+    actor: str,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any],
+) -> None:
+    at = detail.pop("at", None)  # when it happened, if not now (a read written a moment later)
     role = detail.pop("role", None)
     institution = detail.pop("institution", None)
     address = detail.pop("address", None)
     outcome = outcome_code(detail.pop("outcome", SUCCESS))
     conn.execute(
-        _APPEND,
+        statement,
         {
+            "at": at,
             "actor": actor,
             "role": role,
             "institution": institution,

@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
+from hie.audit import flush_reads
 from hie.config import Settings
 from hie.registry import Institution
 from hie.storage import open_database
@@ -264,10 +265,11 @@ def test_only_an_admin_backfill_keeps_a_given_receipt_time(
 
 
 def _audit(database_url: str) -> list[tuple[str, str | None, int, int, str | None]]:
+    assert flush_reads()  # reads are audited in the background
     with psycopg.connect(database_url) as conn:
         rows = conn.execute(
             "select action, target, outcome, (detail->>'status')::int, role from audit_event"
-            " where action like 'cda.%' order by id"
+            " where action like 'cda.%' order by at, id"
         ).fetchall()
     return [tuple(r) for r in rows]  # type: ignore[misc]
 

@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
+from hie.audit import flush_reads
 from tests.dashboard.test_pages import sign_in
 
 
@@ -23,6 +24,7 @@ def client(site: Any) -> Iterator[TestClient]:
 
 
 def _rows(site: Any, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    assert flush_reads()  # reads are audited in the background
     with psycopg.connect(site.settings.database_url.get_secret_value()) as conn:
         return conn.execute(sql, params).fetchall()
 

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from psycopg.rows import dict_row
 
+from hie.audit import flush_reads
 from hie.auth.tokens import hash_token
 from hie.catalog import read_catalog
 from hie.catalog.reader import default_catalog_path
@@ -25,6 +26,7 @@ RESIDENT_ID = "320114198001011233"
 def _rows(settings: Settings, sql: str, *params: Any) -> list[dict[str, Any]]:
     assert settings.database_url is not None
     url = settings.database_url.get_secret_value()
+    assert flush_reads()  # reads are audited in the background
     with psycopg.connect(url, row_factory=dict_row) as conn:
         return conn.execute(sql, params).fetchall()
 
@@ -38,7 +40,7 @@ def _entries(settings: Settings, target: str) -> list[dict[str, Any]]:
     return _rows(
         settings,
         "select actor, role, institution, address, action, target, outcome, detail"
-        " from audit_event where target = %s order by id",
+        " from audit_event where target = %s order by at, id",
         target,
     )
 
@@ -148,7 +150,7 @@ def test_audit_event_search(client: TestClient, tokens: Tokens, fhir_settings: S
     h2 = auth(tokens.h2)
     client.put(f"/fhir/Patient/{pid}", json={"resourceType": "Patient", "id": pid}, headers=h2)
     client.get(f"/fhir/Patient/{pid}", headers=auth(tokens.h1, **{"X-HIE-Institution": "H2"}))
-    agent = _token_id(fhir_settings, tokens.h2)
+    agent = _token_id(fhir_settings, tokens.h2)  # flushes the reads' entries too
     admin = auth(tokens.admin)
 
     found = client.get("/fhir/AuditEvent", params={"entity": f"Patient/{pid}"}, headers=admin)
@@ -188,6 +190,7 @@ def test_audit_event_search(client: TestClient, tokens: Tokens, fhir_settings: S
 
 def test_audit_events_are_valid_r4(client: TestClient, tokens: Tokens) -> None:
     client.get("/fhir/Patient", params={"name": "x"}, headers=auth(tokens.h1))
+    assert flush_reads()
     bundle = client.get("/fhir/AuditEvent", params={"_count": "20"}, headers=auth(tokens.admin))
     catalog = read_catalog(default_catalog_path())
     for entry in bundle.json()["entry"]:
