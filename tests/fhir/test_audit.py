@@ -184,6 +184,8 @@ def test_audit_event_search(client: TestClient, tokens: Tokens, fhir_settings: S
 
     one = client.get(f"/fhir/AuditEvent/{written['id']}", headers=admin)
     assert one.status_code == 200 and one.json() == written
+    xml = client.get(f"/fhir/AuditEvent/{written['id']}", params={"_format": "xml"}, headers=admin)
+    assert xml.status_code == 200 and "<AuditEvent" in xml.text
     bad = client.get("/fhir/AuditEvent", params={"date": "soon"}, headers=admin)
     assert bad.status_code == 400
 
