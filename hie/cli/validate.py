@@ -20,7 +20,7 @@ from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import console, errors, fail, reported_errors
 from hie.validators.conformance import SERVER, Policy, load_context
 from hie.validators.fhir_rules.profiles import profile_type
-from hie.validators.files import STDIN, FileResult, Options, expand, validate_path
+from hie.validators.files import STDIN, FileResult, Options, scan, validate_path
 from hie.validators.report import Severity
 
 FORMATS = ("text", "json", "junit")
@@ -235,11 +235,16 @@ def validate(
     if tables and (unknown := loaded.unknown_codes(tables)):
         raise fail(f"--declared names tables the catalog does not have: {', '.join(unknown)}", 2)
     try:
-        files = list(dict.fromkeys(expand(paths)))
+        found = scan(paths)
     except FileNotFoundError as exc:
         raise fail(f"{exc.args[0]}: no such file, folder or match", 2) from None
+    # What a folder scan left out is listed, never silent (on standard error: the outputs stay
+    # what they are).
+    for left in found.skipped:
+        errors.print(f"skipped {left.path}: {left.reason}", highlight=False, markup=False)
+    files = found.files
     if not files:
-        raise fail("no .xml, .json or .ndjson files found", 2)
+        raise fail("no CDA or FHIR files found", 2)
     for source in ig or []:
         if not source.exists():
             raise fail(f"--ig {source}: no such file or folder", 2)

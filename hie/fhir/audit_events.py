@@ -54,7 +54,7 @@ class AuditSearchError(ValueError):
 
 def _type(action: str) -> dict[str, str]:
     verb = action.rsplit(".", 1)[-1]
-    if verb in ("sign-in", "sign-out", "login", "logout", "sign-in-failed"):
+    if verb in ("signin", "signout", "signin_failed", "signin_locked", "login", "logout"):
         return {"system": _DICOM, "code": "110114", "display": "User Authentication"}
     if verb == "export":
         return {"system": _DICOM, "code": "110106", "display": "Export"}

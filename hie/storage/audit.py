@@ -44,7 +44,13 @@ VERBS: dict[str, tuple[str, ...]] = {
     "R": ("read", "vread", "history", "view", "get", "list"),
     "U": ("update", "revoke", "clear", "patch"),
     "D": ("delete",),
-    "E": ("search", "export", "validate", "sign-in", "sign-out", "login", "logout", "compute"),
+    "E": (
+        "search",
+        "export",
+        "validate",
+        "compute",
+        *("signin", "signout", "signin_failed", "signin_locked", "login", "logout"),
+    ),
 }
 
 

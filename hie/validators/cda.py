@@ -1,7 +1,9 @@
 """Validation of one CDA shared document, in layers, all reported together where possible:
 
 1. safe parsing (:mod:`hie.validators.xml`): a failure here stops everything else;
-2. CDA R2 structure against an XML Schema (the project's own, or HL7's as an operator setting);
+2. CDA R2 structure against an XML Schema (the project's own, or HL7's as an operator setting),
+   then the damage a schema lets through (attribute-name case, spaces in OIDs and structural
+   codes, timestamps of odd length or zone offset);
 3. the Chinese header rules of WS/T 500 / WS/T 483;
 4. the catalog: which table the document is, and whether the institution declared it;
 5. the table's content rules (required sections and entries, kept as data).
@@ -19,6 +21,7 @@ from hie.validators.cda_rules.catalog import TEMPLATE_CODE, check_declaration, c
 from hie.validators.cda_rules.content import ContentRules, check_content, default_content_rules
 from hie.validators.cda_rules.document import HL7_NS, CdaDocument, local_name
 from hie.validators.cda_rules.header import NAMESPACE, check_header
+from hie.validators.cda_rules.markup import check_markup
 from hie.validators.cda_rules.schema import CdaSchema
 from hie.validators.report import Report, Severity
 from hie.validators.xml import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, parse_xml
@@ -77,6 +80,7 @@ def validate_cda(
     table = None
     # A namespace-less ClinicalDocument is still read, so that the reasons are precise.
     if doc.is_clinical_document:
+        check_markup(doc, report)
         check_header(doc, report)
         table = classify(doc, catalog, report)
         # When templateId and code disagree, the table is in doubt: its rules would only add noise.

@@ -14,8 +14,11 @@ from hie.validators.conformance import STANDALONE, Context
 from hie.validators.report import Issue, Report, Severity
 from hie.validators.rules import register
 
-SUFFIXES = (".xml", ".json", ".ndjson", ".cda")
+# Suffixes taken from a folder without looking inside (a damaged one still gets its verdict);
+# any other file in a folder is taken when its content is CDA or FHIR (see ``scan``).
+SUFFIXES = (".xml", ".json", ".ndjson", ".cda", ".ccd", ".ccda")
 STDIN = "-"
+SNIFF_BYTES = 4096
 
 UNRECOGNISED = register(
     "file.format",
@@ -53,26 +56,95 @@ class Options:
     context: Context = STANDALONE
 
 
-def expand(arguments: Sequence[str]) -> Iterator[str]:
-    """Files named, files in folders (recursively, known suffixes), glob matches, and ``-``."""
+@dataclass(frozen=True)
+class Skipped:
+    """A file a folder scan did not take, and why (listed to the user, never silent)."""
+
+    path: str
+    reason: str
+
+
+@dataclass
+class Scan:
+    files: list[str]
+    skipped: list[Skipped]
+
+
+def scan(arguments: Sequence[str]) -> Scan:
+    """Files named, files in folders (recursively), glob matches, and ``-``. In a folder, a file
+    is taken by its suffix (``SUFFIXES``) or, whatever its name (``.ccd``, ``.txt``, none), by
+    its content; every file left out is in ``skipped`` with the reason. Hidden folders (``.git``)
+    are not searched. Raises FileNotFoundError for an argument that names nothing."""
+    files: list[str] = []
+    skipped: list[Skipped] = []
     for argument in arguments:
         if argument == STDIN:
-            yield STDIN
+            files.append(STDIN)
             continue
         path = Path(argument)
         if path.is_dir():
-            yield from (
-                str(p)
-                for p in sorted(path.rglob("*"))
-                if p.is_file() and p.suffix.lower() in SUFFIXES
-            )
+            _scan_folder(path, files, skipped)
         elif path.exists():
-            yield str(path)
+            files.append(str(path))
         else:
             matches = sorted(glob.glob(argument, recursive=True))  # noqa: PTH207 (user patterns)
             if not matches:
                 raise FileNotFoundError(argument)
-            yield from (m for m in matches if Path(m).is_file())
+            files.extend(m for m in matches if Path(m).is_file())
+    return Scan(list(dict.fromkeys(files)), skipped)
+
+
+def _scan_folder(folder: Path, files: list[str], skipped: list[Skipped]) -> None:
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder).parts
+        hidden = next((i for i, part in enumerate(relative) if part.startswith(".")), None)
+        if hidden is not None:
+            # Report a hidden folder once, not every file under it.
+            if hidden == len(relative) - 1 and path.is_dir():
+                skipped.append(Skipped(str(path), "hidden folder, not searched"))
+            elif hidden == len(relative) - 1:
+                skipped.append(Skipped(str(path), "hidden file"))
+            continue
+        if not path.is_file():
+            continue
+        if path.suffix.lower() in SUFFIXES:
+            files.append(str(path))
+            continue
+        reason = _not_taken(path)
+        if reason is None:
+            files.append(str(path))
+        else:
+            skipped.append(Skipped(str(path), reason))
+
+
+def _not_taken(path: Path) -> str | None:
+    """Why a file with an unknown suffix is not validated, or None when its content is CDA or
+    FHIR."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES)
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    if not head.strip():
+        return "empty file"
+    # Stricter than sniff: any XML or JSON file (a schema, a web page, a config) is not taken
+    # just because it opens with < or {.
+    kind = sniff(head)
+    suffix = path.suffix.lower() or "no suffix"
+    if kind == "cda" and b"ClinicalDocument" in head:
+        return None
+    if kind == "fhir-xml" or (kind.startswith("fhir") and b'"resourceType"' in head):
+        return None
+    if kind == "cda":
+        return f"XML but not a CDA ClinicalDocument nor a FHIR resource ({suffix})"
+    if kind.startswith("fhir"):
+        return f"JSON without a FHIR resourceType ({suffix})"
+    return f"neither CDA nor FHIR by its content ({suffix})"
+
+
+def expand(arguments: Sequence[str]) -> Iterator[str]:
+    """The files of :func:`scan`, without the list of what was skipped."""
+    yield from scan(arguments).files
 
 
 def sniff(data: bytes) -> str:

@@ -76,3 +76,38 @@ def test_a_rules_file_without_its_columns_is_refused() -> None:
         "section",
         "severity",
     }
+
+
+def test_every_shipped_rule_cites_the_part_and_table_it_comes_from() -> None:
+    for item in default_content_rules().rules:
+        assert item.source.startswith(("WS/T 500.", "WS/T 483.")), (item.line, item.table)
+        assert "table" in item.source, item.line
+        part = item.source.split()[1].split("-")[0]  # "500.34"
+        if item.table.startswith("C00"):
+            assert part == f"500.{int(item.table[1:])}", (item.line, item.table, part)
+
+
+def test_a_rule_row_s_source_is_quoted_and_notes_are_skipped(cda, catalog) -> None:
+    rules = ContentRules.parse(
+        b"table,requirement,code,name,section,severity,source\n"
+        b"# a note, with commas, citing nothing\n"
+        b"C0002,section,48765-2,x,,warning,WS/T 500.2-2016 table\n"
+    )
+    assert [r.line for r in rules.rules] == [3]
+    [issue] = validate_cda(
+        cda.bytes("C0002-valid.xml"), catalog=catalog, content_rules=rules
+    ).report.issues
+    assert issue.message.endswith("[WS/T 500.2-2016 table]")
+
+
+@pytest.mark.parametrize(
+    ("table", "section"),
+    [("C0006", "30954-2"), ("C0001", "11450-4"), ("C0034", "46241-6")],
+)
+def test_sections_the_standard_does_not_have_are_not_required(table, section) -> None:
+    assert section not in {r.code for r in default_content_rules().of(table)}
+
+
+def test_the_c0049_admission_diagnosis_section_is_only_warned_about() -> None:
+    [rule] = [r for r in default_content_rules().of("C0049") if r.code == "46241-6"]
+    assert rule.severity is Severity.WARNING

@@ -33,7 +33,8 @@ def test_header_elements_out_of_order_are_located(cda, catalog) -> None:
     [issue] = schema_issues(result.report)
     assert issue.line == cda.line_of(data, "<title>x</title>")
     assert issue.expression == "/ClinicalDocument/title"
-    assert "title" in issue.message and "not expected" in issue.message
+    assert issue.message.startswith("element `title` is not allowed here in `ClinicalDocument`")
+    assert "expected here: `setId`, `versionNumber`, `copyTime`, `recordTarget`" in issue.message
     assert "{urn:hl7-org:v3}" not in issue.message  # readable names
     assert issue.code == "structure"
 
@@ -140,3 +141,90 @@ def test_concurrent_validations_do_not_mix_their_errors(cda, catalog) -> None:
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(verdict, [valid, broken] * 40))
     assert results == [True, False] * 40
+
+
+def test_errors_behind_a_refused_element_are_reported_in_the_same_run(cda, catalog) -> None:
+    # libxml2 stops checking ClinicalDocument's children at <remark>; the rest is still checked.
+    data = cda.edited(
+        VALID,
+        ("  <title>门（急）诊病历</title>\n", "  <title>门（急）诊病历</title>\n  <remark/>\n"),
+        ('<versionNumber value="1"/>', '<versionNumber value="one"/>'),
+        ('<signatureCode code="S"/>', '<signatureCode code="S"/>\n    <stamp/>'),
+    )
+    result = validate_cda(data, catalog=catalog)
+    issues = schema_issues(result.report)
+    assert [i.expression for i in issues] == [
+        "/ClinicalDocument/remark",
+        "/ClinicalDocument/versionNumber/@value",
+        "/ClinicalDocument/legalAuthenticator/stamp",
+    ]
+    assert [i.line for i in issues] == [
+        cda.line_of(data, "<remark/>"),
+        cda.line_of(data, '<versionNumber value="one"/>'),
+        cda.line_of(data, "<stamp/>"),
+    ]
+    # The caller's tree is the document as parsed: rounds work on a copy.
+    assert result.tree.getroot().find("{urn:hl7-org:v3}remark") is not None
+
+
+@pytest.mark.parametrize(
+    "edit",
+    [
+        # a required element missing: every later sibling would be "not expected" after it
+        ('  <typeId root="2.16.840.1.113883.1.3" extension="POCD_MT000040"/>\n', ""),
+        # two required elements swapped
+        (
+            '  <id root="2.16.156.10011.1.1" extension="455755678-C0002-20190715-0001"/>\n'
+            '  <code code="C0002"',
+            '  <code code="C0002"',
+        ),
+    ],
+)
+def test_one_misplaced_or_missing_element_is_one_error_not_an_echo_per_sibling(
+    cda, catalog, edit
+) -> None:
+    data = cda.edited(VALID, edit)
+    assert len(schema_issues(validate_cda(data, catalog=catalog).report)) == 1
+
+
+def test_a_misplaced_wst_header_element_is_named_as_such(cda, catalog) -> None:
+    data = cda.edited(
+        VALID, ('      <telecom value="tel:', '      <nativePlace/>\n      <telecom value="tel:')
+    )
+    [issue] = schema_issues(validate_cda(data, catalog=catalog).report)
+    assert issue.message.startswith(
+        "WS/T 500 header element `nativePlace` is not allowed here in `patientRole`; the "
+        "standard places it in `patient`"
+    )
+
+
+def test_hl7s_schema_also_reports_everything_at_once(cda, catalog, cda_schema_dir: Path) -> None:
+    schema = CdaSchema(cda_schema_dir / "normative/infrastructure/cda/CDA.xsd")
+    data = cda.edited(
+        VALID,
+        ("  <title>门（急）诊病历</title>\n", "  <title>门（急）诊病历</title>\n  <remark/>\n"),
+        ('<versionNumber value="1"/>', '<versionNumber value="one"/>'),
+    )
+    issues = schema_issues(validate_cda(data, catalog=catalog, schema=schema).report)
+    assert [i.expression for i in issues] == [
+        "/ClinicalDocument/remark",
+        "/ClinicalDocument/versionNumber/@value",
+    ]
+
+
+def test_under_hl7s_schema_a_wst_header_element_is_named_as_not_in_that_schema(
+    catalog, cda_schema_dir: Path
+) -> None:
+    schema = CdaSchema(cda_schema_dir / "normative/infrastructure/cda/CDA.xsd")
+    corpus = Path(__file__).resolve().parents[1] / "fixtures" / "wst"
+    data = (corpus / "C0004-prescription-patient-type-and-age.xml").read_bytes()
+    messages = [
+        i.message for i in schema_issues(validate_cda(data, catalog=catalog, schema=schema).report)
+    ]
+    assert any(
+        m.startswith("WS/T 500 header element `age` in `patient` is not in this schema")
+        for m in messages
+    ), messages
+    assert any(
+        m.startswith("WS/T 500 header element `patientType` in `patientRole`") for m in messages
+    )

@@ -43,6 +43,8 @@ ENTRY = register(
 )
 
 COLUMNS = ("table", "requirement", "code", "name", "section", "severity")
+# Optional: where the rule comes from (part and table of the standard), shown in messages.
+SOURCE = "source"
 _SEVERITIES = {"error": Severity.ERROR, "warning": Severity.WARNING}
 _LOINC_CODE = re.compile(r"\d{1,7}-\d")
 _DATA_ELEMENT = re.compile(r"DE\d{2}\.\d{2}\.\d{3}\.\d{2}")
@@ -68,6 +70,7 @@ class ContentRule:
     section: str | None  # for an entry: the LOINC code of the section it must be in
     severity: Severity
     line: int  # where the rule is written, for an operator reading an issue
+    source: str = ""  # the standard's part and table the rule is taken from
 
 
 class ContentRules:
@@ -105,9 +108,9 @@ class ContentRules:
         rules: list[ContentRule] = []
         for row in reader:
             line = reader.line_num
-            values = {k: (row.get(k) or "").strip() for k in COLUMNS}
-            if not any(values.values()):
-                continue
+            values = {k: (row.get(k) or "").strip() for k in (*COLUMNS, SOURCE)}
+            if not any(values.values()) or values["table"].startswith("#"):
+                continue  # blank, or a note (the file cites its sources in them)
             parsed = _rule_from_row(values, line, problems)
             if parsed is not None:
                 rules.append(parsed)
@@ -140,7 +143,16 @@ def _rule_from_row(
         )
     if len(problems) > before or severity is None:
         return None
-    return ContentRule(values["table"], requirement, code, values["name"], section, severity, line)
+    return ContentRule(
+        values["table"],
+        requirement,
+        code,
+        values["name"],
+        section,
+        severity,
+        line,
+        values[SOURCE],
+    )
 
 
 def default_content_rules_path() -> Path:
@@ -171,7 +183,8 @@ def check_content(doc: CdaDocument, table: Table, rules: ContentRules, report: R
                     item.severity,
                     SECTION.id,
                     f"table {table.code} {table.name_zh} requires section {item.code} "
-                    f"{item.name} (code {item.code} in LOINC {LOINC}); the document has none",
+                    f"{item.name} (code {item.code} in LOINC {LOINC}); the document has none"
+                    + _cited(item),
                     element=anchor,
                     path=element_path(anchor) + "/component/section",
                     code="required",
@@ -186,11 +199,16 @@ def check_content(doc: CdaDocument, table: Table, rules: ContentRules, report: R
                 item.severity,
                 ENTRY.id,
                 f"table {table.code} {table.name_zh} requires an entry {item.code} {item.name}"
-                f"{where} (code {item.code} in {DATA_ELEMENT_SYSTEM}); the document has none",
+                f"{where} (code {item.code} in {DATA_ELEMENT_SYSTEM}); the document has none"
+                + _cited(item),
                 element=scope_element,
                 path=element_path(scope_element) + "/entry",
                 code="required",
             )
+
+
+def _cited(item: ContentRule) -> str:
+    return f" [{item.source}]" if item.source else ""
 
 
 def _sections(doc: CdaDocument) -> dict[str, list[Any]]:

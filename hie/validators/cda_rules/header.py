@@ -421,10 +421,33 @@ def check_resident_id(doc: CdaDocument, report: Report) -> None:
             )
 
 
+# WS/T 500 parts whose 文档头 table has no 性别代码 for the patient: the obstetric records
+# (WS/T 500.14-2016 待产记录, 500.15 阴道分娩记录, 500.16 剖宫产记录) identify the woman by
+# patient id, name and 年龄 only. Keyed by type code and by templateId 2.16.156.10011.2.1.1.(20+N).
+NO_GENDER_IN_HEADER = {
+    "C0014": "2.16.156.10011.2.1.1.34",
+    "C0015": "2.16.156.10011.2.1.1.35",
+    "C0016": "2.16.156.10011.2.1.1.36",
+}
+PATIENT_TYPE_SYSTEM = "2.16.156.10011.2.3.1.271"
+# CV09.00.404 患者类型代码
+PATIENT_TYPES = {"1": "门诊", "2": "急诊", "3": "住院", "9": "其他"}
+
+
+def _header_without_gender(doc: CdaDocument) -> bool:
+    """True when the document's own header table does not list the patient's gender."""
+    code = attribute(doc.find("code"), "code")
+    if code is not None:
+        return code in NO_GENDER_IN_HEADER
+    roots = {attribute(t, "root") for t in doc.findall("templateId")}
+    return any(root in roots for root in NO_GENDER_IN_HEADER.values())
+
+
 @rule(
     "cda.header.gender",
     summary="patient/administrativeGenderCode is a GB/T 2261.1 code (0, 1, 2, 9; 5, 6) in code "
-    "system 2.16.156.10011.2.3.3.4.",
+    "system 2.16.156.10011.2.3.3.4; required where the document's 文档头 table lists it (every "
+    "part but the obstetric records WS/T 500.14-.16).",
     fix='Write <administrativeGenderCode code="1" codeSystem="2.16.156.10011.2.3.3.4" '
     'displayName="男"/> (0 未知的性别, 1 男, 2 女, 9 未说明的性别).',
 )
@@ -439,10 +462,12 @@ def check_gender(doc: CdaDocument, report: Report) -> None:
                 "patientRole/patient",
                 role,
                 element_path(role) + "/patient",
-                "add the patient with administrativeGenderCode and birthTime",
+                "add the patient with the elements of the document's header table",
             )
         return
     element = doc.find("administrativeGenderCode", patient)
+    if element is None and _header_without_gender(doc):
+        return
     if element is None:
         _missing(
             report,
@@ -480,15 +505,18 @@ def check_gender(doc: CdaDocument, report: Report) -> None:
 
 @rule(
     "cda.header.birth-time",
-    summary="patient/birthTime/@value is a real date (yyyyMMdd at least).",
+    summary="patient/birthTime/@value is a real date (yyyyMMdd at least); a missing birthTime is "
+    "warned about unless the patient's age is given.",
     fix='Write <birthTime value="19750321"/>; the birth date inside the resident ID number should '
-    "agree with it.",
+    'agree with it. Where the header table gives 年龄 instead, write <age unit="岁" value="65"/>.',
 )
 def check_birth_time(doc: CdaDocument, report: Report) -> None:
     patient = doc.find("recordTarget/patientRole/patient")
     if patient is None:
         return
     element = doc.find("birthTime", patient)
+    if element is None and doc.find("age", patient) is not None:
+        return  # the header tables that give 年龄 instead (e.g. WS/T 500.14-.16) need no birthTime
     if element is None:
         add_at(
             report,
@@ -577,7 +605,8 @@ def check_legal_authenticator(doc: CdaDocument, report: Report) -> None:
 @rule(
     "cda.header.replacement",
     summary='relatedDocument typeCode="RPLC" names the replaced document in parentDocument/id '
-    "(root 2.16.156.10011.1.1 and extension), not the document itself.",
+    "(root 2.16.156.10011.1.1 and extension), not the document itself. An id with no "
+    "attributes (the standard's empty template <id/>) means no replacement.",
     fix='Write <relatedDocument typeCode="RPLC"><parentDocument><id root="2.16.156.10011.1.1" '
     'extension="id of the document replaced"/></parentDocument></relatedDocument>.',
 )
@@ -588,6 +617,10 @@ def check_replacement(doc: CdaDocument, report: Report) -> None:
         if attribute(related, "typeCode") != "RPLC":
             continue
         parent_id = doc.find("parentDocument/id", related)
+        if parent_id is not None and _placeholder(parent_id):
+            # <parentDocument><id/><setId/><versionNumber/></parentDocument>: the empty template
+            # every WS/T 500 example and vendor template carries means "replaces nothing".
+            continue
         if parent_id is None or not attribute(parent_id, "extension"):
             add_at(
                 report,
@@ -606,6 +639,111 @@ def check_replacement(doc: CdaDocument, report: Report) -> None:
                 "the document replaces itself: a replacement carries a new ClinicalDocument/id",
                 element=parent_id,
                 code="invariant",
+            )
+
+
+def _placeholder(identifier: Any) -> bool:
+    """An id with no root and no extension (a bare ``<id/>`` or only a nullFlavor)."""
+    return attribute(identifier, "root") is None and attribute(identifier, "extension") is None
+
+
+@rule(
+    "cda.header.version",
+    summary="versionNumber/@value, when given, is a version number 1, 2, 3, ...",
+    fix='Number versions from 1 (<versionNumber value="1"/>, 2 for the first replacement); a '
+    'replacement is announced with relatedDocument typeCode="RPLC", not with 0/-1 flags.',
+)
+def check_version(doc: CdaDocument, report: Report) -> None:
+    element = doc.find("versionNumber")
+    value = attribute(element, "value")
+    if value is None:
+        return  # absent, or the empty <versionNumber/> of the standard's template
+    try:
+        number = int(value)
+    except ValueError:
+        return  # the schema reports a value that is not a whole number
+    if number < 1:
+        # Widespread: vendors write 0/1/-1 as add/modify/delete flags. Not what CDA means, but
+        # the document itself is readable: warn, do not reject.
+        add_at(
+            report,
+            Severity.WARNING,
+            "cda.header.version",
+            f"versionNumber is {number}: CDA numbers versions from 1; 0 and -1 look like "
+            "add/delete flags, which the platform does not read (a replacement needs "
+            'relatedDocument typeCode="RPLC")',
+            element=element,
+            attr="value",
+            code="value",
+        )
+
+
+@rule(
+    "cda.header.patient-type",
+    summary="patientRole/patientType/patientTypeCode, when given, is a CV09.00.404 患者类型代码 "
+    "(1 门诊, 2 急诊, 3 住院, 9 其他) in code system 2.16.156.10011.2.3.1.271.",
+    fix='Write <patientType><patientTypeCode code="1" codeSystem="2.16.156.10011.2.3.1.271" '
+    'codeSystemName="患者类型代码表" displayName="门诊"/></patientType> in patientRole '
+    "(WS/T 500 文档头 tables, e.g. WS/T 500.6/500.7). The spelling patienttypeCode is accepted "
+    "with a warning.",
+)
+def check_patient_type(doc: CdaDocument, report: Report) -> None:
+    for holder in doc.findall("recordTarget/patientRole/patientType"):
+        for element in doc.findall("patienttypeCode", holder):
+            add_at(
+                report,
+                Severity.WARNING,
+                "cda.header.patient-type",
+                "patienttypeCode is spelled patientTypeCode in WS/T 500's header; accepted as "
+                "written",
+                element=element,
+                code="structure",
+            )
+        for element in doc.findall("patientTypeCode", holder) + doc.findall(
+            "patienttypeCode", holder
+        ):
+            code, system = attribute(element, "code"), attribute(element, "codeSystem")
+            if attribute(element, "nullFlavor"):
+                continue
+            if system != PATIENT_TYPE_SYSTEM or code not in PATIENT_TYPES:
+                add_at(
+                    report,
+                    Severity.WARNING,
+                    "cda.header.patient-type",
+                    f"患者类型代码 {code!r} in {system!r} is not in CV09.00.404 (1 门诊, 2 急诊, "
+                    f"3 住院, 9 其他; code system {PATIENT_TYPE_SYSTEM})",
+                    element=element,
+                    attr="code" if system == PATIENT_TYPE_SYSTEM else "codeSystem",
+                    code="code-invalid",
+                )
+
+
+@rule(
+    "cda.header.age",
+    summary='patient/age, when given, is a quantity: <age unit="岁" value="65"/> (a number of '
+    "岁, 月, 天 or 小时).",
+    fix='Write the age as <age unit="岁" value="65"/>: the number in value, the unit (岁, 月, '
+    "天, 小时) in unit.",
+)
+def check_age(doc: CdaDocument, report: Report) -> None:
+    for element in doc.findall("recordTarget/patientRole/patient/age"):
+        value = attribute(element, "value")
+        if value is None:
+            continue  # a nullFlavor, or the schema's business
+        try:
+            number = float(value)
+        except ValueError:
+            number = -1.0
+        if number < 0 or number != number:
+            add_at(
+                report,
+                Severity.WARNING,
+                "cda.header.age",
+                f"age/@value {value!r} is not a number of {attribute(element, 'unit') or 'years'}"
+                "; the platform cannot read the age",
+                element=element,
+                attr="value",
+                code="value",
             )
 
 
