@@ -20,7 +20,14 @@ from typing import Any
 from starlette.requests import HTTPConnection
 
 from hie.auth import Principal
-from hie.errors import HieError, NotFound, PermissionDenied, Unauthenticated
+from hie.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+    Unavailable,
+)
 from hie.storage import Connection, Database
 from hie.storage.audit import record_event, record_event_nowait
 
@@ -88,16 +95,16 @@ class Agent:
 
 
 def status_of(exc: BaseException) -> int:
-    """The HTTP status hie's error handlers answer an exception with."""
-    if isinstance(exc, PermissionDenied):
-        return 403
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, Unauthenticated):
-        return 401
-    if isinstance(exc, HieError):
-        return 400
-    return 500
+    """The HTTP status hie's error handlers answer an exception with (hie/http/errors.py)."""
+    statuses: list[tuple[type[BaseException], int]] = [
+        (PermissionDenied, 403),
+        (NotFound, 404),
+        (Unauthenticated, 401),
+        (Conflict, 409),
+        (InvalidInput, 422),
+        (Unavailable, 503),
+    ]
+    return next((status for kind, status in statuses if isinstance(exc, kind)), 500)
 
 
 class ReadTrail:
