@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -113,7 +114,9 @@ def main() -> None:
     url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
     try:
         with tempfile.TemporaryDirectory() as data:
-            settings = Settings(database_url=url, data_dir=Path(data), secret_key="b" * 40)
+            settings = Settings(
+                database_url=url, data_dir=Path(data), secret_key=secrets.token_urlsafe(48)
+            )
             database = open_database(settings)
             with database.transaction() as tx:
                 add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
