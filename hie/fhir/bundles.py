@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
@@ -314,6 +315,7 @@ class BundleProcessor:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
                     answers[plan.index] = self.get(call, plan.url)
+                    session.reads.append(mask(plan.url))  # named in the audit entry
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
             return Answer(200, bundle("transaction-response", entries))
 
@@ -409,6 +411,7 @@ class BundleProcessor:
             for plan in plans:
                 if plan.method == "GET":
                     answers[plan.index] = self.get(call, plan.url)
+                    session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
                 upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]

@@ -105,6 +105,7 @@ class WriteSession:
     unchanged: int = 0
     # Logical ids this request wrote, deleted or matched, for its audit entry.
     touched: list[str] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)

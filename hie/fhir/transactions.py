@@ -99,7 +99,14 @@ class Transactions:
             token_id=arrival.token_id,
         )
 
-    def audit(self, conn: Connection, call: Call, status: int, touched: list[str]) -> None:
+    def audit(
+        self,
+        conn: Connection,
+        call: Call,
+        status: int,
+        touched: list[str],
+        reads: list[str] | None = None,
+    ) -> None:
         """The request's audit entry, in the transaction of the write it records."""
         if call.agent is None:
             return
@@ -109,6 +116,8 @@ class Transactions:
         if len(touched) > 1:
             detail["entities"] = touched[:AUDITED_IDS]
             detail["entity_count"] = len(touched)
+        if reads:
+            detail["reads"] = reads[:AUDITED_IDS]
         target = touched[0] if len(touched) == 1 else call.target
         call.agent.record(conn, call.action, target, status=status, **detail)
 
@@ -164,7 +173,7 @@ class Transactions:
                     }
                     record_upload(tx.conn, self.upload_row(call, arrival, upload, receipt))
                     # Last, so the segment's head is locked only until the commit just after.
-                    self.audit(tx.conn, call, answer.status, session.touched)
+                    self.audit(tx.conn, call, answer.status, session.touched, session.reads)
                 return answer
             except WriteRefused as exc:
                 return self.refused(call, exc.status, exc.report, body, resources)

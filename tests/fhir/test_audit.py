@@ -133,6 +133,27 @@ def test_a_transaction_names_every_resource_it_wrote(
     assert rows[0]["detail"]["entities"] == [f"Patient/{i}" for i in ids]
 
 
+def test_a_batch_names_the_reads_it_answered(
+    client: TestClient, tokens: Tokens, fhir_settings: Settings
+) -> None:
+    pid = f"b-{uuid.uuid4().hex[:8]}"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {
+                "resource": {"resourceType": "Patient", "id": pid},
+                "request": {"method": "PUT", "url": f"Patient/{pid}"},
+            },
+            {"request": {"method": "GET", "url": f"Patient?identifier=x|{RESIDENT_ID}"}},
+        ],
+    }
+    assert client.post("/fhir", json=bundle, headers=auth(tokens.h1)).status_code == 200
+    entries = _entries(fhir_settings, f"Patient/{pid}")
+    assert [e["action"] for e in entries] == ["fhir.batch"]
+    assert entries[0]["detail"]["reads"] == ["Patient?identifier=x|***"]
+
+
 def test_a_refused_write_is_recorded(
     client: TestClient, tokens: Tokens, fhir_settings: Settings
 ) -> None:
