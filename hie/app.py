@@ -15,6 +15,7 @@ from starlette.types import ASGIApp
 
 from hie import __version__
 from hie.api import catalog_router, institutions_router, reports_router
+from hie.audit import start_read_trail, stop_read_trail
 from hie.cda import router as cda_router
 from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
@@ -56,9 +57,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         celery = configure(settings)
         bind_runtime(settings, db)
         app.state.celery = celery
+        start_read_trail(db)  # reads' audit entries, written in the background
         try:
             yield
         finally:
+            await run_in_threadpool(stop_read_trail, db)
             bind_runtime(settings, None)
             if owned:
                 await run_in_threadpool(db.close)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
-from hie.errors import InvalidInput, NotFound, Problem
+from hie.audit import Agent, address_of, record_read, status_of
+from hie.errors import HieError, InvalidInput, NotFound, Problem
 from hie.http.security import DatabaseDep, PrincipalDep
 from hie.metrics.export import KINDS, to_csv, to_xlsx
 from hie.metrics.flags import describe_flags
@@ -31,6 +32,7 @@ def _month(text: str) -> Any:
 
 @router.get("/completeness", summary="A month's report (regulator or admin)")
 def completeness(
+    request: Request,
     principal: PrincipalDep,
     database: DatabaseDep,
     month: MonthQuery,
@@ -40,12 +42,19 @@ def completeness(
     ] = "json",
     lang: Annotated[Literal["zh", "en"], Query(description="headings of csv and xlsx")] = "zh",
 ) -> Response:
-    principal.require_role("regulator", "admin")
-    first = _month(month)
-    with database.connection() as conn:
-        body = load_report(conn, first)
-    if body is None:
-        raise NotFound(f"no report has been computed for {first:%Y-%m} yet")
+    agent = Agent.of(principal, address_of(request))
+    action = "report.export" if format != "json" else "report.read"
+    try:
+        principal.require_role("regulator", "admin")
+        first = _month(month)
+        with database.connection() as conn:
+            body = load_report(conn, first)
+        if body is None:
+            raise NotFound(f"no report has been computed for {first:%Y-%m} yet")
+    except HieError as exc:
+        record_read(database, agent, action, f"report/{month}", status=status_of(exc))
+        raise
+    record_read(database, agent, action, f"report/{first:%Y-%m}", format=format, kind=kind)
     kinds = [kind] if kind else list(KINDS)
     if format == "csv":
         return Response(

@@ -10,8 +10,9 @@ from fastapi import APIRouter, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from hie.audit import Agent, address_of, record_read, status_of
 from hie.cda.submission import CdaPipeline, submit_cda
-from hie.errors import NotFound
+from hie.errors import HieError, NotFound
 from hie.http.errors import FHIR_JSON, outcome_response
 from hie.http.security import DatabaseDep, PrincipalDep
 from hie.outcome import OutcomeIssue
@@ -72,15 +73,23 @@ async def post_cda(
             )
     body = await request.body()
     pipeline: CdaPipeline = request.app.state.cda_pipeline
-    receipt = await run_in_threadpool(
-        submit_cda,
-        pipeline,
-        body,
-        principal=principal,
-        institution=institution,
-        received_at=received_at,
-        content_type=media_type,
-    )
+    agent = Agent.of(principal, address_of(request))
+    try:
+        receipt = await run_in_threadpool(
+            submit_cda,
+            pipeline,
+            body,
+            principal=principal,
+            institution=institution,
+            received_at=received_at,
+            content_type=media_type,
+            agent=agent,
+        )
+    except HieError as exc:  # refused before the document was read: audited, then answered
+        await run_in_threadpool(
+            record_read, pipeline.database, agent, "cda.create", None, status=status_of(exc)
+        )
+        raise
     media = "application/json" if receipt.status in (200, 201) else FHIR_JSON
     return JSONResponse(
         receipt.body, status_code=receipt.status, headers=receipt.headers, media_type=media
@@ -88,11 +97,25 @@ async def post_cda(
 
 
 @router.get("/cda/{upload_id}", summary="The receipt of an upload, as it was returned")
-def read_receipt(upload_id: UUID, principal: PrincipalDep, database: DatabaseDep) -> JSONResponse:
+def read_receipt(
+    request: Request, upload_id: UUID, principal: PrincipalDep, database: DatabaseDep
+) -> JSONResponse:
+    agent = Agent.of(principal, address_of(request))
     with database.connection() as conn:
         upload = find_upload(conn, upload_id)
-    if upload is None:
-        raise NotFound(f"no upload {upload_id}")
-    principal.require_read(upload["institution_code"])
+    try:
+        if upload is None:
+            raise NotFound(f"no upload {upload_id}")
+        principal.require_read(upload["institution_code"])
+    except HieError as exc:
+        record_read(database, agent, "cda.read", f"upload/{upload_id}", status=status_of(exc))
+        raise
+    record_read(
+        database,
+        agent,
+        "cda.read",
+        f"upload/{upload_id}",
+        acting_for=upload["institution_code"],
+    )
     media = "application/json" if upload["outcome"] in ("accepted", "unchanged") else FHIR_JSON
     return JSONResponse(upload["receipt"], media_type=media)

@@ -10,11 +10,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
+from hie.audit import Agent, mask, record_read
 from hie.auth import Principal
-from hie.catalog import Catalog
+from hie.catalog import Catalog, Table
 from hie.config import Settings
 from hie.errors import NotFound, PermissionDenied
 from hie.ingest import Arrival, reject, store_record
+from hie.normalize import NormalizedRecord
 from hie.normalize.cda import normalize_cda
 from hie.registry import Institution
 from hie.storage import Connection, Database
@@ -65,6 +67,7 @@ def submit_cda(
     received_at: datetime | None = None,
     content_type: str | None = None,
     channel: str = "cda",
+    agent: Agent | None = None,
 ) -> CdaReceipt:
     """Submit one document for ``institution`` (a submitter's own; an admin's choice, or the
     document's custodian). ``principal`` None means a trusted local caller (the CLI backfill).
@@ -125,7 +128,9 @@ def submit_cda(
                 "representedCustodianOrganization/id/@extension",
             )
     if member is None or acting_for is None:
-        # Nobody to count the upload for: answered, not recorded.
+        # Nobody to count the upload for: answered, not recorded (but audited).
+        if agent is not None:
+            record_read(pipeline.database, agent, "cda.create", None, status=422)
         return CdaReceipt(422, report.to_operation_outcome())
 
     moment = received_at or datetime.now(UTC)
@@ -140,34 +145,57 @@ def submit_cda(
     upload = _upload_row(arrival, body, digest, content_type, channel)
     pipeline.partitions.ensure_for(moment)
     with pipeline.database.transaction() as tx:
-        if report.rejected or record is None or table is None:
-            return _refuse(
-                tx.conn, arrival, upload, report, 422, sorted({i.rule for i in report.errors})
+        receipt = _store(tx.conn, arrival, upload, report, record, table, body, digest)
+        if agent is not None:
+            # In the write's own transaction: the record and its audit entry, or neither.
+            agent.record(
+                tx.conn,
+                "cda.create",
+                mask(record.logical_id) if record is not None else None,
+                status=receipt.status,
+                acting_for=acting_for,
+                upload=str(upload.id),
             )
-        stored = store_record(
-            tx.conn, arrival, table, record, content_sha256=digest, raw_xml=body, immutable=True
-        )
-        head = stored.result.head
-        if stored.result.status == "created" and head is not None:
-            receipt = _receipt(arrival, head, report, replaces=record.replaces)
-            upload.outcome, upload.http_status, upload.receipt = "accepted", 201, receipt
-            upload.records_written = 1
-            record_upload(tx.conn, upload)
-            return CdaReceipt(201, receipt, {"Location": f"/cda/{upload.id}"})
-        if stored.result.status == "unchanged" and head is not None:
-            original = _original_receipt(tx.conn, head)
-            upload.outcome, upload.http_status, upload.receipt = "unchanged", 200, original
-            record_upload(tx.conn, upload)
-            return CdaReceipt(200, original)
-        # Same document id, other content: documents are immutable.
-        report.add(
-            Severity.ERROR,
-            DOCUMENT_CONFLICT.id,
-            f"document {record.logical_id} is already stored with different content",
-            code="conflict",
-            expression="/ClinicalDocument/id",
-        )
-        return _refuse(tx.conn, arrival, upload, report, 409, [DOCUMENT_CONFLICT.id])
+    return receipt
+
+
+def _store(
+    conn: Connection,
+    arrival: Arrival,
+    upload: UploadRow,
+    report: Report,
+    record: NormalizedRecord | None,
+    table: Table | None,
+    body: bytes,
+    digest: bytes,
+) -> CdaReceipt:
+    """Store a validated document, or record why it was refused."""
+    if report.rejected or record is None or table is None:
+        return _refuse(conn, arrival, upload, report, 422, sorted({i.rule for i in report.errors}))
+    stored = store_record(
+        conn, arrival, table, record, content_sha256=digest, raw_xml=body, immutable=True
+    )
+    head = stored.result.head
+    if stored.result.status == "created" and head is not None:
+        receipt = _receipt(arrival, head, report, replaces=record.replaces)
+        upload.outcome, upload.http_status, upload.receipt = "accepted", 201, receipt
+        upload.records_written = 1
+        record_upload(conn, upload)
+        return CdaReceipt(201, receipt, {"Location": f"/cda/{upload.id}"})
+    if stored.result.status == "unchanged" and head is not None:
+        original = _original_receipt(conn, head)
+        upload.outcome, upload.http_status, upload.receipt = "unchanged", 200, original
+        record_upload(conn, upload)
+        return CdaReceipt(200, original)
+    # Same document id, other content: documents are immutable.
+    report.add(
+        Severity.ERROR,
+        DOCUMENT_CONFLICT.id,
+        f"document {record.logical_id} is already stored with different content",
+        code="conflict",
+        expression="/ClinicalDocument/id",
+    )
+    return _refuse(conn, arrival, upload, report, 409, [DOCUMENT_CONFLICT.id])
 
 
 def _refuse(

@@ -10,7 +10,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from hie.audit import Agent
 from hie.catalog import Catalog
+from hie.cli.context import actor
 from hie.client import Receipt
 from hie.config import Settings
 from hie.fhir.responses import Answer
@@ -59,7 +61,13 @@ class FhirIngest:
 
         self.server = _CountingServer(settings, db)
         self.bundles = BundleProcessor(self.server)
-        self.call = Call(Scope(institution, None, moment), Preferences.parse(None), "/fhir")
+        self.call = Call(
+            Scope(institution, None, moment),
+            Preferences.parse(None),
+            "/fhir",
+            agent=Agent(actor()),
+            action="fhir.create",
+        )
 
     def submit(self, file: Path) -> Iterator[tuple[Counter[str], list[str]]]:
         """What each resource or Bundle in ``file`` did (created, updated, unchanged, rejected,

@@ -13,7 +13,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table as RichTable
 
-from hie.cli.context import console, database, fail, print_counts
+from hie.cli.context import actor, console, database, fail, print_counts
 from hie.client import Receipt
 from hie.config import load_settings
 
@@ -64,6 +64,7 @@ def ingest(
     validation and storage as HTTP uploads, as an administrator's backfill. Prints, per file,
     the resources or documents created, updated (a new version), unchanged and rejected."""
     # Imported here: the FHIR and CDA pipelines are heavy, and every hie command imports this.
+    from hie.audit import Agent
     from hie.cda.submission import CdaPipeline, submit_cda
     from hie.cli.fhir_ingest import FhirIngest
     from hie.validators.cda import CdaSchema
@@ -104,6 +105,7 @@ def ingest(
                     received_at=moment,
                     channel="ingest",
                     content_type="application/hl7-cda+xml",
+                    agent=Agent(actor()),
                 )
                 counts.update(_cda_counts(receipt.status))
                 reasons.update(Receipt(receipt.status, receipt.body).rules())

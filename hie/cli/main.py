@@ -12,6 +12,7 @@ import typer
 
 from hie import __version__
 from hie.cli import (
+    audit,
     catalog,
     db,
     declarations,
@@ -41,6 +42,7 @@ app.add_typer(catalog.app, name="catalog")
 app.add_typer(institutions.app, name="institutions")
 app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
+app.add_typer(audit.app, name="audit")
 app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)

@@ -15,7 +15,9 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
+from hie.audit import masked_query
 from hie.config import Settings
+from hie.dashboard.audit_page import audit_page, record_view
 from hie.dashboard.exports import FORMATS, grid_download, report_download
 from hie.dashboard.i18n import Translator
 from hie.dashboard.institution import STATUSES, institution_page
@@ -276,6 +278,15 @@ def overview(request: Request) -> Response:
     wanted = _export(request)
     if report is not None and wanted and wanted[1] in (*KINDS, "all"):
         kinds = list(KINDS) if wanted[1] == "all" else [wanted[1]]
+        record_view(
+            _database(request),
+            request,
+            viewer.principal,
+            "dashboard.export",
+            f"report/{month:%Y-%m}",
+            table=wanted[1],
+            format=wanted[0],
+        )
         return finish(
             request, viewer, report_download(report, kinds, viewer.t.lang, month, wanted[0])
         )
@@ -316,8 +327,21 @@ def institution(request: Request, code: str) -> Response:
     if isinstance(viewer, Response):
         return viewer
     assert viewer.principal is not None  # noqa: S101 (signed in)
+    database = _database(request)
+    wanted = _export(request)
+    action = "dashboard.export" if wanted else "dashboard.view"
     if not viewer.principal.can_read(code):
+        record_view(database, request, viewer.principal, action, f"institution/{code}", status=403)
         return _error(request, viewer, 403, "error.forbidden")
+    # A drill-down into one institution's uploads: recorded before it is shown.
+    record_view(
+        database,
+        request,
+        viewer.principal,
+        action,
+        f"institution/{code}",
+        query=masked_query(request.query_params.multi_items()) or None,
+    )
     t: Translator = viewer.t
     try:
         with _database(request).connection() as conn:
@@ -330,7 +354,6 @@ def institution(request: Request, code: str) -> Response:
             page = institution_page(conn, code, month, _settings(request).zone, t)
     except NotFound:
         return _error(request, viewer, 404, "error.not_found", code)
-    wanted = _export(request)
     if wanted and wanted[1] in page.grids:
         download = grid_download(page.grids[wanted[1]], f"{code}-{month:%Y-%m}", wanted[0])
         return finish(request, viewer, download)
@@ -366,7 +389,39 @@ def table(request: Request, code: str) -> Response:
     except NotFound:
         return _error(request, viewer, 404, "error.not_found", code)
     wanted = _export(request)
+    record_view(
+        _database(request),
+        request,
+        viewer.principal,
+        "dashboard.export" if wanted else "dashboard.view",
+        f"table/{code}",
+        query=masked_query(request.query_params.multi_items()) or None,
+    )
     if wanted and wanted[1] in page.grids:
         download = grid_download(page.grids[wanted[1]], f"{code}-{month:%Y-%m}", wanted[0])
         return finish(request, viewer, download)
     return render(request, viewer, "table.html", page=page, month=month, months=months)
+
+
+@router.get("/audit", name="dashboard_audit")
+def audit(request: Request) -> Response:
+    """The audit trail, for regulators and administrators; its CSV download is audited too."""
+    viewer = _signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
+    assert viewer.principal is not None  # noqa: S101 (signed in)
+    database = _database(request)
+    export = request.query_params.get("export") == "csv"
+    action = "audit.export" if export else "audit.view"
+    query = masked_query(request.query_params.multi_items()) or None
+    if viewer.principal.role == "submitter":
+        record_view(database, request, viewer.principal, action, "audit", status=403, query=query)
+        return _error(request, viewer, 403, "error.forbidden")
+    zone = _settings(request).zone
+    with database.connection() as conn:
+        page = audit_page(conn, dict(request.query_params), zone, viewer.t, export=export)
+    record_view(database, request, viewer.principal, action, "audit", query=query)
+    if export:
+        stem = f"audit-{datetime.now(zone):%Y%m%d-%H%M%S}"
+        return finish(request, viewer, grid_download(page.grid, stem, "csv"))
+    return render(request, viewer, "audit.html", page=page)

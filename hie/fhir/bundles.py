@@ -16,10 +16,11 @@ naming each unresolved reference.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
@@ -251,6 +252,7 @@ class BundleProcessor:
                 expression="Bundle.entry",
             )
             return self.server.refused(call, 413, report, body, len(entries))
+        call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
         plans = [_plan(raw, i, catalog, declared) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column
@@ -313,6 +315,7 @@ class BundleProcessor:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
                     answers[plan.index] = self.get(call, plan.url)
+                    session.reads.append(mask(plan.url))  # named in the audit entry
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
             return Answer(200, bundle("transaction-response", entries))
 
@@ -408,6 +411,7 @@ class BundleProcessor:
             for plan in plans:
                 if plan.method == "GET":
                     answers[plan.index] = self.get(call, plan.url)
+                    session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
                 upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from hie.audit import Agent
 from hie.fhir.access import Scope
 from hie.fhir.responses import Preferences
 from hie.fhir.xml_format import XML_TYPES
@@ -22,6 +23,11 @@ class Call:
     prefs: Preferences
     base: str  # absolute URL of the FHIR base, e.g. http://host/fhir
     content_type: str | None = None
+    # The audit trail: who is calling, and the interaction and target the entry names.
+    agent: Agent | None = None
+    action: str = "fhir.request"
+    target: str | None = None
+    query: str | None = None  # a conditional write's condition, masked
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Any
 
 from hie import __version__
 from hie.fhir.access import INSTITUTION_HEADER
+from hie.fhir.audit_events import capability_entry
 from hie.fhir.parameters import parameters_of
 from hie.fhir.search import SORTABLE
 
@@ -101,7 +102,7 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
                     "'Prefer: handling=strict'."
                 ),
                 "security": {"description": "Authorization: Bearer <token made by hie tokens>"},
-                "resource": resources,
+                "resource": [*resources, capability_entry()],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],

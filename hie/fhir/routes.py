@@ -16,7 +16,9 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
+from hie.audit import Agent, address_of, mask, masked_query, record_read, status_of
 from hie.auth import Principal
+from hie.errors import PermissionDenied
 from hie.fhir.access import (
     INSTITUTION_HEADER,
     RECEIVED_AT_HEADER,
@@ -24,6 +26,7 @@ from hie.fhir.access import (
     backfill_time,
     scope_of,
 )
+from hie.fhir.audit_events import AUDIT_EVENT, read_audit, search_audit
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
@@ -86,15 +89,31 @@ async def _run(
     write: bool,
     work: Callable[[FhirServer, Call], Answer],
     resource_type: str | None = None,
+    action: str | None = None,
+    target: str | None = None,
+    query: str | None = None,
 ) -> Response:
-    """Resolve the caller's scope, check the type, and run ``work`` off the event loop."""
+    """Resolve the caller's scope, check the type, and run ``work`` off the event loop.
+
+    ``action`` names the interaction in the audit trail (None: not audited, e.g. ``$validate``).
+    A write records its entry in its own transaction (transactions.py); a read, and a request
+    refused before its work, records one here once the answer is known.
+    """
     server = _server(request)
+    agent = Agent.of(principal, address_of(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
     if write and content_type is not None and content_type not in (*JSON_TYPES, *XML_TYPES):
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
         return _respond(error(415, "not-supported", message), request)
 
-    def blocking() -> Answer:
+    def audit(status: int, acting_for: str | None = None) -> None:
+        if action is not None:
+            detail = {"acting_for": acting_for} if acting_for else {}
+            if query:
+                detail["query"] = query
+            record_read(server.database, agent, action, target, status=status, **detail)
+
+    def prepared() -> Call | Answer:
         with server.database.connection() as conn:
             try:
                 scope = scope_of(
@@ -114,8 +133,35 @@ async def _run(
             return error(
                 404, "not-supported", f"resource type {resource_type!r} is not served here"
             )
-        call = Call(scope, Preferences.parse(prefer), _base(request), content_type)
-        return work(server, call)
+        return Call(
+            scope,
+            Preferences.parse(prefer),
+            _base(request),
+            content_type,
+            agent=agent,
+            action=action or "fhir.request",
+            target=target,
+            query=query,
+        )
+
+    def blocking() -> Answer:
+        try:
+            call = prepared()
+        except Exception as exc:  # refused (403, 404): recorded, then answered as usual
+            audit(status_of(exc))
+            raise
+        if isinstance(call, Answer):
+            audit(call.status)
+            return call
+        try:
+            answer = work(server, call)
+        except Exception as exc:
+            if not write:
+                audit(status_of(exc), call.scope.institution_code)
+            raise
+        if not write:
+            audit(answer.status, call.scope.institution_code)
+        return answer
 
     # Written in the pool too: an XML answer of a large Bundle is not free.
     return await run_in_threadpool(lambda: _respond(blocking(), request))
@@ -145,6 +191,75 @@ async def metadata(request: Request) -> Response:
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
+def _audit_trail(
+    request: Request, principal: Principal, action: str, target: str, read: Callable[[], Answer]
+) -> Answer:
+    """An admin's or regulator's read of the audit trail, itself audited (also when refused)."""
+    server = _server(request)
+    agent = Agent.of(principal, address_of(request))
+    query = masked_query(_pairs(request)) or None
+    try:
+        principal.require_role("admin", "regulator")
+    except PermissionDenied:
+        record_read(server.database, agent, action, target, status=403, query=query)
+        raise
+    answer = read()
+    record_read(server.database, agent, action, target, status=answer.status, query=query)
+    return answer
+
+
+@router.get(f"/{AUDIT_EVENT}", summary="search the audit trail (admin, regulator)")
+async def audit_search(request: Request, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        return _audit_trail(
+            request,
+            principal,
+            "audit.search",
+            AUDIT_EVENT,
+            lambda: search_audit(
+                server.database,
+                server.settings.zone,
+                _base(request),
+                _pairs(request),
+                str(request.url),
+            ),
+        )
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+@router.get(f"/{AUDIT_EVENT}/{{event_id}}", summary="one audit entry (admin, regulator)")
+async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        return _audit_trail(
+            request,
+            principal,
+            "audit.read",
+            f"{AUDIT_EVENT}/{event_id}",
+            lambda: read_audit(server.database, event_id),
+        )
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+@router.api_route(
+    f"/{AUDIT_EVENT}",
+    methods=["POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,  # the audit trail is written by the server only: always 405
+)
+@router.api_route(
+    f"/{AUDIT_EVENT}/{{event_id}}",
+    methods=["POST", "PUT", "PATCH", "DELETE"],
+    include_in_schema=False,  # one handler for both paths; nothing to document but a 405
+)
+async def audit_write(request: Request) -> Response:
+    answer = error(405, "not-supported", "AuditEvent is written by the server only")
+    answer.headers["Allow"] = "GET"
+    return _respond(answer, request)
+
+
 @router.post("", summary="transaction or batch Bundle")
 async def transaction(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
@@ -155,6 +270,7 @@ async def transaction(
         principal,
         prefer,
         write=True,
+        action="fhir.bundle",
         work=lambda server, call: BundleProcessor(server).process(call, body),
     )
 
@@ -170,6 +286,9 @@ async def search(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.search",
+        target=resource_type,
+        query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, str(request.url)),
     )
 
@@ -186,6 +305,9 @@ async def search_post(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.search",
+        target=resource_type,
+        query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, self_url),
     )
 
@@ -234,6 +356,9 @@ async def create(
         principal,
         prefer,
         write=True,
+        action="fhir.create",
+        target=resource_type,
+        query=mask(condition) if condition else None,
         work=lambda server, call: server.create(call, resource_type, body, condition),
     )
 
@@ -256,6 +381,9 @@ async def conditional_update(
         principal,
         prefer,
         write=True,
+        action="fhir.update",
+        target=resource_type,
+        query=mask(condition),
         work=lambda server, call: server.update(
             call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
         ),
@@ -273,6 +401,9 @@ async def type_history(
         prefer,
         write=False,
         resource_type=resource_type,
+        action="fhir.history",
+        target=resource_type,
+        query=masked_query(pairs) or None,
         work=lambda server, call: server.history(
             call, resource_type, None, pairs, str(request.url)
         ),
@@ -289,6 +420,8 @@ async def read(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.read",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.read(call, resource_type, resource_id),
     )
 
@@ -308,6 +441,8 @@ async def update(
         principal,
         prefer,
         write=True,
+        action="fhir.update",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.update(
             call, resource_type, resource_id, body, if_match=parse_etag(if_match)
         ),
@@ -329,6 +464,8 @@ async def delete(
         prefer,
         write=True,
         resource_type=resource_type,
+        action="fhir.delete",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.delete(
             call, resource_type, resource_id, if_match=parse_etag(if_match)
         ),
@@ -346,6 +483,8 @@ async def instance_history(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.history",
+        target=f"{resource_type}/{resource_id}",
         work=lambda server, call: server.history(
             call, resource_type, resource_id, pairs, str(request.url)
         ),
@@ -366,5 +505,7 @@ async def vread(
         None,
         write=False,
         resource_type=resource_type,
+        action="fhir.vread",
+        target=f"{resource_type}/{resource_id}/_history/{version_id}",
         work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
     )

@@ -103,6 +103,9 @@ class WriteSession:
     persons: dict[str, str | None] = field(default_factory=dict)
     written: int = 0
     unchanged: int = 0
+    # Logical ids this request wrote, deleted or matched, for its audit entry.
+    touched: list[str] = field(default_factory=list)
+    reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
@@ -161,6 +164,7 @@ class WriteSession:
             )
         else:
             self.unchanged += 1
+        self.touched.append(f"{resource_type}/{resource_id}")
         return Written(
             result.status, resource_type, resource_id, head.version, head.received_at, resource
         )
@@ -191,6 +195,7 @@ class WriteSession:
         if result.written:
             self.written += 1
             self.index.remove(resource_type, resource_id)
+        self.touched.append(logical_id)
         return Written(
             "deleted", resource_type, resource_id, new_head.version, new_head.received_at, None
         )

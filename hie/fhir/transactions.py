@@ -31,6 +31,9 @@ from hie.storage.search import LiveRow
 from hie.storage.uploads import UploadRow, record_upload
 from hie.validators import Report, Severity
 
+# At most this many ids are named in one audit entry (a transaction Bundle may hold thousands).
+AUDITED_IDS = 1000
+
 # Retries of a write transaction that PostgreSQL aborted to break a deadlock between
 # concurrent transactions touching the same resources in different orders.
 RETRIES = 3
@@ -96,6 +99,28 @@ class Transactions:
             token_id=arrival.token_id,
         )
 
+    def audit(
+        self,
+        conn: Connection,
+        call: Call,
+        status: int,
+        touched: list[str],
+        reads: list[str] | None = None,
+    ) -> None:
+        """The request's audit entry, in the transaction of the write it records."""
+        if call.agent is None:
+            return
+        detail: dict[str, Any] = {"acting_for": call.scope.institution_code}
+        if call.query:
+            detail["query"] = call.query
+        if len(touched) > 1:
+            detail["entities"] = touched[:AUDITED_IDS]
+            detail["entity_count"] = len(touched)
+        if reads:
+            detail["reads"] = reads[:AUDITED_IDS]
+        target = touched[0] if len(touched) == 1 else call.target
+        call.agent.record(conn, call.action, target, status=status, **detail)
+
     def rejected(self, call: Call, answer: Answer, body: bytes, rules: list[list[str]]) -> Answer:
         """Record a refused write: its upload row, and one rejection per resource in it."""
         arrival = self.arrival(call.scope)
@@ -105,6 +130,7 @@ class Transactions:
             record_upload(tx.conn, self.upload_row(call, arrival, upload, answer.body or {}))
             for resource_rules in rules or [[]]:
                 reject(tx.conn, arrival, resource_rules or [REQUEST.id])
+            self.audit(tx.conn, call, answer.status, [])
         return answer
 
     def refused(
@@ -146,6 +172,8 @@ class Transactions:
                         "location": answer.location,
                     }
                     record_upload(tx.conn, self.upload_row(call, arrival, upload, receipt))
+                    # Last, so the segment's head is locked only until the commit just after.
+                    self.audit(tx.conn, call, answer.status, session.touched, session.reads)
                 return answer
             except WriteRefused as exc:
                 return self.refused(call, exc.status, exc.report, body, resources)

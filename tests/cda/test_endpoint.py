@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
+from hie.audit import flush_reads
 from hie.config import Settings
 from hie.registry import Institution
 from hie.storage import open_database
@@ -261,3 +262,46 @@ def test_only_an_admin_backfill_keeps_a_given_receipt_time(
     with psycopg.connect(database_url) as conn:
         day = conn.execute("select day from daily_table_count").fetchone()
     assert str(day[0]) == "2019-07-31"  # the Shanghai day, though UTC says 15:59
+
+
+def _audit(database_url: str) -> list[tuple[str, str | None, int, int, str | None]]:
+    assert flush_reads()  # reads are audited in the background
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "select action, target, outcome, (detail->>'status')::int, role from audit_event"
+            " where action like 'cda.%' order by at, id"
+        ).fetchall()
+    return [tuple(r) for r in rows]  # type: ignore[misc]
+
+
+def test_uploads_and_receipt_reads_are_audited(
+    client: TestClient, tokens: dict[str, str], database_url: str
+) -> None:
+    created = client.post("/cda", content=fixture("C0002-valid.xml"), headers=as_(tokens["gulou"]))
+    client.get(created.headers["location"], headers=as_(tokens["h2"]))
+    client.post("/cda?institution=H2", content=b"<x/>", headers=as_(tokens["gulou"]))
+    upload = created.headers["location"].rsplit("/", 1)[1]
+    document = "2.16.156.10011.1.1^455755678-C0002-20190715-0001"
+    assert _audit(database_url) == [
+        ("cda.create", document, 0, 201, "submitter"),
+        ("cda.read", f"upload/{upload}", 4, 403, "submitter"),
+        ("cda.create", None, 4, 403, "submitter"),
+    ]
+
+
+def test_the_audit_entry_of_an_upload_is_in_its_transaction(
+    settings: Settings, tokens: dict[str, str], database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A document stored is audited, and a document not stored leaves no entry claiming it."""
+    import hie.audit as audit
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("audit table unavailable")
+
+    monkeypatch.setattr(audit, "record_event", broken)
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        response = client.post(
+            "/cda", content=fixture("C0002-valid.xml"), headers=as_(tokens["gulou"])
+        )
+    assert response.status_code == 500
+    assert stored(database_url)["record_version"] == 0  # no audit entry, no record
