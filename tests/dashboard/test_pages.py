@@ -241,3 +241,17 @@ def test_an_empty_platform_says_no_report_has_been_computed(settings: Any) -> No
         page = client.get("/dashboard")
         assert page.status_code == 200 and "尚未计算任何月度报告" in page.text
         assert client.get("/dashboard", params={"month": "2019-13"}).status_code == 400
+
+
+def test_chinese_pages_offer_a_readable_way_out_without_a_chinese_font(
+    client: TestClient, site: Any
+) -> None:
+    # Without a CJK font every Chinese label is boxes: the way to English must be in Latin script.
+    sign_in(client, site.tokens["regulator"])
+    page = client.get("/dashboard", params={"month": "2019-07", "lang": "zh"}).text
+    note = re.search(r'<footer class="font-note" lang="en">(.*?)</footer>', page, re.S)
+    assert note, "no font note on a Chinese page"
+    assert not re.search(r"[\u3400-\u9fff]", note.group(1))
+    assert "lang=en" in note.group(1)
+    english = client.get("/dashboard", params={"month": "2019-07", "lang": "en"}).text
+    assert "font-note" not in english
