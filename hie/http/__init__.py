@@ -1,7 +1,15 @@
 """Cross-cutting HTTP pieces shared by every router: authentication, errors, body limits."""
 
-from hie.http.errors import install_error_handlers
+from hie.http.characters import RefuseUnstorable
+from hie.http.errors import UnexpectedErrors, install_error_handlers
 from hie.http.limits import BodySizeLimit
 from hie.http.security import current_principal, database_of
 
-__all__ = ["BodySizeLimit", "current_principal", "database_of", "install_error_handlers"]
+__all__ = [
+    "BodySizeLimit",
+    "RefuseUnstorable",
+    "UnexpectedErrors",
+    "current_principal",
+    "database_of",
+    "install_error_handlers",
+]
