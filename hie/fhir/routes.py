@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
 from fastapi import APIRouter, Header, Request
 from fastapi.concurrency import run_in_threadpool
@@ -179,7 +179,8 @@ async def search_post(
     request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
     pairs = _pairs(request, await request.form())
-    self_url = f"{_base(request)}/{resource_type}"
+    # The same search as a GET URL: its self and next links page like a GET search's.
+    self_url = f"{_base(request)}/{resource_type}?{urlencode(pairs)}"
     return await _run(
         request,
         principal,
