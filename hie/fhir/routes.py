@@ -11,7 +11,7 @@ from dataclasses import replace
 from typing import Annotated
 from urllib.parse import unquote_plus, urlencode
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import FormData
@@ -27,6 +27,7 @@ from hie.fhir.access import (
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
+from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
@@ -40,6 +41,8 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
+ResourceType = Annotated[str, Path(**RESOURCE_TYPE)]
+ResourceId = Annotated[str, Path(**RESOURCE_ID)]
 
 
 def _server(request: Request) -> FhirServer:
@@ -134,7 +137,7 @@ def _bad_id(request: Request, resource_id: str) -> Response | None:
     return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"), request)
 
 
-@router.get("/metadata", summary="CapabilityStatement (no token needed)")
+@router.get("/metadata", summary="CapabilityStatement (no token needed)", openapi_extra=extra())
 async def metadata(request: Request) -> Response:
     def blocking() -> Answer:
         server = _server(request)
@@ -145,7 +148,7 @@ async def metadata(request: Request) -> Response:
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
-@router.post("", summary="transaction or batch Bundle")
+@router.post("", summary="transaction or batch Bundle", openapi_extra=extra(body="bundle"))
 async def transaction(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
@@ -159,9 +162,12 @@ async def transaction(
     )
 
 
-@router.get("/{resource_type}", summary="search")
+@router.get("/{resource_type}", summary="search", openapi_extra=extra(query="search"))
 async def search(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
     return await _run(
@@ -174,9 +180,16 @@ async def search(
     )
 
 
-@router.post("/{resource_type}/_search", summary="search (form-encoded parameters)")
+@router.post(
+    "/{resource_type}/_search",
+    summary="search (form-encoded parameters)",
+    openapi_extra=extra(body="form", query="search"),
+)
 async def search_post(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request, await request.form())
     # The same search as a GET URL: its self and next links page like a GET search's.
@@ -191,8 +204,14 @@ async def search_post(
     )
 
 
-@router.post("/{resource_type}/$validate", summary="$validate a resource (nothing stored)")
-async def validate_type(request: Request, resource_type: str, principal: PrincipalDep) -> Response:
+@router.post(
+    "/{resource_type}/$validate",
+    summary="$validate a resource (nothing stored)",
+    openapi_extra=extra(body="resource"),
+)
+async def validate_type(
+    request: Request, resource_type: ResourceType, principal: PrincipalDep
+) -> Response:
     body = await request.body()
     return await _run(
         request,
@@ -204,9 +223,13 @@ async def validate_type(request: Request, resource_type: str, principal: Princip
     )
 
 
-@router.post("/{resource_type}/{resource_id}/$validate", summary="$validate against an id")
+@router.post(
+    "/{resource_type}/{resource_id}/$validate",
+    summary="$validate against an id",
+    openapi_extra=extra(body="resource"),
+)
 async def validate_instance(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     body = await request.body()
     return _bad_id(request, resource_id) or await _run(
@@ -219,10 +242,14 @@ async def validate_instance(
     )
 
 
-@router.post("/{resource_type}", summary="create (conditional with If-None-Exist)")
+@router.post(
+    "/{resource_type}",
+    summary="create (conditional with If-None-Exist)",
+    openapi_extra=extra(body="resource", query="search"),
+)
 async def create(
     request: Request,
-    resource_type: str,
+    resource_type: ResourceType,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_none_exist: Annotated[str | None, Header(alias="If-None-Exist")] = None,
@@ -239,10 +266,14 @@ async def create(
     )
 
 
-@router.put("/{resource_type}", summary="conditional update (search parameters in the URL)")
+@router.put(
+    "/{resource_type}",
+    summary="conditional update (search parameters in the URL)",
+    openapi_extra=extra(body="resource", query="search"),
+)
 async def conditional_update(
     request: Request,
-    resource_type: str,
+    resource_type: ResourceType,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -263,9 +294,14 @@ async def conditional_update(
     )
 
 
-@router.get("/{resource_type}/_history", summary="type history")
+@router.get(
+    "/{resource_type}/_history", summary="type history", openapi_extra=extra(query="history")
+)
 async def type_history(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
     return await _run(
@@ -280,9 +316,9 @@ async def type_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read")
+@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra())
 async def read(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     return _bad_id(request, resource_id) or await _run(
         request,
@@ -294,11 +330,15 @@ async def read(
     )
 
 
-@router.put("/{resource_type}/{resource_id}", summary="update, or create with this id")
+@router.put(
+    "/{resource_type}/{resource_id}",
+    summary="update, or create with this id",
+    openapi_extra=extra(body="resource"),
+)
 async def update(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -315,11 +355,11 @@ async def update(
     )
 
 
-@router.delete("/{resource_type}/{resource_id}", summary="delete")
+@router.delete("/{resource_type}/{resource_id}", summary="delete", openapi_extra=extra())
 async def delete(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -336,9 +376,13 @@ async def delete(
     )
 
 
-@router.get("/{resource_type}/{resource_id}/_history", summary="instance history")
+@router.get(
+    "/{resource_type}/{resource_id}/_history",
+    summary="instance history",
+    openapi_extra=extra(query="history"),
+)
 async def instance_history(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     pairs = _pairs(request)
     return _bad_id(request, resource_id) or await _run(
@@ -353,11 +397,13 @@ async def instance_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
+@router.get(
+    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", openapi_extra=extra()
+)
 async def vread(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     version_id: str,
     principal: PrincipalDep,
 ) -> Response:

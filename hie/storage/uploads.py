@@ -67,7 +67,7 @@ def bounded_receipt(receipt: dict[str, Any], limit: int = MAX_RECEIPT_BYTES) -> 
     }
     keep = 100
     while keep >= 1:
-        trimmed = _trimmed(receipt, keep)
+        trimmed: dict[str, Any] = _trimmed(receipt, keep)
         if isinstance(trimmed.get("issue"), list):
             trimmed["issue"] = [*trimmed["issue"], note]
         else:
