@@ -377,3 +377,21 @@ def test_out_of_range_values_name_the_parameter(
 ) -> None:
     send, place = OUT_OF_RANGE[shape]
     _assert_located(send(client, tokens), place)
+
+
+@pytest.mark.parametrize("moment", ["9999-12-31T23:59:59Z", "0001-01-01", "9999"])
+def test_resources_dated_at_the_edges_of_the_calendar_are_no_server_error(
+    client: TestClient, tokens: Tokens, moment: str
+) -> None:
+    """Their search index range would pass the last (or first) datetime; they are answered
+    like any other resource, never with a 500."""
+    encounter = {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "period": {"start": moment},
+    }
+    answer = client.post(
+        "/fhir/Encounter", content=json.dumps(encounter).encode(), headers=_fhir(tokens.submitter)
+    )
+    assert answer.status_code < 500, answer.text[:300]
