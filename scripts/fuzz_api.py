@@ -4,8 +4,8 @@ answered with a server error (5xx). Nothing is down during the run, so any 5xx i
 
     python scripts/fuzz_api.py --max-examples 200
 
-The app runs on uvicorn in this process; schemathesis runs as its own process against it, once
-with an admin token (acting for hospital H1) and once with H1's submitter token. Requests are
+The app runs on uvicorn in this process; schemathesis runs as two processes against it at once,
+one with an admin token (acting for hospital H1), one with H1's submitter token. Requests are
 counted by the server itself. Exit status 1 when any request got a 5xx (each is listed).
 Needs PostgreSQL (HIE_TEST_POSTGRES_URL, default the local server) and RabbitMQ for the
 report-computing route (HIE_TEST_BROKER_URL).
@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
@@ -111,7 +112,9 @@ def fuzz(
     seed: int | None = None,
     workers: int = 2,
     phases: str | None = None,
+    max_time: int | None = None,
     output: Path | None = None,
+    progress: Path | None = None,
 ) -> Served:
     """Run schemathesis against a fresh app and database; return what the server answered."""
     name = f"hie_fuzz_{uuid.uuid4().hex[:12]}"
@@ -127,6 +130,9 @@ def fuzz(
             )
             tokens = _seed(settings)
             with BackgroundServer(Counting(create_app(settings), served)) as server:
+                runs = []
+                # Both roles at once: the server spends most of a request waiting on the
+                # database, so two clients keep it busier than one.
                 for role, extra in (("admin", ["-H", "X-HIE-Institution: H1"]), ("submitter", [])):
                     command = [
                         str(Path(sys.executable).with_name("st")),
@@ -146,13 +152,27 @@ def fuzz(
                         "--no-color",
                         *(["--seed", str(seed)] if seed is not None else []),
                         *(["--phases", phases] if phases else []),
+                        *(["--max-time", str(max_time)] if max_time else []),
                     ]
-                    done = subprocess.run(  # noqa: S603 (our own command line)
-                        command, cwd=work, capture_output=True, text=True, check=False
-                    )
-                    if output is not None:
-                        with output.open("a", encoding="utf-8") as log:
-                            log.write(f"== {role}\n{done.stdout}\n{done.stderr}\n")
+                    log = Path(work) / f"{role}.log"
+                    with log.open("w", encoding="utf-8") as sink:
+                        runs.append(
+                            (
+                                role,
+                                log,
+                                subprocess.Popen(  # noqa: S603 (our own command line)
+                                    command, cwd=work, stdout=sink, stderr=subprocess.STDOUT
+                                ),
+                            )
+                        )
+                while any(run.poll() is None for _, _, run in runs):
+                    time.sleep(5)
+                    if progress is not None:
+                        progress.write_text(f"{served.requests} requests\n", encoding="utf-8")
+                if output is not None:
+                    with output.open("a", encoding="utf-8") as sink:
+                        for role, log, _ in runs:
+                            sink.write(f"== {role}\n{log.read_text(encoding='utf-8')}\n")
     finally:
         _database(postgres_url, name, create=False)
     return served
@@ -164,7 +184,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--phases", help="schemathesis phases (default: all)")
+    parser.add_argument("--max-time", type=int, help="seconds: fuzz until spent (schemathesis)")
     parser.add_argument("--output", type=Path, help="append schemathesis' own output here")
+    parser.add_argument("--progress", type=Path, help="rewrite the request count here")
     args = parser.parse_args()
     served = fuzz(
         max_examples=args.max_examples,
@@ -173,7 +195,9 @@ def main() -> int:
         seed=args.seed,
         workers=args.workers,
         phases=args.phases,
+        max_time=args.max_time,
         output=args.output,
+        progress=args.progress,
     )
     by_status = ", ".join(f"{s}: {n}" for s, n in sorted(served.statuses.items()))
     print(f"{served.requests} requests served ({by_status})")
