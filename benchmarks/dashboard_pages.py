@@ -15,6 +15,7 @@ import argparse
 import os
 import random
 import re
+import secrets
 import statistics
 import tempfile
 import time
@@ -233,7 +234,9 @@ def main() -> None:
     url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
     try:
         with tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(database_url=url, data_dir=Path(data_dir), secret_key="b" * 40)
+            settings = Settings(
+                database_url=url, data_dir=Path(data_dir), secret_key=secrets.token_urlsafe(48)
+            )
             database = open_database(settings)
             try:
                 started = time.perf_counter()

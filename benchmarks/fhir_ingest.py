@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -84,7 +85,9 @@ def main() -> None:
     url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
     server = None
     try:
-        settings = Settings(database_url=url, data_dir=Path("/nonexistent"), secret_key="b" * 40)
+        settings = Settings(
+            database_url=url, data_dir=Path("/nonexistent"), secret_key=secrets.token_urlsafe(48)
+        )
         database = open_database(settings)
         with database.transaction() as tx:
             add_institution(tx.conn, Institution("BENCH", "基准医院", "hospital"), actor="bench")
@@ -95,7 +98,11 @@ def main() -> None:
 
         port = _free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
-        env |= {"HIE_DATABASE_URL": url, "HIE_SECRET_KEY": "b" * 40, "HIE_DB_POOL_MAX": "8"}
+        env |= {
+            "HIE_DATABASE_URL": url,
+            "HIE_SECRET_KEY": secrets.token_urlsafe(48),
+            "HIE_DB_POOL_MAX": "8",
+        }
         server = subprocess.Popen(  # noqa: S603 (our own interpreter and arguments)
             [
                 sys.executable,

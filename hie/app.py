@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp
 
 from hie import __version__
 from hie.api import catalog_router, institutions_router, reports_router
@@ -20,11 +22,24 @@ from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
 from hie.fhir.server import FhirServer
-from hie.http import BodySizeLimit, RefuseUnstorable, UnexpectedErrors, install_error_handlers
+from hie.http import (
+    BodySizeLimit,
+    RefuseUnstorable,
+    SecurityHeaders,
+    UnexpectedErrors,
+    install_error_handlers,
+)
+from hie.http.errors import RETRY_AFTER_SECONDS
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
 from hie.workers import broker_status, configure
 from hie.workers.runtime import bind_runtime
+
+
+class _App(FastAPI):
+    def build_middleware_stack(self) -> ASGIApp:
+        # Outermost, around Starlette's own error middleware: its 500s get the headers too.
+        return SecurityHeaders(super().build_middleware_stack())
 
 
 def create_app(settings: Settings | None = None, *, database: Database | None = None) -> FastAPI:
@@ -54,7 +69,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
             if owned:
                 await run_in_threadpool(db.close)
 
-    app = FastAPI(
+    app = _App(
         title="hie",
         version=__version__,
         summary="Regional health-information exchange: CDA and FHIR ingest, validation and "
@@ -77,14 +92,21 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
 
     @app.get("/healthz", tags=["operations"], summary="Database and broker state (no token)")
     async def healthz(request: Request) -> JSONResponse:
-        checks: dict[str, Any] = {
-            "database": await run_in_threadpool(_database_status, request.app.state.database),
-            "broker": await run_in_threadpool(broker_status, request.app.state.celery),
-        }
-        healthy = all(check["status"] == "ok" for check in checks.values())
+        # Asked side by side: with both down the answer still comes within the longer of
+        # HIE_DB_TIMEOUT and HIE_BROKER_TIMEOUT.
+        database, broker = await asyncio.gather(
+            run_in_threadpool(_database_status, request.app.state.database),
+            run_in_threadpool(broker_status, request.app.state.celery),
+        )
+        checks: dict[str, Any] = {"database": database, "broker": broker}
+        down = [name for name, check in checks.items() if check["status"] != "ok"]
+        body = {"status": "unavailable" if down else "ok", "version": __version__, **checks}
+        if down:
+            body["unavailable"] = down
         return JSONResponse(
-            {"status": "ok" if healthy else "unavailable", "version": __version__, **checks},
-            status_code=200 if healthy else 503,
+            body,
+            status_code=503 if down else 200,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)} if down else None,
         )
 
     return app

@@ -1,20 +1,24 @@
 """The platform's HTTP client (httpx): what ``hie push`` and ``hie demo`` upload with.
 
-Retries only transient failures (connection errors, 429, 502, 503, 504) with exponential backoff;
-an upload is idempotent on the platform (the same document again gets its original receipt), so a
-retry after a lost response never stores anything twice.
+Retries only transient failures (connection errors and timeouts, 408, 429, 502, 503, 504) with
+exponential backoff, waiting at least what the server's ``Retry-After`` asks, for a bounded total
+time; any other answer (a 4xx, a 500) is returned at once. A CDA document, a resource with a
+client id and a transaction of PUTs are idempotent on the platform (the same upload again gets
+its original receipt), so a retry after a lost response or an unknown commit stores nothing twice.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
-TRANSIENT_STATUS = frozenset({429, 502, 503, 504})
+TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
 CDA_TYPE = "application/hl7-cda+xml"
 FHIR_TYPE = "application/fhir+json"
 
@@ -38,6 +42,8 @@ class Receipt:
             return "unchanged"
         if self.status == 409:
             return "conflict"
+        if self.status in TRANSIENT_STATUS:
+            return "unavailable"  # still transient after every retry: nothing was stored
         return "rejected"
 
     def _errors(self) -> list[dict[str, Any]]:
@@ -61,25 +67,64 @@ class Receipt:
         return [f"{self._rule(i)}: {i.get('diagnostics', '')}" for i in self._errors()]
 
 
+@dataclass(frozen=True)
+class Retry:
+    """A transient failure about to be retried: what happened and how long the client waits."""
+
+    path: str
+    status: int | None  # None: no answer (connection refused, reset, timed out)
+    error: str  # the status's reason, or the transport error's class
+    delay: float
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The ``Retry-After`` of a response in seconds (delta-seconds or an HTTP date), if any."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
 class PlatformClient:
+    """``retry_for``: seconds one upload may spend waiting between retries before the last
+    failure is given back (raised for a connection error, returned for a status);
+    ``max_delay``: the longest wait between two attempts that the client picks itself (a longer
+    ``Retry-After`` is still honoured while it fits in ``retry_for``)."""
+
     def __init__(
         self,
         base_url: str,
         token: str,
         *,
-        retries: int = 4,
+        retry_for: float = 300.0,
         backoff: float = 0.5,
+        max_delay: float = 15.0,
         timeout: float = 60,
         transport: httpx.BaseTransport | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if backoff <= 0:
+            raise ValueError("backoff must be positive")  # else retrying would never end
         self._http = httpx.Client(
             base_url=base_url,
             headers={"Authorization": f"Bearer {token}"},
             timeout=timeout,
             transport=transport,
         )
-        self._retries = retries
+        self._retry_for = retry_for
         self._backoff = backoff
+        self._max_delay = max_delay
+        self._on_retry = on_retry
+        self._sleep = sleep
 
     def __enter__(self) -> PlatformClient:
         return self
@@ -90,34 +135,46 @@ class PlatformClient:
     def close(self) -> None:
         self._http.close()
 
-    def _post(
+    def _send(
         self,
+        method: str,
         path: str,
         body: bytes,
         media_type: str,
         params: dict[str, str],
         headers: dict[str, str] | None = None,
     ) -> Receipt:
+        waited = 0.0
         attempt = 0
         while True:
+            delay = min(self._backoff * 2**attempt, self._max_delay)
             try:
-                response = self._http.post(
+                response = self._http.request(
+                    method,
                     path,
                     content=body,
                     params=params,
                     headers={"Content-Type": media_type, **(headers or {})},
                 )
-            except httpx.TransportError:
-                if attempt >= self._retries:
+            except httpx.TransportError as exc:
+                if waited + delay > self._retry_for:
                     raise
+                retry = Retry(path, None, type(exc).__name__, delay)
             else:
-                if response.status_code not in TRANSIENT_STATUS or attempt >= self._retries:
+                asked = retry_after(response)
+                if asked is not None:
+                    delay = max(delay, asked)
+                if response.status_code not in TRANSIENT_STATUS or waited + delay > self._retry_for:
                     try:
                         payload = response.json()
                     except ValueError:
                         payload = {"text": response.text}
                     return Receipt(response.status_code, payload)
-            time.sleep(self._backoff * 2**attempt)
+                retry = Retry(path, response.status_code, response.reason_phrase, delay)
+            if self._on_retry is not None:
+                self._on_retry(retry)
+            self._sleep(delay)
+            waited += delay
             attempt += 1
 
     def submit_cda(
@@ -128,21 +185,23 @@ class PlatformClient:
             params["institution"] = institution
         if received_at:
             params["received_at"] = received_at.isoformat()
-        return self._post("/cda", body, CDA_TYPE, params)
+        return self._send("POST", "/cda", body, CDA_TYPE, params)
 
     def submit_fhir(
         self,
         body: bytes,
         *,
         resource_path: str = "",
+        method: str = "POST",
         institution: str | None = None,
         received_at: datetime | None = None,
     ) -> Receipt:
-        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``).
+        """POST a resource (to ``/fhir/<Type>``) or a transaction/batch Bundle (to ``/fhir``), or
+        PUT a resource under its own id (``/fhir/<Type>/<id>``), which a retry cannot duplicate.
         An admin names the institution, and for a backfill the original receipt time."""
         headers = {}
         if institution:
             headers["X-HIE-Institution"] = institution
         if received_at:
             headers["X-HIE-Received-At"] = received_at.isoformat()
-        return self._post(f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)
+        return self._send(method, f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)

@@ -5,7 +5,9 @@ Nothing else in hie reads ``os.environ``.
 
 from __future__ import annotations
 
+import math
 import secrets
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,6 +19,29 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from hie.errors import ConfigError
 
 MiB = 1024 * 1024
+
+# Every HIE_SECRET_KEY value shown as an example in deploy/, docs/ or the README: a key copied
+# from there is public. A test scans those files so that this list keeps up with them.
+EXAMPLE_SECRET_KEYS = frozenset({"change-me-to-a-long-random-value"})
+MIN_SECRET_BYTES = 32
+# A rough floor on the key's entropy: its length times the Shannon entropy of its characters.
+# secrets.token_urlsafe(32) scores about 220 bits, token_hex(32) about 250.
+MIN_SECRET_BITS = 128
+
+
+def secret_key_problem(key: str) -> str | None:
+    """Why ``key`` is too weak to sign sessions, or None. Rough by design: it catches placeholders,
+    short keys and keys of a few repeated characters, not every guessable phrase."""
+    if key in EXAMPLE_SECRET_KEYS or "change-me" in key.lower() or "changeme" in key.lower():
+        return "is an example value from the documentation"
+    if len(key.encode()) < MIN_SECRET_BYTES:
+        return f"is shorter than {MIN_SECRET_BYTES} bytes"
+    counts = Counter(key)
+    per_char = -sum(n / len(key) * math.log2(n / len(key)) for n in counts.values())
+    bits = max(0.0, per_char * len(key))
+    if len(counts) < 8 or bits < MIN_SECRET_BITS:
+        return f"has too little entropy (about {bits:.0f} bits, at least {MIN_SECRET_BITS} needed)"
+    return None
 
 
 def _default_data_dir() -> Path:
@@ -59,6 +84,23 @@ class Settings(BaseSettings):
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, gt=0)
 
+    # When a dependency is down, a request is answered 503 with Retry-After within these bounds
+    # instead of hanging; both also bound what /healthz waits for.
+    db_timeout: float = Field(
+        default=3.0,
+        gt=0,
+        le=60,
+        description="Seconds a request waits for a database connection (from the pool, or a new "
+        "one) before it is answered 503 Service Unavailable.",
+    )
+    broker_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        le=60,
+        description="Seconds to connect to the broker when queueing a task before the request is "
+        "answered 503 Service Unavailable.",
+    )
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -82,14 +124,23 @@ class Settings(BaseSettings):
         return self.data_dir / "postgres"
 
     def session_secret(self) -> str:
-        """The cookie-signing key. Outside embedded mode it must be configured explicitly."""
+        """The cookie-signing key. Outside embedded mode it must be configured explicitly, and a
+        configured key must be strong (not an example, not short, not a few repeated characters)."""
         if self.secret_key is not None:
-            return self.secret_key.get_secret_value()
+            key = self.secret_key.get_secret_value()
+            problem = secret_key_problem(key)
+            if problem is not None:
+                raise ConfigError(
+                    f"HIE_SECRET_KEY {problem}. Set a random key, for example the output of "
+                    "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'."
+                )
+            return key
         if not self.embedded:
             raise ConfigError(
                 "HIE_SECRET_KEY is not set. It is generated automatically only for the embedded "
                 "development database; with HIE_DATABASE_URL set, configure a random key of at "
-                "least 32 characters."
+                f"least {MIN_SECRET_BYTES} bytes, for example the output of "
+                "python3 -c 'import secrets; print(secrets.token_urlsafe(48))'."
             )
         path = self.data_dir / "secret_key"
         if not path.exists():

@@ -29,6 +29,15 @@ class Unauthenticated(HieError):
     """No valid credentials were presented."""
 
 
+class Unavailable(HieError):
+    """A service hie depends on (``database``, ``broker``) does not answer: nothing was done,
+    and the same request may be sent again later."""
+
+    def __init__(self, dependency: str) -> None:
+        self.dependency = dependency
+        super().__init__(f"the {dependency} is unavailable; retry later")
+
+
 @dataclass(frozen=True)
 class Problem:
     """One located problem in an input file or request body."""

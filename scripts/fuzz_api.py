@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -126,7 +127,7 @@ def fuzz(
                 database_url=url,
                 broker_url=broker_url,
                 data_dir=Path(work),
-                secret_key="f" * 40,
+                secret_key=secrets.token_urlsafe(48),
             )
             tokens = _seed(settings)
             with BackgroundServer(Counting(create_app(settings), served)) as server:

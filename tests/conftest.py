@@ -9,6 +9,7 @@ skipped with that reason when it does not answer; on CI (CI=true) they fail inst
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -165,7 +166,9 @@ def db(rollback_database_url: str) -> Iterator[Database]:
 
 @pytest.fixture
 def settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(database_url=database_url, data_dir=tmp_path, secret_key="s" * 40)
+    return Settings(
+        database_url=database_url, data_dir=tmp_path, secret_key=secrets.token_urlsafe(48)
+    )
 
 
 @pytest.fixture(scope="session")
@@ -218,6 +221,9 @@ def worker_process(
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",
+            # Its own node name: two test runs on one RabbitMQ must not share a pidbox queue.
+            "--hostname",
+            f"{queue}@%h",
             "--loglevel",
             "INFO",
         ],
@@ -230,7 +236,7 @@ def worker_process(
         broker_url=broker_url,
         task_queue=queue,
         data_dir=tmp_path,
-        secret_key="s" * 40,
+        secret_key=secrets.token_urlsafe(48),
     )
     configure(broker_settings)
     try:

@@ -14,6 +14,7 @@ from hie.metrics.flags import describe_flags
 from hie.metrics.report import parse_month
 from hie.metrics.trend import trend
 from hie.storage.reports import load_report
+from hie.workers.app import send_task
 
 router = APIRouter(prefix="/api/reports", tags=["reports"])
 
@@ -76,7 +77,7 @@ def compute(principal: PrincipalDep, month: MonthQuery) -> dict[str, str]:
 
     principal.require_role("admin")
     wanted = f"{_month(month):%Y-%m}"
-    task = compute_month_report.delay(wanted)
+    task = send_task(compute_month_report, wanted)
     return {"month": wanted, "task": str(task.id)}
 
 

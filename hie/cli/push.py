@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from typing import Annotated
@@ -13,18 +14,31 @@ from rich.progress import Progress
 
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import errors, fail, print_counts
-from hie.client import PlatformClient, Receipt
+from hie.client import PlatformClient, Receipt, Retry
 from hie.validators.conformance import SERVER
 from hie.validators.files import Options, expand, sniff, validate_path
 
+# Outcomes of uploads the platform did not take because it stayed unavailable.
+UNAVAILABLE = "unavailable"
+NOT_SENT = "not sent: the platform stayed unavailable"
 
-def _fhir_path(body: bytes) -> str:
-    """Transaction and batch Bundles go to the base; a resource to its type."""
+
+_RESOURCE_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+
+
+def _fhir_route(body: bytes) -> tuple[str, str]:
+    """Transaction and batch Bundles are POSTed to the base. A resource with an id is PUT under
+    it (update or create, as HAPI does), so a retry after a lost answer, or pushing the same
+    export again, updates the one copy instead of creating another; one without an id is
+    POSTed to its type."""
     resource = json.loads(body)
     kind = resource.get("resourceType", "")
     if kind == "Bundle" and resource.get("type") in ("transaction", "batch"):
-        return ""
-    return f"/{kind}"
+        return "POST", ""
+    resource_id = resource.get("id")
+    if isinstance(resource_id, str) and _RESOURCE_ID.fullmatch(resource_id):
+        return "PUT", f"/{kind}/{resource_id}"
+    return "POST", f"/{kind}"
 
 
 def push(
@@ -37,9 +51,22 @@ def push(
             "--skip-invalid/--send-invalid", help="Do not send what fails validation here."
         ),
     ] = True,
+    retry_for: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds one upload may wait, in all, while the platform is unreachable or "
+            "answers 503 (or 408, 429, 502, 504) before push stops.",
+        ),
+    ] = 300.0,
 ) -> None:
     """Validate files as the server would, then upload those that pass. Exit code 1 if any file
-    was invalid or rejected."""
+    was invalid or rejected, or the platform stayed unavailable.
+
+    While the platform is unreachable or answers 503, each upload is retried (waiting what its
+    Retry-After asks) for up to --retry-for seconds; then push stops and reports what was not
+    sent. Sending a file again is safe: the platform answers a document it already has with its
+    original receipt."""
     try:
         files = list(dict.fromkeys(expand(paths)))
     except FileNotFoundError as exc:
@@ -49,9 +76,19 @@ def push(
     options = Options(read_catalog(default_catalog_path()), context=SERVER)
     outcomes: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
-    with PlatformClient(server, token) as client, Progress(console=errors, transient=True) as bar:
+
+    def waiting(retry: Retry) -> None:
+        why = f"{retry.status} {retry.error}" if retry.status else retry.error
+        errors.print(f"{server}{retry.path}: {why}, retrying in {retry.delay:g} s", highlight=False)
+
+    client = PlatformClient(server, token, retry_for=retry_for, on_retry=waiting)
+    with client, Progress(console=errors, transient=True) as bar:
         task = bar.add_task("pushing", total=len(files))
-        for path in files:
+        for index, path in enumerate(files):
+            if outcomes[UNAVAILABLE]:
+                # The platform stayed down for a whole --retry-for: the rest is not tried.
+                outcomes[NOT_SENT] += len(files) - index
+                break
             bar.advance(task)
             local = validate_path(path, options)
             if local.report.rejected and skip_invalid:
@@ -71,17 +108,33 @@ def push(
                     if kind == "cda":
                         receipt = client.submit_cda(part)
                     else:
-                        receipt = client.submit_fhir(part, resource_path=_fhir_path(part))
+                        method, resource_path = _fhir_route(part)
+                        receipt = client.submit_fhir(
+                            part, resource_path=resource_path, method=method
+                        )
+                except httpx.TransportError as exc:
+                    errors.print(f"{path}: {server} unreachable: {exc}", highlight=False)
+                    outcomes[UNAVAILABLE] += 1
+                    break
                 except httpx.HTTPError as exc:
                     raise fail(f"{server}: {exc}") from None
                 outcomes[receipt.outcome] += 1
                 _note(path, receipt, reasons)
+                if receipt.outcome == UNAVAILABLE:
+                    break
     print_counts(f"{len(files)} file(s) to {server}", "outcome", outcomes)
     if reasons:
         print_counts("rejections by rule", "rule", reasons)
-    failed = (
-        sum(outcomes[label] for label in ("invalid here, not sent", "rejected", "conflict"))
-        + outcomes["not sent: the platform takes FHIR as JSON"]
+    failed = sum(
+        outcomes[label]
+        for label in (
+            "invalid here, not sent",
+            "rejected",
+            "conflict",
+            "not sent: the platform takes FHIR as JSON",
+            UNAVAILABLE,
+            NOT_SENT,
+        )
     )
     raise typer.Exit(1 if failed else 0)
 

@@ -32,6 +32,10 @@ LABELS: dict[str, tuple[str, str]] = {
     ),
     "signin.submit": ("登录", "Sign in"),
     "signin.bad_token": ("令牌无效或已吊销。", "The token is unknown or revoked."),
+    "signin.locked": (
+        "登录失败次数过多，请 {minutes} 分钟后再试。",
+        "Too many failed sign-ins; try again in {minutes} minutes.",
+    ),
     "signin.bad_form": (
         "表单已过期，请重新提交。",
         "The form has expired; please submit it again.",

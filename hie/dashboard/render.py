@@ -1,5 +1,6 @@
 """Rendering: the Jinja2 environment, number formats, links that keep the page's query, and the
-headers every dashboard response carries."""
+language cookie. Security headers (CSP, no-store) are set on every response by
+:class:`hie.http.SecurityHeaders`."""
 
 from __future__ import annotations
 
@@ -17,16 +18,6 @@ from hie.dashboard.i18n import LANGUAGES, Translator, pick_language
 from hie.dashboard.session import LANG_COOKIE, PATH, Session
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-# Nothing is loaded from elsewhere (the users sit in a closed network), no script is needed, and
-# the pages hold patient-adjacent figures: no framing, no caching, no referrer leaks.
-HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
 
 
 def _number(value: Any) -> str:
@@ -81,7 +72,6 @@ def link(request: Request, path: str | None = None, **changes: Any) -> str:
 
 
 def finish(request: Request, viewer: Viewer, response: Response) -> Response:
-    response.headers.update(HEADERS)
     chosen = request.query_params.get("lang")
     if chosen in LANGUAGES:
         response.set_cookie(

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
 from hie.config import Settings
@@ -21,6 +22,7 @@ from hie.dashboard.institution import STATUSES, institution_page
 from hie.dashboard.overview import bulletin_tables
 from hie.dashboard.render import Viewer, finish, link, render, viewer_of
 from hie.dashboard.session import (
+    Session,
     clear_session,
     new_session,
     principal_of,
@@ -33,9 +35,18 @@ from hie.errors import NotFound
 from hie.metrics.export import KINDS
 from hie.metrics.report import parse_month
 from hie.storage import Database
+from hie.storage.audit import record_event
 from hie.storage.dashboard import report_months
 from hie.storage.partitions import month_of
 from hie.storage.reports import load_report
+from hie.storage.sessions import (
+    end_session,
+    named_token,
+    open_session,
+    purge_sessions,
+    record_signin_failure,
+    signin_wait,
+)
 from hie.storage.tokens import authenticate
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
@@ -57,7 +68,7 @@ def _settings(request: Request) -> Settings:
 def _signed_in(request: Request) -> Viewer | Response:
     """The viewer of a page, or the redirect to the sign-in form that comes back here."""
     session = read_session(request)
-    principal = principal_of(request, session)
+    principal = principal_of(session)
     if principal is None:
         target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         # Relative redirects: behind a TLS-terminating proxy the app's own idea of its scheme
@@ -114,7 +125,7 @@ def signin_form(request: Request) -> Response:
 
 @router.post("/login")
 async def signin(request: Request) -> Response:
-    session = read_session(request)
+    session = await run_in_threadpool(read_session, request)
     form = await read_form(request, session)
     viewer = viewer_of(request, None, session)
     if form is None:
@@ -129,33 +140,121 @@ async def signin(request: Request) -> Response:
         )
         write_session(request, response, fresh)
         return response
-    with _database(request).connection() as conn:
-        principal = authenticate(conn, form.get("token", "").strip())
+    return await run_in_threadpool(_attempt, request, viewer, form)
+
+
+def _attempt(request: Request, viewer: Viewer, form: dict[str, str]) -> Response:
+    """One sign-in attempt: refused while its address or token is locked out, counted if it
+    fails, a new server-side session if it succeeds; each written to the audit log."""
+    address = _address(request)
+    token = form.get("token", "").strip()
+    next_page = _safe_next(form.get("next"))
+    with _database(request).transaction() as tx:
+        conn = tx.conn
+        named = named_token(conn, token)
+        actor = "anonymous" if named is None else f"token:{named}"
+        wait = signin_wait(conn, address, named)
+        if wait is not None:
+            # Locked: the token is not even checked, so a right guess now tells nothing.
+            record_event(
+                conn,
+                actor,
+                "dashboard.signin_locked",
+                None,
+                address=address,
+                outcome="locked",
+                role=None,
+                institution=None,
+            )
+            response = render(
+                request,
+                viewer,
+                "signin.html",
+                status=429,
+                next=next_page,
+                problem=viewer.t("signin.locked", minutes=-(-wait // 60)),
+            )
+            response.headers["Retry-After"] = str(wait)
+            return response
+        principal = authenticate(conn, token)
+        if principal is None:
+            record_signin_failure(conn, address, named)
+            record_event(
+                conn,
+                actor,
+                "dashboard.signin_failed",
+                None,
+                address=address,
+                outcome="failed",
+                role=None,
+                institution=None,
+            )
+        else:
+            purge_sessions(conn)  # at each sign-in: indexed, and rarely anything to delete
+            if viewer.session is not None and viewer.session.session_id is not None:
+                end_session(conn, viewer.session.session_id)  # the browser's previous one
+            session_id, csrf = open_session(conn, principal.token_id)
+            record_event(
+                conn,
+                principal.actor,
+                "dashboard.signin",
+                principal.institution_code,
+                address=address,
+                outcome="ok",
+                role=principal.role,
+                institution=principal.institution_code,
+            )
     if principal is None:
         return render(
             request,
             viewer,
             "signin.html",
             status=401,
-            next=_safe_next(form.get("next")),
+            next=next_page,
             problem=viewer.t("signin.bad_token"),
         )
     # A new session (and CSRF token) at sign-in: nothing set before it carries over.
-    response = RedirectResponse(_safe_next(form.get("next")), 303)
-    write_session(request, response, new_session(principal.token_id))
+    response = RedirectResponse(next_page, 303)
+    write_session(request, response, Session(csrf, session_id, principal))
     return finish(request, viewer, response)
+
+
+def _address(request: Request) -> str:
+    # uvicorn puts the proxy's X-Forwarded-For here when the proxy is trusted
+    # (--forwarded-allow-ips); otherwise it is the proxy's own address.
+    return request.client.host if request.client else "unknown"
 
 
 @router.post("/logout")
 async def signout(request: Request) -> Response:
-    session = read_session(request)
+    session = await run_in_threadpool(read_session, request)
     form = await read_form(request, session)
     viewer = viewer_of(request, None, session)
-    if form is None:
+    if form is None and session is not None:
         return _error(request, viewer, 400, "signin.bad_form")
+    # With no live session (ended, expired, idle) there is nothing to end, and nothing to forge.
+    if session is not None and session.session_id is not None:
+        await run_in_threadpool(_end, request, session)
     response = RedirectResponse(SIGNIN, 303)
     clear_session(response)
     return finish(request, viewer, response)
+
+
+def _end(request: Request, session: Session) -> None:
+    assert session.session_id is not None and session.principal is not None  # noqa: S101
+    principal = session.principal
+    with _database(request).transaction() as tx:
+        if end_session(tx.conn, session.session_id) is not None:
+            record_event(
+                tx.conn,
+                principal.actor,
+                "dashboard.signout",
+                principal.institution_code,
+                address=_address(request),
+                outcome="ok",
+                role=principal.role,
+                institution=principal.institution_code,
+            )
 
 
 @router.get("")

@@ -1,9 +1,11 @@
-"""The dashboard's session: a cookie signed with the platform's session key, holding the signed-in
-token's id and a CSRF token; never the access token itself.
+"""The dashboard's session: a cookie signed with the platform's session key.
 
-A session is looked up against the token table on every request, so revoking a token ends its
-sessions at once. Every form carries the session's CSRF token, and a POST whose Origin is another
-site is refused before its form is read.
+Before sign-in the cookie holds only a CSRF token (for the sign-in form). After it, the cookie
+holds a random session id whose hash the server keeps with the token's id and the CSRF token
+(:mod:`hie.storage.sessions`): never the access token, and never anything a holder of the signing
+key could forge, so signing out, expiry and revoking the token end the session on the server.
+Every form carries the session's CSRF token, and a POST whose Origin is another site is refused
+before its form is read.
 """
 
 from __future__ import annotations
@@ -19,19 +21,22 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 from hie.auth import Principal
 from hie.config import Settings
 from hie.storage import Database
-from hie.storage.dashboard import active_principal
+from hie.storage.sessions import LIFETIME, find_session
 
 COOKIE = "hie_session"
 LANG_COOKIE = "hie_lang"
 PATH = "/dashboard"
-MAX_AGE = 8 * 3600  # a working day; then sign in again
+MAX_AGE = int(LIFETIME.total_seconds())
 FORM_LIMIT = 8192  # a sign-in or sign-out form is a few hundred bytes
 
 
 @dataclass(frozen=True)
 class Session:
+    """An anonymous session (a CSRF token only), or a signed-in one found on the server."""
+
     csrf: str
-    token_id: int | None = None
+    session_id: str | None = None
+    principal: Principal | None = None
 
 
 def _serializer(request: Request) -> URLSafeTimedSerializer:
@@ -53,18 +58,27 @@ def read_session(request: Request) -> Session | None:
         data = _serializer(request).loads(cookie, max_age=MAX_AGE)
     except BadSignature:  # also an expired one (SignatureExpired is a BadSignature)
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("csrf"), str):
+    if not isinstance(data, dict):
         return None
-    token_id = data.get("token")
-    return Session(data["csrf"], token_id if isinstance(token_id, int) else None)
+    session_id = data.get("sid")
+    if isinstance(session_id, str):
+        database: Database = request.app.state.database
+        with database.connection() as conn:
+            stored = find_session(conn, session_id)
+        # An ended session is no session: the sign-in form then issues a fresh one.
+        return None if stored is None else Session(stored.csrf, session_id, stored.principal)
+    if isinstance(data.get("csrf"), str):
+        return Session(data["csrf"])
+    return None
 
 
-def new_session(token_id: int | None = None) -> Session:
-    return Session(secrets.token_urlsafe(32), token_id)
+def new_session() -> Session:
+    return Session(secrets.token_urlsafe(32))
 
 
 def write_session(request: Request, response: Response, session: Session) -> None:
-    value = _serializer(request).dumps({"csrf": session.csrf, "token": session.token_id})
+    payload = {"sid": session.session_id} if session.session_id else {"csrf": session.csrf}
+    value = _serializer(request).dumps(payload)
     response.set_cookie(
         COOKIE,
         value,
@@ -80,12 +94,8 @@ def clear_session(response: Response) -> None:
     response.delete_cookie(COOKIE, path=PATH)
 
 
-def principal_of(request: Request, session: Session | None) -> Principal | None:
-    if session is None or session.token_id is None:
-        return None
-    database: Database = request.app.state.database
-    with database.connection() as conn:
-        return active_principal(conn, session.token_id)
+def principal_of(session: Session | None) -> Principal | None:
+    return None if session is None else session.principal
 
 
 def _same_origin(request: Request) -> bool:

@@ -18,6 +18,7 @@ from hie.errors import (
     NotFound,
     PermissionDenied,
     Unauthenticated,
+    Unavailable,
 )
 from hie.outcome import OutcomeIssue, operation_outcome
 
@@ -135,6 +136,12 @@ def _unstorable(request: Request, exc: Exception) -> Response:
     return _outcome_for(request, 400, [issue])
 
 
+def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
+    issue = OutcomeIssue("fatal", "exception", "internal error")
+    return _outcome_for(request, 500, [issue])
+
+
 class UnexpectedErrors:
     """ASGI middleware answering an unexpected exception with a 500 OperationOutcome.
 
@@ -161,20 +168,64 @@ class UnexpectedErrors:
 
         try:
             await self.app(scope, receive, tracking_send)
-        except Exception:
+        except Exception as exc:
             if started:
                 raise
-            request = Request(scope)
-            log.exception("unexpected error on %s %s", request.method, request.url.path)
-            response = _outcome_for(
-                request, 500, [OutcomeIssue("fatal", "exception", "internal error")]
-            )
-            await response(scope, receive, send)
+            await _unexpected(Request(scope), exc)(scope, receive, send)
+
+
+# Seconds a client is asked to wait before sending the same request again while a dependency is
+# down (``Retry-After``); ``hie push`` honours it.
+RETRY_AFTER_SECONDS = 5
+
+
+# SQLSTATE classes and codes of failures that another attempt can get past: connection
+# exceptions, transaction rollback (serialization failure, deadlock), insufficient resources,
+# operator intervention (shutdown, cancel, not yet accepting connections), system errors, a lock
+# or object busy. Other OperationalErrors (a program limit exceeded by the request's own data,
+# for one) would fail the same way again: those stay 500.
+_TRANSIENT_CLASSES = ("08", "40", "53", "57", "58")
+_TRANSIENT_CODES = ("55P03", "55006")
+
+
+def _is_transient(exc: Exception) -> bool:
+    if isinstance(exc, Unavailable):
+        return True
+    if not isinstance(exc, psycopg.OperationalError):
+        return False
+    # No SQLSTATE: failed on the client's side (refused, lost, closed, the pool's wait over).
+    state = exc.sqlstate
+    return state is None or state[:2] in _TRANSIENT_CLASSES or state in _TRANSIENT_CODES
+
+
+def _transient(request: Request, exc: Exception) -> Response:
+    """503 with ``Retry-After``: the database or the broker did not answer. Nothing was stored,
+    or a commit's outcome is unknown; either way the same upload sent again is answered with the
+    platform's usual idempotent receipt (the original one if it had been stored)."""
+    if not _is_transient(exc):
+        return _unexpected(request, exc)
+    dependency = exc.dependency if isinstance(exc, Unavailable) else "database"
+    # The class name only: a driver's message may carry host names and ports.
+    log.warning(
+        "%s unavailable on %s %s: %s",
+        dependency,
+        request.method,
+        request.url.path,
+        type(exc).__name__,
+    )
+    issue = OutcomeIssue("error", "transient", f"the {dependency} is unavailable; retry later")
+    return _outcome_for(request, 503, [issue], {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(psycopg.DataError, _unstorable)
     app.add_exception_handler(UnicodeEncodeError, _unstorable)
     app.add_exception_handler(HieError, _hie_error)
+    # psycopg's OperationalError covers a refused or lost connection, a pool timeout
+    # (psycopg_pool.PoolTimeout), a server shutting down, and a serialization failure or
+    # deadlock that outlived the write path's own retries: 503, worth the same request again
+    # (_is_transient sends the rest of OperationalError to the 500 path).
+    app.add_exception_handler(psycopg.OperationalError, _transient)
+    app.add_exception_handler(Unavailable, _transient)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_error)

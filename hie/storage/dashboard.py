@@ -9,21 +9,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from hie.auth import Principal
 from hie.storage.database import Connection
 
 # A sample error is looked for among this many of the month's latest rejected uploads: enough to
 # find one for every frequent rule, and a bound on the work when an institution rejects millions.
 SAMPLE_SCAN = 500
-
-
-def active_principal(conn: Connection, token_id: int) -> Principal | None:
-    """The principal of a signed-in session's token, or None once the token is revoked."""
-    row = conn.execute(
-        "select id, role, institution_code from access_token where id = %s and revoked_at is null",
-        (token_id,),
-    ).fetchone()
-    return None if row is None else Principal(row["id"], row["role"], row["institution_code"])
 
 
 def report_months(conn: Connection) -> list[date]:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -54,16 +56,34 @@ class Database:
         self._open_transactions: list[Transaction] = []
 
     @classmethod
-    def from_url(cls, url: str, *, min_size: int = 1, max_size: int = 10) -> Database:
+    def from_url(
+        cls, url: str, *, min_size: int = 1, max_size: int = 10, timeout: float = 30.0
+    ) -> Database:
+        """A pool on ``url``. Once open, taking a connection fails within ``timeout`` seconds
+        (``PoolTimeout``, a ``psycopg.OperationalError``) while the server is unreachable."""
+        kwargs: dict[str, Any] = {"autocommit": True, "row_factory": dict_row}
+        if "connect_timeout" not in conninfo_to_dict(url):
+            # libpq counts whole seconds, and at least 2.
+            kwargs["connect_timeout"] = max(2, math.ceil(timeout))
         pool: ConnectionPool[Connection] = ConnectionPool(
             url,
             min_size=min_size,
             max_size=max_size,
-            kwargs={"autocommit": True, "row_factory": dict_row},
+            kwargs=kwargs,
+            timeout=timeout,
+            # A connection broken by a server restart is replaced before it is handed out, not
+            # discovered by the request that gets it.
+            check=ConnectionPool.check_connection,
             open=False,
             name="hie",
         )
+        # At start the server may still be coming up: keep trying for 30 s.
         pool.open(wait=True, timeout=30)
+        # Afterwards a reconnection gives up quickly, and the next request that finds the pool
+        # empty starts a new one: with the pool's default (retrying for 5 minutes with a doubling
+        # delay) requests would go on failing, after the server is back, for up to as long again
+        # as the outage lasted.
+        pool.reconnect_timeout = timeout
         return cls(pool)
 
     @contextmanager
@@ -107,7 +127,10 @@ def open_database(settings: Settings, *, migrate: bool = True) -> Database:
         url = settings.database_url.get_secret_value()
     try:
         database = Database.from_url(
-            url, min_size=settings.db_pool_min, max_size=settings.db_pool_max
+            url,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+            timeout=settings.db_timeout,
         )
     except Exception:
         if embedded is not None:

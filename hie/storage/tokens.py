@@ -10,6 +10,7 @@ from hie.errors import InvalidInput, NotFound, Problem
 from hie.storage.audit import record_event
 from hie.storage.database import Connection
 from hie.storage.institutions import get_institution
+from hie.storage.sessions import end_token_sessions
 
 
 def create_token(
@@ -69,6 +70,8 @@ def revoke_token(conn: Connection, token_id: int, *, actor: str) -> None:
     ).fetchone()
     if row is None:
         raise NotFound(f"no token with id {token_id}")
+    # Its dashboard sessions end now (the session look-up also checks revocation; this records it).
+    end_token_sessions(conn, token_id)
     record_event(conn, actor, "token.revoke", row["institution_code"], token_id=token_id)
 
 

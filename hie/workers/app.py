@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+import kombu.exceptions
 from celery import Celery, current_app
 from celery.schedules import crontab
 
 from hie.config import Settings
+from hie.errors import Unavailable
+
+log = logging.getLogger(__name__)
 
 TASK_MODULES = ["hie.workers.maintenance", "hie.workers.reports"]
 
@@ -68,7 +73,9 @@ def configure(settings: Settings) -> Celery:
         app.conf.update(
             broker_url=settings.broker_url.get_secret_value(),
             result_backend="rpc://",
-            broker_connection_timeout=5,
+            # Bounds how long queueing a task tries to reach the broker (kombu keeps retrying
+            # for this long), so a request is answered 503 promptly while RabbitMQ is down.
+            broker_connection_timeout=settings.broker_timeout,
             task_always_eager=False,
             task_eager_propagates=False,
             **common,
@@ -88,13 +95,23 @@ def release(app: Celery) -> None:
     app.close()
 
 
+def send_task(task: Any, *args: Any) -> Any:
+    """Queue ``task`` (its ``AsyncResult``), or raise ``Unavailable("broker")`` when the broker
+    cannot be reached within ``HIE_BROKER_TIMEOUT``: nothing was queued, the caller may retry."""
+    try:
+        return task.apply_async(args=args)
+    except kombu.exceptions.OperationalError as exc:
+        log.warning("broker unavailable while queueing %s: %s", task.name, type(exc).__name__)
+        raise Unavailable("broker") from None
+
+
 def broker_status(app: Celery) -> dict[str, str]:
     """Whether the broker answers; in-process mode has none to ask."""
     if app.conf.task_always_eager:
         return {"status": "ok", "mode": "in-process"}
     try:
         with app.connection_for_write() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
+            connection.ensure_connection(max_retries=1, timeout=app.conf.broker_connection_timeout)
     except Exception as exc:
         return {"status": "unavailable", "mode": "rabbitmq", "error": type(exc).__name__}
     return {"status": "ok", "mode": "rabbitmq"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -24,7 +25,7 @@ def test_healthz_is_503_when_the_broker_is_down(database_url: str, tmp_path: Pat
         database_url=database_url,
         broker_url="amqp://guest:guest@127.0.0.1:1//",
         data_dir=tmp_path,
-        secret_key="s" * 40,
+        secret_key=secrets.token_urlsafe(48),
     )
     try:
         with TestClient(create_app(settings)) as client:

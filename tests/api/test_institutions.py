@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -205,7 +206,10 @@ def test_bodies_over_the_size_limit_get_413(
     database_url: str, tmp_path, tokens: dict[str, str]
 ) -> None:
     small = Settings(
-        database_url=database_url, data_dir=tmp_path, secret_key="s" * 40, max_request_bytes=1000
+        database_url=database_url,
+        data_dir=tmp_path,
+        secret_key=secrets.token_urlsafe(48),
+        max_request_bytes=1000,
     )
     with TestClient(create_app(small)) as client:
         response = client.post(

@@ -4,6 +4,7 @@ of each role; a real uvicorn server of it for the browser tests."""
 from __future__ import annotations
 
 import hashlib
+import secrets
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -162,7 +163,7 @@ def site(make_database: Callable[[], str], tmp_path_factory: pytest.TempPathFact
     settings = Settings(
         database_url=make_database(),
         data_dir=tmp_path_factory.mktemp("dashboard"),
-        secret_key="d" * 40,
+        secret_key=secrets.token_urlsafe(48),
     )
     database = open_database(settings)
     try:

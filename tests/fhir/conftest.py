@@ -3,6 +3,7 @@ under TestClient, and the same app on a real uvicorn server on a free local port
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ def fhir_settings(
     return Settings(
         database_url=make_database(),
         data_dir=tmp_path_factory.mktemp("fhir"),
-        secret_key="s" * 40,
+        secret_key=secrets.token_urlsafe(48),
         max_bundle_entries=500,
         db_pool_max=12,
     )

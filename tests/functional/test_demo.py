@@ -4,6 +4,7 @@ rerun changes nothing."""
 from __future__ import annotations
 
 import os
+import secrets
 import subprocess
 import sys
 from datetime import date
@@ -45,7 +46,7 @@ def test_demo_prints_the_generators_truth_and_reruns_safely(
     env |= {
         "HIE_DATABASE_URL": database_url,
         "HIE_DATA_DIR": str(tmp_path),
-        "HIE_SECRET_KEY": "k" * 40,
+        "HIE_SECRET_KEY": secrets.token_urlsafe(48),
     }
     env["COLUMNS"] = "300"  # one table row per printed line
     first = run_demo(env)

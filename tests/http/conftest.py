@@ -4,6 +4,7 @@ server errors answered (not raised), as a client would see them."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -35,7 +36,7 @@ def hostile_settings(
     return Settings(
         database_url=make_database(),
         data_dir=tmp_path_factory.mktemp("hostile"),
-        secret_key="s" * 40,
+        secret_key=secrets.token_urlsafe(48),
     )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -30,7 +31,7 @@ def test_the_fhir_routes_are_described_for_clients(tmp_path: Path) -> None:
         Settings(
             database_url="postgresql://nobody@127.0.0.1:1/none",
             data_dir=tmp_path,
-            secret_key="k" * 40,
+            secret_key=secrets.token_urlsafe(48),
         )
     ).openapi()
     create = spec["paths"]["/fhir/{resource_type}"]["post"]
