@@ -23,7 +23,13 @@ from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
 from hie.fhir.server import FhirServer
-from hie.http import BodySizeLimit, SecurityHeaders, install_error_handlers
+from hie.http import (
+    BodySizeLimit,
+    RefuseUnstorable,
+    SecurityHeaders,
+    UnexpectedErrors,
+    install_error_handlers,
+)
 from hie.http.errors import RETRY_AFTER_SECONDS
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
@@ -74,6 +80,9 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         lifespan=lifespan,
     )
     app.state.settings = settings
+    # Innermost first: an unexpected error is answered inside every other middleware.
+    app.add_middleware(UnexpectedErrors)
+    app.add_middleware(RefuseUnstorable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
     install_error_handlers(app)
     app.include_router(institutions_router)

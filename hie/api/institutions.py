@@ -6,11 +6,12 @@ from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Body, Query, Response, status
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from hie.auth import Principal
 from hie.http.security import DatabaseDep, PrincipalDep
 from hie.registry import Institution, parse_declarations_csv, parse_institutions_csv
+from hie.storable import unstorable
 from hie.storage import Connection
 from hie.storage.catalog import current_catalog
 from hie.storage.declarations import (
@@ -33,16 +34,25 @@ Kind = Literal["hospital", "district"]
 CSV_BODY = {"content": {"text/csv": {"schema": {"type": "string"}}}}
 
 
+def _storable(text: str) -> str:
+    if (why := unstorable(text)) is not None:
+        raise ValueError(why)  # pydantic: a 422 naming the field
+    return text
+
+
+Text = Annotated[str, AfterValidator(_storable)]
+
+
 class InstitutionIn(BaseModel):
     code: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", examples=["320114000000"])
-    name: str = Field(min_length=1, max_length=200, examples=["雨花台区"])
+    name: Text = Field(min_length=1, max_length=200, examples=["雨花台区"])
     kind: Kind
-    district: str | None = Field(default=None, description="The district of a hospital.")
+    district: Text | None = Field(default=None, description="The district of a hospital.")
 
 
 class InstitutionPatch(BaseModel):
-    name: str | None = Field(default=None, min_length=1, max_length=200)
-    district: str | None = None
+    name: Text | None = Field(default=None, min_length=1, max_length=200)
+    district: Text | None = None
 
 
 class DeclarationOut(BaseModel):
@@ -52,7 +62,7 @@ class DeclarationOut(BaseModel):
 
 
 class DeclarationIn(BaseModel):
-    tables: list[str] = Field(description="Table codes; an empty list declares nothing")
+    tables: list[Text] = Field(description="Table codes; an empty list declares nothing")
 
 
 class InstitutionOut(BaseModel):

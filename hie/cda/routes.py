@@ -16,6 +16,7 @@ from hie.errors import HieError, NotFound
 from hie.http.errors import FHIR_JSON, outcome_response
 from hie.http.security import DatabaseDep, PrincipalDep
 from hie.outcome import OutcomeIssue
+from hie.storage.partitions import receipt_time_problem
 from hie.storage.uploads import find_upload
 
 router = APIRouter(tags=["cda"])
@@ -70,6 +71,10 @@ async def post_cda(
                         "error", "value", "received_at needs a time zone offset", "received_at"
                     )
                 ],
+            )
+        if (why := receipt_time_problem(received_at)) is not None:
+            return outcome_response(
+                422, [OutcomeIssue("error", "value", f"received_at {why}", "received_at")]
             )
     body = await request.body()
     pipeline: CdaPipeline = request.app.state.cda_pipeline

@@ -111,7 +111,7 @@ def _json(results: list[FileResult]) -> str:
                 "format": r.format,
                 "table": r.table,
                 "valid": not r.report.rejected,
-                "outcome": r.report.to_operation_outcome(),
+                "outcome": r.report.to_operation_outcome(per_rule=None),
             }
             for r in results
         ],

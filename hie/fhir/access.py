@@ -14,6 +14,7 @@ from hie.auth import Principal
 from hie.errors import PermissionDenied
 from hie.storage import Connection
 from hie.storage.institutions import get_institution
+from hie.storage.partitions import receipt_time_problem
 
 INSTITUTION_HEADER = "X-HIE-Institution"
 # An administrator's backfill of historical uploads keeps their original receipt time.
@@ -38,7 +39,9 @@ def backfill_time(principal: Principal, header: str | None) -> datetime | None:
     principal.require_role("admin")
     moment = datetime.fromisoformat(header.strip())
     if moment.tzinfo is None:
-        raise ValueError(f"{RECEIVED_AT_HEADER} needs a time zone offset, e.g. +08:00")
+        raise ValueError("needs a time zone offset, e.g. +08:00")
+    if (why := receipt_time_problem(moment)) is not None:
+        raise ValueError(why)
     return moment
 
 

@@ -29,7 +29,8 @@ def _add_months(moment: datetime, months: int) -> datetime:
 
 
 def date_range(text: str, zone: ZoneInfo) -> Range | None:
-    """The range ``text`` stands for, or None when it is not a FHIR date/dateTime/instant."""
+    """The range ``text`` stands for, or None when it is not a FHIR date/dateTime/instant or
+    falls outside ``[MIN, MAX]`` (years 1 and 9999 at their very edges)."""
     match = _DATE.fullmatch(text.strip())
     if match is None:
         return None
@@ -54,6 +55,18 @@ def date_range(text: str, zone: ZoneInfo) -> Range | None:
         )
     except ValueError:
         return None
+    try:
+        found = _widen(low, parts)
+    except (OverflowError, ValueError):  # 9999-12-31 ends after the last datetime
+        return None
+    # MIN and MAX stand for open ends: a value reaching them is out of range, not open.
+    if found[0] < MIN or found[1] > MAX:
+        return None
+    return found
+
+
+def _widen(low: datetime, parts: dict[str, str | None]) -> Range:
+    """``[low, high)``: ``low`` to the end of the precision written."""
     if parts["f"]:
         precision = timedelta(microseconds=10 ** max(0, 6 - len(parts["f"])))
         return low, low + precision

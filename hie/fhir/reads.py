@@ -11,7 +11,13 @@ from hie.fhir.calls import Call
 from hie.fhir.content import instant, served_form
 from hie.fhir.dates import date_range
 from hie.fhir.responses import Answer, Preferences, bundle, error, resource_answer
-from hie.fhir.search import ParsedSearch, SearchError, parse_search
+from hie.fhir.search import (
+    ParsedSearch,
+    SearchError,
+    check_storable,
+    parse_search,
+    whole_number,
+)
 from hie.storage import Connection, Database
 from hie.storage.fhir import (
     instance_history,
@@ -82,10 +88,11 @@ def history(
 ) -> Answer:
     values = dict(pairs)
     try:
-        page = min(int(values.get("_count", "20")), 1000)
-        offset = int(values.get("_offset", "0"))
-    except ValueError:
-        return error(400, "invalid", "_count and _offset are whole numbers")
+        check_storable(pairs)
+        page = min(whole_number(values.get("_count", "20"), "_count"), 1000)
+        offset = whole_number(values.get("_offset", "0"), "_offset")
+    except SearchError as exc:
+        return error(400, "invalid", str(exc))
     since = None
     if "_since" in values:
         found = date_range(values["_since"], zone)

@@ -9,9 +9,9 @@ import re
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Annotated
-from urllib.parse import unquote_plus
+from urllib.parse import unquote_plus, urlencode
 
-from fastapi import APIRouter, Header, Request
+from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import FormData
@@ -30,6 +30,7 @@ from hie.fhir.audit_events import AUDIT_EVENT, read_audit, search_audit
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
+from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
@@ -43,6 +44,8 @@ _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
+ResourceType = Annotated[str, Path(**RESOURCE_TYPE)]
+ResourceId = Annotated[str, Path(**RESOURCE_ID)]
 
 
 def _server(request: Request) -> FhirServer:
@@ -180,7 +183,7 @@ def _bad_id(request: Request, resource_id: str) -> Response | None:
     return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"), request)
 
 
-@router.get("/metadata", summary="CapabilityStatement (no token needed)")
+@router.get("/metadata", summary="CapabilityStatement (no token needed)", openapi_extra=extra())
 async def metadata(request: Request) -> Response:
     def blocking() -> Answer:
         server = _server(request)
@@ -260,7 +263,7 @@ async def audit_write(request: Request) -> Response:
     return _respond(answer, request)
 
 
-@router.post("", summary="transaction or batch Bundle")
+@router.post("", summary="transaction or batch Bundle", openapi_extra=extra(body="bundle"))
 async def transaction(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
@@ -275,9 +278,12 @@ async def transaction(
     )
 
 
-@router.get("/{resource_type}", summary="search")
+@router.get("/{resource_type}", summary="search", openapi_extra=extra(query="search"))
 async def search(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
     return await _run(
@@ -293,12 +299,20 @@ async def search(
     )
 
 
-@router.post("/{resource_type}/_search", summary="search (form-encoded parameters)")
+@router.post(
+    "/{resource_type}/_search",
+    summary="search (form-encoded parameters)",
+    openapi_extra=extra(body="form", query="search"),
+)
 async def search_post(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request, await request.form())
-    self_url = f"{_base(request)}/{resource_type}"
+    # The same search as a GET URL: its self and next links page like a GET search's.
+    self_url = f"{_base(request)}/{resource_type}?{urlencode(pairs)}"
     return await _run(
         request,
         principal,
@@ -312,8 +326,14 @@ async def search_post(
     )
 
 
-@router.post("/{resource_type}/$validate", summary="$validate a resource (nothing stored)")
-async def validate_type(request: Request, resource_type: str, principal: PrincipalDep) -> Response:
+@router.post(
+    "/{resource_type}/$validate",
+    summary="$validate a resource (nothing stored)",
+    openapi_extra=extra(body="resource"),
+)
+async def validate_type(
+    request: Request, resource_type: ResourceType, principal: PrincipalDep
+) -> Response:
     body = await request.body()
     return await _run(
         request,
@@ -325,9 +345,13 @@ async def validate_type(request: Request, resource_type: str, principal: Princip
     )
 
 
-@router.post("/{resource_type}/{resource_id}/$validate", summary="$validate against an id")
+@router.post(
+    "/{resource_type}/{resource_id}/$validate",
+    summary="$validate against an id",
+    openapi_extra=extra(body="resource"),
+)
 async def validate_instance(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     body = await request.body()
     return _bad_id(request, resource_id) or await _run(
@@ -340,10 +364,14 @@ async def validate_instance(
     )
 
 
-@router.post("/{resource_type}", summary="create (conditional with If-None-Exist)")
+@router.post(
+    "/{resource_type}",
+    summary="create (conditional with If-None-Exist)",
+    openapi_extra=extra(body="resource", query="search"),
+)
 async def create(
     request: Request,
-    resource_type: str,
+    resource_type: ResourceType,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_none_exist: Annotated[str | None, Header(alias="If-None-Exist")] = None,
@@ -363,10 +391,14 @@ async def create(
     )
 
 
-@router.put("/{resource_type}", summary="conditional update (search parameters in the URL)")
+@router.put(
+    "/{resource_type}",
+    summary="conditional update (search parameters in the URL)",
+    openapi_extra=extra(body="resource", query="search"),
+)
 async def conditional_update(
     request: Request,
-    resource_type: str,
+    resource_type: ResourceType,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -390,9 +422,14 @@ async def conditional_update(
     )
 
 
-@router.get("/{resource_type}/_history", summary="type history")
+@router.get(
+    "/{resource_type}/_history", summary="type history", openapi_extra=extra(query="history")
+)
 async def type_history(
-    request: Request, resource_type: str, principal: PrincipalDep, prefer: PreferHeader = None
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
     return await _run(
@@ -410,9 +447,9 @@ async def type_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read")
+@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra())
 async def read(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     return _bad_id(request, resource_id) or await _run(
         request,
@@ -426,11 +463,15 @@ async def read(
     )
 
 
-@router.put("/{resource_type}/{resource_id}", summary="update, or create with this id")
+@router.put(
+    "/{resource_type}/{resource_id}",
+    summary="update, or create with this id",
+    openapi_extra=extra(body="resource"),
+)
 async def update(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -449,11 +490,11 @@ async def update(
     )
 
 
-@router.delete("/{resource_type}/{resource_id}", summary="delete")
+@router.delete("/{resource_type}/{resource_id}", summary="delete", openapi_extra=extra())
 async def delete(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     principal: PrincipalDep,
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
@@ -472,9 +513,13 @@ async def delete(
     )
 
 
-@router.get("/{resource_type}/{resource_id}/_history", summary="instance history")
+@router.get(
+    "/{resource_type}/{resource_id}/_history",
+    summary="instance history",
+    openapi_extra=extra(query="history"),
+)
 async def instance_history(
-    request: Request, resource_type: str, resource_id: str, principal: PrincipalDep
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     pairs = _pairs(request)
     return _bad_id(request, resource_id) or await _run(
@@ -491,11 +536,13 @@ async def instance_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}/_history/{version_id}", summary="vread")
+@router.get(
+    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", openapi_extra=extra()
+)
 async def vread(
     request: Request,
-    resource_type: str,
-    resource_id: str,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
     version_id: str,
     principal: PrincipalDep,
 ) -> Response:

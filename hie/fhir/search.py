@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from hie.fhir.dates import date_range
 from hie.fhir.parameters import PARAMETERS, SearchParameter, parameters_of, reference_target
 from hie.normalize.fhir import canonical_system
+from hie.storable import printable, unstorable
 from hie.storage.search import (
     Criterion,
     DateComparison,
@@ -85,19 +86,42 @@ def _reference(param: SearchParameter, modifier: str | None, text: str) -> Token
     return TokenMatch(code=f"{kinds[0]}/{text}")
 
 
-def date_comparison(text: str, zone: ZoneInfo) -> DateComparison:
+def date_comparison(text: str, zone: ZoneInfo, name: str = "date") -> DateComparison:
     prefix = text[:2] if text[:2] in PREFIXES else "eq"
     value = text[2:] if text[:2] in PREFIXES else text
     found = date_range(value, zone)
     if found is None:
-        raise SearchError(f"{text!r} is not a FHIR date (yyyy, yyyy-mm, yyyy-mm-dd[Thh:mm[:ss]])")
+        raise SearchError(
+            f"{name}={text}: not a FHIR date (yyyy, yyyy-mm, yyyy-mm-dd[Thh:mm[:ss]]) "
+            "between 0001-01-02 and 9999-12-30"
+        )
     return DateComparison(cast(Prefix, prefix), found[0], found[1])
 
 
-def _count(text: str, name: str) -> int:
-    if not text.isdigit():
-        raise SearchError(f"{name} must be a whole number, not {text!r}")
+# Paging past this is no use to anyone, and the database's bigint ends not far beyond.
+MAX_OFFSET = 10**9
+_WHOLE = re.compile(r"[0-9]{1,10}")
+
+
+def whole_number(text: str, name: str, *, most: int = MAX_OFFSET) -> int:
+    """A paging number: ASCII digits from 0 to ``most``; SearchError naming ``name``."""
+    if not _WHOLE.fullmatch(text) or int(text) > most:
+        raise SearchError(f"{name} must be a whole number from 0 to {most}, not {text!r}")
     return int(text)
+
+
+def _count(text: str, name: str) -> int:
+    return whole_number(text, name)
+
+
+def check_storable(pairs: list[tuple[str, str]]) -> None:
+    """SearchError naming the parameter whose name or value the database could not hold
+    (a percent-encoded NUL in a form body or an If-None-Exist condition)."""
+    for name, value in pairs:
+        if (why := unstorable(name)) is not None:
+            raise SearchError(f"a search parameter name ({printable(name)}) {why}")
+        if (why := unstorable(value)) is not None:
+            raise SearchError(f"search parameter {printable(name)} {why}")
 
 
 def _include(text: str, name: str, resource_type: str) -> Include:
@@ -121,6 +145,7 @@ def parse_search(
     zone: ZoneInfo,
 ) -> ParsedSearch:
     """Read the (name, value) pairs of a search; raises :class:`SearchError` for bad values."""
+    check_storable(pairs)
     query = SearchQuery(institution_code, resource_type, count=DEFAULT_COUNT)
     parsed = ParsedSearch(query)
     known = parameters_of(resource_type)
@@ -132,7 +157,7 @@ def parse_search(
             ids = tuple(_split(value, ","))
             query.ids = ids if query.ids is None else tuple(i for i in query.ids if i in ids)
         elif name == "_lastUpdated":
-            query.last_updated.append(date_comparison(value, zone))
+            query.last_updated.append(date_comparison(value, zone, name))
         elif name == "_count":
             query.count = min(_count(value, name), MAX_COUNT)
             parsed.count_only = parsed.count_only or query.count == 0
@@ -181,7 +206,9 @@ def _criterion(
     if param.kind == "date":
         if modifier:
             raise SearchError(f"{param.name}:{modifier}: dates take no modifier but :missing")
-        return DateCriterion(param.name, tuple(date_comparison(v, zone) for v in values))
+        return DateCriterion(
+            param.name, tuple(date_comparison(v, zone, param.name) for v in values)
+        )
     if param.kind == "reference":
         if modifier and modifier not in PARAMETERS:
             raise SearchError(f"{param.name}:{modifier}: the modifier must be a resource type")

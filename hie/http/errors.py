@@ -9,6 +9,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hie.errors import (
     Conflict,
@@ -120,10 +121,57 @@ def _http_error(request: Request, exc: Exception) -> Response:
     return _outcome_for(request, exc.status_code, issues, dict(exc.headers or {}))
 
 
+def _unstorable(request: Request, exc: Exception) -> Response:
+    """The last line behind the checks where input enters: a value PostgreSQL refuses
+    (U+0000, a character the encoding lacks, a number out of range) is the client's input."""
+    log.warning(
+        "database refused a value on %s %s: %s", request.method, request.url.path, type(exc)
+    )
+    issue = OutcomeIssue(
+        "error",
+        "value",
+        "the request holds a value the database cannot store (such as U+0000, a lone "
+        "surrogate or a number out of range)",
+    )
+    return _outcome_for(request, 400, [issue])
+
+
 def _unexpected(request: Request, exc: Exception) -> Response:
-    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     issue = OutcomeIssue("fatal", "exception", "internal error")
     return _outcome_for(request, 500, [issue])
+
+
+class UnexpectedErrors:
+    """ASGI middleware answering an unexpected exception with a 500 OperationOutcome.
+
+    Not an ``Exception`` handler: Starlette's ServerErrorMiddleware re-raises after calling one,
+    and uvicorn then closes the connection, breaking the client's next request on it. Here the
+    error is logged and answered, and the connection stays usable. An error after the answer
+    started can only end it, so that one still propagates.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            if started:
+                raise
+            await _unexpected(Request(scope), exc)(scope, receive, send)
 
 
 # Seconds a client is asked to wait before sending the same request again while a dependency is
@@ -170,7 +218,8 @@ def _transient(request: Request, exc: Exception) -> Response:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(Exception, _unexpected)
+    app.add_exception_handler(psycopg.DataError, _unstorable)
+    app.add_exception_handler(UnicodeEncodeError, _unstorable)
     app.add_exception_handler(HieError, _hie_error)
     # psycopg's OperationalError covers a refused or lost connection, a pool timeout
     # (psycopg_pool.PoolTimeout), a server shutting down, and a serialization failure or

@@ -17,7 +17,7 @@ from hie.metrics.timeliness import summarize
 from hie.storage import Connection
 from hie.storage.catalog import current_catalog
 from hie.storage.declarations import declarations_at
-from hie.storage.partitions import next_month, previous_month
+from hie.storage.partitions import FIRST_YEAR, LAST_YEAR, next_month, previous_month
 
 PERSON_CATEGORIES = ("basic", "hypertension", "diabetes")
 TOP_REASONS = 5
@@ -88,6 +88,8 @@ def parse_month(text: str) -> date:
         parsed = datetime.strptime(text, "%Y-%m")  # noqa: DTZ007 (a calendar month, no time)
     except ValueError:
         raise ValueError(f"{text!r} is not a month; write it as YYYY-MM, e.g. 2019-07") from None
+    if not FIRST_YEAR <= parsed.year <= LAST_YEAR:
+        raise ValueError(f"{text!r} is not a month from {FIRST_YEAR}-01 to {LAST_YEAR}-12")
     return parsed.date()
 
 

@@ -8,6 +8,7 @@ import re
 
 from hie.errors import InvalidInput, Problem
 from hie.registry.model import KINDS, Institution, check_code
+from hie.storable import unstorable
 
 _LIST_SEPARATOR = re.compile(r"[\s;,]+")
 
@@ -44,6 +45,15 @@ def _rows(
                 )
                 continue
             values = {name: cell.strip() for name, cell in zip(header, row, strict=True)}
+            # The database cannot hold these; named here with the line and column.
+            unstorable_cells = [
+                Problem(why, reader.line_num, name)
+                for name, cell in values.items()
+                if (why := unstorable(cell)) is not None
+            ]
+            if unstorable_cells:
+                problems += unstorable_cells
+                continue
             rows.append((reader.line_num, values))
     except csv.Error as exc:
         problems.append(Problem(f"malformed CSV: {exc}", reader.line_num))

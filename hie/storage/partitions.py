@@ -15,6 +15,17 @@ log = logging.getLogger(__name__)
 
 PARTITIONED_TABLES = ("upload", "record_version")
 
+# The receipt months the platform keeps: a receipt time (a backfill's) or a report month outside
+# them is a typing error, and at the edges of the calendar month arithmetic would overflow.
+FIRST_YEAR, LAST_YEAR = 1900, 2999
+
+
+def receipt_time_problem(moment: datetime) -> str | None:
+    """Why ``moment`` cannot be a receipt time, or None."""
+    if not FIRST_YEAR <= moment.year <= LAST_YEAR:
+        return f"must fall in the years {FIRST_YEAR} to {LAST_YEAR}"
+    return None
+
 
 def month_of(moment: datetime, zone: ZoneInfo) -> date:
     """The first day of the month ``moment`` falls in, in the platform's time zone."""

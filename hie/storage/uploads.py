@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,6 +31,53 @@ class UploadRow:
     token_id: int | None
 
 
+# A stored receipt is kept under this size: the dashboard reads receipts for its sample issues,
+# and one hostile upload must not make that page (or the table) heavy. The client got the
+# answer in full.
+MAX_RECEIPT_BYTES = 64 * 1024
+
+
+def _size(value: Any) -> int:
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _trimmed(value: Any, keep: int) -> Any:
+    """``value`` with every ``issue`` and ``entry`` list cut to its first ``keep`` items."""
+    if isinstance(value, list):
+        return [_trimmed(v, keep) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {}
+    for key, item in value.items():
+        if key in ("issue", "entry") and isinstance(item, list) and len(item) > keep:
+            item = item[:keep]
+        out[key] = _trimmed(item, keep)
+    return out
+
+
+def bounded_receipt(receipt: dict[str, Any], limit: int = MAX_RECEIPT_BYTES) -> dict[str, Any]:
+    """The receipt as stored: whole when under ``limit`` bytes, else with its issue and entry
+    lists cut short and a note saying so."""
+    if _size(receipt) <= limit:
+        return receipt
+    note = {
+        "severity": "information",
+        "code": "informational",
+        "diagnostics": f"the stored receipt is cut to {limit} bytes; the answer was sent whole",
+    }
+    keep = 100
+    while keep >= 1:
+        trimmed: dict[str, Any] = _trimmed(receipt, keep)
+        if isinstance(trimmed.get("issue"), list):
+            trimmed["issue"] = [*trimmed["issue"], note]
+        else:
+            trimmed["truncated"] = note["diagnostics"]
+        if _size(trimmed) <= limit:
+            return trimmed
+        keep //= 2
+    return {"resourceType": "OperationOutcome", "issue": [note]}
+
+
 def record_upload(conn: Connection, upload: UploadRow) -> None:
     conn.execute(
         """
@@ -50,7 +98,7 @@ def record_upload(conn: Connection, upload: UploadRow) -> None:
             upload.http_status,
             upload.records_written,
             upload.rejected_count,
-            Jsonb(upload.receipt),
+            Jsonb(bounded_receipt(upload.receipt)),
             upload.token_id,
         ),
     )

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hie.catalog import Catalog, Table
+from hie.storable import printable, unstorable_in
 from hie.validators.conformance import SERVER, Context
 from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
@@ -81,6 +82,13 @@ NOT_RESOURCE = register(
     "fhir.json.resource",
     summary="A FHIR JSON upload is one JSON object with a resourceType.",
     fix='Send one resource as {"resourceType": "Patient", ...}; several resources go in a Bundle.',
+)
+UNSTORABLE = register(
+    "fhir.json.unstorable",
+    summary="No string or property name holds U+0000 or a lone UTF-16 surrogate: "
+    "neither can be stored (nor is it valid FHIR text).",
+    fix="Remove the \\u0000 escape or the unpaired \\ud800-\\udfff escape from the element "
+    "named; a surrogate comes only as a pair.",
 )
 DEPTH = register(
     "fhir.structure.depth",
@@ -249,6 +257,12 @@ def parse_json(
             code="structure",
         )
         return None, report
+    if "\\u" in text:  # only a JSON escape can carry these: raw control characters are refused
+        root = printable(value["resourceType"])
+        for path, why in unstorable_in(value, root):
+            report.add(Severity.FATAL, UNSTORABLE.id, why, code="structure", expression=path)
+        if report.rejected:
+            return None, report
     return value, report
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -61,6 +62,10 @@ class Issue:
         return data
 
 
+# At most this many issues of one rule are listed in an answer (and so in its stored receipt).
+ISSUES_PER_RULE = 100
+
+
 @dataclass
 class Report:
     """Every issue found in one document or resource, in the order found."""
@@ -97,9 +102,31 @@ class Report:
     def warnings(self) -> list[Issue]:
         return [i for i in self.issues if not i.severity.rejects]
 
-    def to_operation_outcome(self) -> dict[str, Any]:
+    def to_operation_outcome(self, per_rule: int | None = ISSUES_PER_RULE) -> dict[str, Any]:
+        """The issues as an OperationOutcome: the first ``per_rule`` of each rule (None: all),
+        then one information issue counting those left out, so a body with 200,000 unknown
+        keys is not answered with 200,000 issues."""
         if not self.issues:
             return operation_outcome(
                 [OutcomeIssue("information", "informational", "no issues found")]
             )
-        return operation_outcome([i.to_outcome_issue() for i in self.issues])
+        if per_rule is None:
+            return operation_outcome([i.to_outcome_issue() for i in self.issues])
+        seen: Counter[str] = Counter()
+        listed: list[OutcomeIssue] = []
+        for issue in self.issues:
+            seen[issue.rule] += 1
+            if seen[issue.rule] <= per_rule:
+                listed.append(issue.to_outcome_issue())
+        left_out = {rule: n - per_rule for rule, n in seen.items() if n > per_rule}
+        if left_out:
+            counts = ", ".join(f"{rule}: {n}" for rule, n in left_out.items())
+            listed.append(
+                OutcomeIssue(
+                    "information",
+                    "informational",
+                    f"{sum(left_out.values())} more issues not listed (the first {per_rule} "
+                    f"of each rule are); left out by rule: {counts}",
+                )
+            )
+        return operation_outcome(listed)

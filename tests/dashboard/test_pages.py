@@ -255,3 +255,28 @@ def test_chinese_pages_offer_a_readable_way_out_without_a_chinese_font(
     assert "lang=en" in note.group(1)
     english = client.get("/dashboard", params={"month": "2019-07", "lang": "en"}).text
     assert "font-note" not in english
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/dashboard?month=0001-01",
+        "/dashboard?month=9999-12",
+        "/dashboard/institutions/H1?month=0001-01",
+        "/dashboard/institutions/H1?month=9999-12",
+        "/dashboard/tables/C0001?month=1899-12",
+        "/dashboard/tables/C0001?month=9999-12",
+    ],
+)
+def test_months_out_of_range_are_refused(client: TestClient, site: Any, url: str) -> None:
+    sign_in(client, site.tokens["regulator"])
+    answer = client.get(url)
+    assert answer.status_code == 400, answer.text[:300]
+    assert url.rsplit("=", 1)[1] in answer.text  # the page names the month it could not show
+
+
+def test_unstorable_characters_in_dashboard_urls_are_refused(client: TestClient, site: Any) -> None:
+    sign_in(client, site.tokens["regulator"])
+    for url in ("/dashboard/institutions/H%001", "/dashboard?month=2019-0%007&sort=a"):
+        answer = client.get(url)
+        assert answer.status_code == 400, (url, answer.text[:300])

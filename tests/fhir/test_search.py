@@ -4,6 +4,7 @@ _revinclude, unknown parameters (lenient and strict), and the query plans on the
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -146,6 +147,39 @@ def test_unknown_parameters_warn_or_fail_when_strict(
     assert strict.status_code == 400
     assert client.get("/fhir/Encounter?date=July", headers=auth(tokens.h1)).status_code == 400
     assert client.get("/fhir/Encounter?status:text=x", headers=auth(tokens.h1)).status_code == 400
+
+
+def test_form_encoded_post_search_answers_as_get(
+    client: TestClient, tokens: Tokens, data: dict[str, str]
+) -> None:
+    """POST /fhir/<type>/_search with form parameters (HAPI's and fhirpy's way) is the GET
+    search: same matches, order and paging, parameters from the URL and the form combined."""
+    pid = data["patient"]
+    form = {"patient": pid, "class": "AMB,EMER", "_sort": "date"}
+    posted = client.post(
+        "/fhir/Encounter/_search?_count=1",
+        data=form,
+        headers=auth(tokens.h1),
+    )
+    assert posted.status_code == 200, posted.text
+    got = client.get(
+        f"/fhir/Encounter?patient={pid}&class=AMB,EMER&_sort=date&_count=1",
+        headers=auth(tokens.h1),
+    )
+    assert got.status_code == 200, got.text
+
+    def matches(bundle: dict[str, Any]) -> list[str]:
+        return [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+
+    assert matches(posted.json()) == matches(got.json()) == [data["e0"]]
+    links = {link["relation"]: link["url"] for link in posted.json()["link"]}
+    assert f"patient={pid}" in links["self"]
+    following = client.get(links["next"].replace("http://testserver", ""), headers=auth(tokens.h1))
+    assert matches(following.json()) == [data["e2"]]
+    # A bad value is refused exactly as in a GET search.
+    bad = client.post("/fhir/Encounter/_search", data={"date": "notadate"}, headers=auth(tokens.h1))
+    assert bad.status_code == 400
+    assert "date=notadate" in bad.json()["issue"][0]["diagnostics"]
 
 
 def test_searches_use_the_index(fhir_settings: Settings, data: dict[str, str]) -> None:
