@@ -123,6 +123,7 @@ class WriteSession:
     persons: dict[str, str | None] = field(default_factory=dict)
     written: int = 0
     unchanged: int = 0
+    index_rows: int = 0  # search-index rows written (for the statistics check after commit)
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
@@ -181,8 +182,11 @@ class WriteSession:
         resource_type, resource_id = resource["resourceType"], resource["id"]
         if result.written:
             self.written += 1
-            row = LiveRow(resource_type, resource_id, head.version, head.received_at, head.record_id)
+            row = LiveRow(
+                resource_type, resource_id, head.version, head.received_at, head.record_id
+            )
             self.index.put(row, prepared.index)
+            self.index_rows += len(prepared.index)
             self._note(resource_type, resource_id, row, prepared.index)
         else:
             self.unchanged += 1
@@ -292,9 +296,9 @@ class WriteSession:
             for value, system, row in lookup_values(
                 self.conn, self.institution_code, resource_type, param, sorted(values)
             ):
-                key = (resource_type, param, value)
-                self._known[key].append((system, row))
-                self._known_of.setdefault((resource_type, row.resource_id), set()).add(key)
+                found = (resource_type, param, value)
+                self._known[found].append((system, row))
+                self._known_of.setdefault((resource_type, row.resource_id), set()).add(found)
 
     def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
         """The live resources matching a condition (a search query string), at most two.
