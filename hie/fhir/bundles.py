@@ -175,6 +175,34 @@ def _rewrite(
     return deferred
 
 
+def _conditional_references(value: Any, found: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The (type, query) of every conditional reference (``Patient?identifier=…``) in a
+    resource, to be resolved together with the Bundle's other conditions."""
+    if isinstance(value, list):
+        for item in value:
+            _conditional_references(item, found)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "reference" and isinstance(item, str):
+                match = _CONDITIONAL.fullmatch(item)
+                if match:
+                    found.append((match[1], match[2]))
+            elif isinstance(item, dict | list):
+                _conditional_references(item, found)
+    return found
+
+
+def _prefetch(session: WriteSession, plans: list[Entry]) -> None:
+    """Resolve every condition of a Bundle at once (locks and one lookup per parameter):
+    ifNoneExist and conditional updates under their locks, conditional references without."""
+    ready = [p for p in plans if not p.report.rejected and p.method in ("POST", "PUT")]
+    session.prefetch(((p.resource_type, p.condition) for p in ready if p.condition), lock=True)
+    references: list[tuple[str, str]] = []
+    for plan in ready:
+        _conditional_references(plan.resource, references)
+    session.prefetch(references, lock=False)
+
+
 def _id_map(writes: list[Entry]) -> dict[str, str]:
     """fullUrl → "<Type>/<id>" of every entry that has its id."""
     ids: dict[str, str] = {}
@@ -294,6 +322,7 @@ class BundleProcessor:
             if ready is not None:
                 prepared = {index: session.adopt(p) for index, p in ready.items()}
             else:
+                _prefetch(session, writes)
                 ids, matched = self.resolve(session, call, writes)
                 problems: list[str] = []
                 cache: dict[str, str | None] = {}
@@ -391,6 +420,7 @@ class BundleProcessor:
                 for p in plans
                 if p.full_url and p.resource_id and p.method in ("POST", "PUT")
             }
+            _prefetch(session, plans)
             for plan in plans:
                 if plan.method == "GET":
                     continue

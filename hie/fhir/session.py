@@ -9,6 +9,7 @@ makes concurrent identical requests see each other's result instead of creating 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,14 +21,14 @@ from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import PRECONDITION, REQUEST
-from hie.fhir.search import SearchError, parse_search
+from hie.fhir.search import ParsedSearch, SearchError, parse_search
 from hie.ingest import Arrival, store_record
 from hie.normalize import NormalizedRecord
 from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
-from hie.storage.fhir import IndexValue, IndexWriter, lock_condition
+from hie.storage.fhir import IndexValue, IndexWriter, lock_conditions
 from hie.storage.records import get_head
-from hie.storage.search import LiveRow, search
+from hie.storage.search import LiveRow, TokenMatch, ValueCriterion, lookup_values, search
 from hie.validators import Report, Severity
 from hie.validators.fhir_rules.attachments import cda_attachment
 
@@ -94,6 +95,25 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+# (type, parameter, value): a token or reference value looked up in bulk (WriteSession.prefetch).
+ValueKey = tuple[str, str, str]
+
+
+def _single_value(parsed: ParsedSearch) -> tuple[str, TokenMatch] | None:
+    """The parameter and value of a condition that tests one value of one parameter
+    (``identifier=system|value``, the shape of nearly every condition), else None."""
+    query = parsed.query
+    if query.ids is not None or query.last_updated or len(query.criteria) != 1:
+        return None
+    criterion = query.criteria[0]
+    if not isinstance(criterion, ValueCriterion) or len(criterion.matches) != 1:
+        return None
+    match = criterion.matches[0]
+    if match.code is None or match.system_given:
+        return None
+    return criterion.param, match
+
+
 @dataclass
 class WriteSession:
     conn: Connection
@@ -106,9 +126,16 @@ class WriteSession:
     # Logical ids this request wrote, deleted or matched, for its audit entry.
     touched: list[str] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
+    index_rows: int = 0  # search-index rows written (for the statistics check after commit)
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
+        # Conditions already locked in this transaction (their canonical form).
+        self._locked: set[str] = set()
+        # Values looked up in bulk, with the (system, live resource) having each, kept current
+        # as this request writes, so later entries see what earlier entries created.
+        self._known: dict[ValueKey, list[tuple[str | None, LiveRow]]] = {}
+        self._known_of: dict[tuple[str, str], set[ValueKey]] = {}
 
     @property
     def institution_code(self) -> str:
@@ -158,10 +185,12 @@ class WriteSession:
         resource_type, resource_id = resource["resourceType"], resource["id"]
         if result.written:
             self.written += 1
-            self.index.put(
-                LiveRow(resource_type, resource_id, head.version, head.received_at, head.record_id),
-                prepared.index,
+            row = LiveRow(
+                resource_type, resource_id, head.version, head.received_at, head.record_id
             )
+            self.index.put(row, prepared.index)
+            self.index_rows += len(prepared.index)
+            self._note(resource_type, resource_id, row, prepared.index)
         else:
             self.unchanged += 1
         self.touched.append(f"{resource_type}/{resource_id}")
@@ -195,18 +224,33 @@ class WriteSession:
         if result.written:
             self.written += 1
             self.index.remove(resource_type, resource_id)
+            self._note(resource_type, resource_id, None, [])
         self.touched.append(logical_id)
         return Written(
             "deleted", resource_type, resource_id, new_head.version, new_head.received_at, None
         )
 
-    def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
-        """The live resources matching a condition (a search query string), at most two.
+    def _note(
+        self, resource_type: str, resource_id: str, row: LiveRow | None, values: list[IndexValue]
+    ) -> None:
+        """Keep the looked-up values current after this request wrote (or deleted) a resource."""
+        if not self._known:
+            return
+        owner = (resource_type, resource_id)
+        for key in self._known_of.pop(owner, set()):
+            self._known[key] = [f for f in self._known[key] if f[1].resource_id != resource_id]
+        if row is None:
+            return
+        for value in values:
+            if value.value is None:
+                continue
+            key = (resource_type, value.param, value.value)
+            if key in self._known:
+                self._known[key].append((value.system, row))
+                self._known_of.setdefault(owner, set()).add(key)
 
-        With ``lock``, identical conditions of concurrent requests are serialised until commit
-        first, so a conditional create either sees the other's resource or is the only creator.
-        """
-        self.index.flush(self.conn)  # earlier writes of this request are matched too
+    def _parse(self, resource_type: str, condition: str) -> tuple[str, ParsedSearch]:
+        """The canonical form of a condition (the key of its lock) and the search it stands for."""
         pairs = parse_qsl(condition, keep_blank_values=True)
         if not pairs:
             raise refuse(400, REQUEST.id, f"empty condition for {resource_type}", code="invalid")
@@ -223,9 +267,67 @@ class WriteSession:
             raise refuse(
                 400, REQUEST.id, f"condition {condition!r}: {parsed.unknown[0]}", code="invalid"
             )
-        if lock:
-            canonical = "&".join(f"{k}={v}" for k, v in sorted(pairs))
-            lock_condition(self.conn, self.institution_code, f"{resource_type}?{canonical}")
+        canonical = "&".join(f"{k}={v}" for k, v in sorted(pairs))
+        return f"{resource_type}?{canonical}", parsed
+
+    def prefetch(self, conditions: Iterable[tuple[str, str]], *, lock: bool) -> None:
+        """Resolve many conditions ((type, query) pairs) at once, before the entries that carry
+        them: every lock in one statement (in a fixed order, so concurrent requests cannot
+        deadlock on them), and one lookup per (type, parameter) for the single-value conditions.
+        :meth:`find` then answers them from memory. A condition that does not parse is left for
+        :meth:`find` to refuse, on its own entry."""
+        keys: set[str] = set()
+        wanted: dict[tuple[str, str], set[str]] = {}
+        for resource_type, condition in conditions:
+            try:
+                key, parsed = self._parse(resource_type, condition)
+            except WriteRefused:
+                continue
+            keys.add(key)
+            single = _single_value(parsed)
+            if single is not None:
+                param, match = single
+                if (resource_type, param, match.code or "") not in self._known:
+                    wanted.setdefault((resource_type, param), set()).add(match.code or "")
+        if lock and keys - self._locked:
+            lock_conditions(self.conn, self.institution_code, sorted(keys - self._locked))
+            self._locked |= keys
+        if not wanted:
+            return
+        self.index.flush(self.conn)  # earlier writes of this request are matched too
+        for (resource_type, param), values in sorted(wanted.items()):
+            for value in values:
+                self._known[(resource_type, param, value)] = []
+            for value, system, row in lookup_values(
+                self.conn, self.institution_code, resource_type, param, sorted(values)
+            ):
+                found = (resource_type, param, value)
+                self._known[found].append((system, row))
+                self._known_of.setdefault((resource_type, row.resource_id), set()).add(found)
+
+    def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
+        """The live resources matching a condition (a search query string), at most two.
+
+        With ``lock``, identical conditions of concurrent requests are serialised until commit
+        first, so a conditional create either sees the other's resource or is the only creator.
+        """
+        key, parsed = self._parse(resource_type, condition)
+        fresh = False
+        if lock and key not in self._locked:
+            lock_conditions(self.conn, self.institution_code, [key])
+            self._locked.add(key)
+            fresh = True  # a value looked up before the lock may be out of date
+        single = _single_value(parsed)
+        if single is not None and not fresh:
+            param, match = single
+            known = self._known.get((resource_type, param, match.code or ""))
+            if known is not None:
+                found: dict[str, LiveRow] = {}
+                for system, row in known:
+                    if match.system is None or system == match.system:
+                        found.setdefault(row.resource_id, row)
+                return sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))[:2]
+        self.index.flush(self.conn)  # earlier writes of this request are matched too
         parsed.query.count, parsed.query.offset, parsed.query.sort = 2, 0, []
         return search(self.conn, parsed.query)
 

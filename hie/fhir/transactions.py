@@ -28,6 +28,7 @@ from hie.storage.declarations import current_declaration
 from hie.storage.fhir import load_resources
 from hie.storage.partitions import PartitionMaker
 from hie.storage.search import LiveRow
+from hie.storage.statistics import MIN_CHANGED, analyze_if_stale
 from hie.storage.uploads import UploadRow, record_upload
 from hie.validators import Report, Severity
 
@@ -174,6 +175,17 @@ class Transactions:
                     record_upload(tx.conn, self.upload_row(call, arrival, upload, receipt))
                     # Last, so the segment's head is locked only until the commit just after.
                     self.audit(tx.conn, call, answer.status, session.touched, session.reads)
+                if session.written >= MIN_CHANGED:
+                    # A bulk load can outgrow the planner's statistics at once (on a fresh
+                    # database, from none): refresh them before the next request plans on them.
+                    analyze_if_stale(
+                        self.database,
+                        {
+                            "fhir_resource": session.written,
+                            "record_head": session.written,
+                            "fhir_search_index": session.index_rows,
+                        },
+                    )
                 return answer
             except WriteRefused as exc:
                 return self.refused(call, exc.status, exc.report, body, resources)

@@ -110,17 +110,26 @@ class IndexWriter:
         self._values.clear()
 
 
-def lock_condition(conn: Connection, institution_code: str, condition: str) -> None:
+def condition_lock_key(institution_code: str, condition: str) -> int:
+    """A 64-bit hash of (institution, condition): the advisory lock of one condition."""
+    digest = hashlib.sha256(f"fhir-condition\x00{institution_code}\x00{condition}".encode())
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+def lock_conditions(conn: Connection, institution_code: str, conditions: list[str]) -> None:
     """Serialise the requests that carry the same condition (a conditional create or update):
     the second waits until the first commits, then its search sees what the first stored.
 
-    A transaction-scoped advisory lock on a 64-bit hash of (institution, condition) is released
-    at commit or rollback; distinct conditions collide only with negligible probability, and a
-    collision only makes two requests wait for each other.
+    Transaction-scoped advisory locks on a 64-bit hash of (institution, condition), released at
+    commit or rollback, all taken by one statement in ascending key order, so two requests
+    locking overlapping sets cannot deadlock. Distinct conditions collide only with negligible
+    probability, and a collision only makes two requests wait for each other.
     """
-    digest = hashlib.sha256(f"fhir-condition\x00{institution_code}\x00{condition}".encode())
-    key = int.from_bytes(digest.digest()[:8], "big", signed=True)
-    conn.execute("select pg_advisory_xact_lock(%s)", (key,))
+    keys = sorted({condition_lock_key(institution_code, c) for c in conditions})
+    if keys:
+        conn.execute(
+            "select count(pg_advisory_xact_lock(k)) from unnest(%s::bigint[]) as k", (keys,)
+        )
 
 
 def live_rows(

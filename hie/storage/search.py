@@ -266,3 +266,34 @@ def referring(
         (institution_code, resource_type, param, targets, limit),
     ).fetchall()
     return [str(r["resource_id"]) for r in rows]
+
+
+# The conditional lookup (ifNoneExist, conditional update, conditional reference) of many values
+# of one parameter at once: the live resources of the type having any of the values. Constants
+# for institution, type and parameter and ``value = any(...)`` let the planner read each value
+# from fhir_search_token_idx (an index scan per array element); the system is compared by the
+# caller, since a condition without a system matches every system.
+VALUE_LOOKUP = """
+select i.value, i.system, r.resource_type, r.resource_id, r.version, r.last_updated, r.record_id
+from fhir_search_index i
+join fhir_resource r on r.institution_code = i.institution_code
+  and r.resource_type = i.resource_type and r.resource_id = i.resource_id
+where i.institution_code = %(inst)s and i.resource_type = %(type)s and i.param = %(param)s
+  and i.value = any(%(values)s::text[]) and i.value is not null
+"""
+
+
+def lookup_values(
+    conn: Connection, institution_code: str, resource_type: str, param: str, values: list[str]
+) -> list[tuple[str, str | None, LiveRow]]:
+    """(value, system, live resource) of every ``param`` value among ``values``: one query for
+    all the conditions of a request that test this parameter."""
+    rows = conn.execute(
+        VALUE_LOOKUP,
+        {"inst": institution_code, "type": resource_type, "param": param, "values": values},
+    ).fetchall()
+    found = []
+    for row in rows:
+        value, system = row.pop("value"), row.pop("system")
+        found.append((str(value), system, LiveRow(**row)))
+    return found
