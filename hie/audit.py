@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from starlette.requests import HTTPConnection
 
 from hie.auth import Principal
@@ -170,6 +171,14 @@ class ReadTrail:
                     with conn.pipeline():
                         for read in batch:
                             read.write(conn)
+                return
+            except psycopg.DataError:
+                # One entry the database refuses must not take the rest of the batch with it.
+                if len(batch) > 1:
+                    for read in batch:
+                        self._write([read])
+                else:
+                    log.exception("an audit entry of a read could not be written")
                 return
             except Exception:  # the database may be down for a moment: try again
                 if attempt == RETRIES - 1:

@@ -18,6 +18,7 @@ from typing import Any
 
 from psycopg.types.json import Jsonb
 
+from hie.storable import printable
 from hie.storage.database import Connection
 
 SHARDS = 8
@@ -146,16 +147,31 @@ def _append(
         statement,
         {
             "at": at,
-            "actor": actor,
-            "role": role,
-            "institution": institution,
-            "action": action,
-            "target": target,
+            "actor": _storable(actor),
+            "role": _storable(role),
+            "institution": _storable(institution),
+            "action": _storable(action),
+            "target": _storable(target),
             "outcome": outcome,
-            "address": address,
-            "detail": Jsonb(detail),
+            "address": _storable(address),
+            "detail": Jsonb(_storable(detail)),
         },
     )
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with the characters PostgreSQL cannot store (NUL, lone surrogates) replaced.
+
+    A refused request is audited with what it asked for, and a hostile one asks for exactly
+    these: the entry must still be written, never fail (and, for reads, take its batch with it).
+    """
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, dict):
+        return {printable(str(k)): _storable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_storable(v) for v in value]
+    return value
 
 
 # -- reading --------------------------------------------------------------------------------

@@ -237,3 +237,25 @@ def test_concurrent_writers_keep_every_segment_intact(database_url: str) -> None
         result = verify_chain(conn)
     assert written == {"n": 240}
     assert result.intact, result.breaks
+
+
+def test_unstorable_characters_are_recorded_replaced_and_the_chain_holds(db: Database) -> None:
+    # A hostile request is audited with what it asked for: NUL and lone surrogates included.
+    with db.connection() as conn:
+        record_event(
+            conn,
+            "token:8",
+            "fhir.search",
+            "Patient\x00x",
+            outcome=400,
+            query="name=\x00\ud800",
+            nested={"k\x00": ["\udfff"]},
+        )
+        row = conn.execute(
+            "select target, detail from audit_event where actor = 'token:8'"
+        ).fetchone()
+        result = verify_chain(conn)
+    assert row is not None
+    assert row["target"] == "Patient\ufffdx"
+    assert row["detail"] == {"query": "name=\ufffd\ufffd", "nested": {"k\ufffd": ["\ufffd"]}}
+    assert result.intact, result.breaks
