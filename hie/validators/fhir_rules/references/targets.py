@@ -68,8 +68,8 @@ def check_target_types(
             found = (entry_types or {}).get(reference)
             if found is None and rest:
                 found = _implied_type(reference)
-        if found is not None and found not in allowed and f"{node.path}.reference" in already:
-            continue  # a profile's targetProfile check said it already
+        if found is not None and found not in allowed and node.path in already:
+            continue  # a profile's targetProfile check said it already, at the Reference
         if found is not None and found not in allowed:
             report.add(
                 Severity.ERROR,
