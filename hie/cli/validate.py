@@ -24,6 +24,13 @@ from hie.validators.files import STDIN, FileResult, Options, scan, validate_path
 from hie.validators.report import Severity
 
 FORMATS = ("text", "json", "junit")
+PLATFORM, HL7 = "platform", "hl7"
+MODES = (PLATFORM, HL7)
+# What each mode judges, said in every output.
+MODE_MEANING = {
+    PLATFORM: "what the platform stores: FHIR R4 and the platform's rules, as its server",
+    HL7: "FHIR R4 validity only, as HL7's validator",
+}
 # Below this many files a process pool costs more than it saves.
 PARALLEL_FROM = 16
 
@@ -93,23 +100,25 @@ def _text(results: list[FileResult]) -> str:
     return "\n".join(lines)
 
 
-def _summary(results: list[FileResult]) -> str:
+def _summary(results: list[FileResult], mode: str) -> str:
     errors_ = sum(len(r.report.errors) for r in results)
     warnings = sum(len(r.report.warnings) for r in results)
     rejected = sum(1 for r in results if r.report.rejected)
     return (
         f"{len(results)} file(s): {len(results) - rejected} valid, {rejected} invalid; "
-        f"{errors_} error(s), {warnings} warning(s) or note(s)"
+        f"{errors_} error(s), {warnings} warning(s) or note(s); "
+        f"mode {mode} ({MODE_MEANING[mode]})"
     )
 
 
-def _json(results: list[FileResult]) -> str:
+def _json(results: list[FileResult], mode: str) -> str:
     return json.dumps(
         [
             {
                 "path": r.path,
                 "format": r.format,
                 "table": r.table,
+                "mode": mode,
                 "valid": not r.report.rejected,
                 "outcome": r.report.to_operation_outcome(per_rule=None),
             }
@@ -120,7 +129,7 @@ def _json(results: list[FileResult]) -> str:
     )
 
 
-def _junit(results: list[FileResult]) -> str:
+def _junit(results: list[FileResult], mode: str) -> str:
     failures = sum(1 for r in results if r.report.rejected)
     cases = []
     for r in results:
@@ -137,6 +146,7 @@ def _junit(results: list[FileResult]) -> str:
     return (
         '<?xml version="1.0" encoding="UTF-8"?>\n'
         f'<testsuite name="hie validate" tests="{len(results)}" failures="{failures}" errors="0">\n'
+        f'  <properties><property name="mode" value="{mode}"/></properties>\n'
         + "\n".join(cases)
         + "\n</testsuite>"
     )
@@ -198,13 +208,17 @@ def validate(
             "it against the profile's target types (HL7's -assumeValidRestReferences)."
         ),
     ] = False,
-    as_server: Annotated[
-        bool,
+    mode: Annotated[
+        str | None,
         typer.Option(
-            help="Judge FHIR as the platform's server does: local extensions accepted; wrong "
-            "displays, vital signs outside R4's profiles and relative canonicals only warned "
-            "about. Without it, as HL7's validator does."
+            help="platform (default): what the platform's server stores, its catalog rules "
+            "included; unknown extensions outside R4's own, wrong displays, vital signs outside "
+            "R4's profiles and relative canonicals only warned about. hl7: FHIR R4 validity "
+            "only, judged as HL7's validator does (also --profile hl7)."
         ),
+    ] = None,
+    as_server: Annotated[
+        bool, typer.Option(help="The same as --mode platform (the default).")
     ] = False,
     jobs: Annotated[int, typer.Option(help="Processes to use (default: every core).")] = 0,
     explain: Annotated[
@@ -248,16 +262,27 @@ def validate(
     for source in ig or []:
         if not source.exists():
             raise fail(f"--ig {source}: no such file or folder", 2)
+    # --profile hl7 names the mode, not a profile (profiles are canonical URLs).
+    named = [p for p in profile or [] if p in MODES]
+    profile = [p for p in profile or [] if p not in MODES]
+    modes = {*named, *([mode] if mode else []), *([PLATFORM] if as_server else [])}
+    if not modes <= set(MODES):
+        raise fail(f"--mode must be one of {', '.join(MODES)}", 2)
+    if len(modes) > 1:
+        raise fail(f"conflicting modes: {', '.join(sorted(modes))}", 2)
+    chosen = modes.pop() if modes else PLATFORM
+    platform = chosen == PLATFORM
+    base = SERVER.policy if platform else Policy()
     policy = replace(
-        SERVER.policy if as_server else Policy(),
-        any_extension=allow_any_extensions or as_server,
+        base,
+        any_extension=allow_any_extensions or base.any_extension,
         extension_domains=tuple(extension_domain or ()),
         security_checks=security_checks,
-        valid_rest_references=assume_valid_rest_references,
+        valid_rest_references=assume_valid_rest_references or base.valid_rest_references,
         json_comments=allow_json_comments,
     )
     try:
-        context = load_context(ig or [], policy, profile or [])
+        context = load_context(ig or [], policy, profile, platform_rules=platform)
     except (ValueError, OSError) as exc:
         raise fail(f"--ig: {exc}", 2) from None
     for canonical in context.profiles:
@@ -267,13 +292,17 @@ def validate(
     options = Options(loaded, kind, tables, schema, context=context)
     results = _run(files, options, jobs or (os.cpu_count() or 1), stdin)
 
-    output: dict[str, Any] = {"text": _text, "json": _json, "junit": _junit}
-    rendered = output[format](results)
+    output: dict[str, Any] = {
+        "text": lambda results, _: _text(results),
+        "json": _json,
+        "junit": _junit,
+    }
+    rendered = output[format](results, chosen)
     if rendered:
         sys.stdout.write(rendered + "\n")
         sys.stdout.flush()  # before the summary on standard error
     if format == "text":
-        errors.print(_summary(results), highlight=False)
+        errors.print(_summary(results, chosen), highlight=False)
     bar = {Severity.FATAL, Severity.ERROR} | ({Severity.WARNING} if fail_on == "warning" else set())
     failed = any(i.severity in bar for r in results for i in r.report.issues)
     raise typer.Exit(1 if failed else 0)

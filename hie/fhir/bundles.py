@@ -30,7 +30,7 @@ from hie.fhir.server import Call, FhirServer, Upload
 from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
 from hie.ingest import reject
 from hie.validators import Report, Severity
-from hie.validators.fhir import validate_resource
+from hie.validators.fhir import entry_types_of, validate_resource
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 _INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
@@ -58,7 +58,13 @@ class Entry:
         return f"Bundle.entry[{self.index}]"
 
 
-def _plan(raw: dict[str, Any], index: int, catalog: Catalog, declared: list[str] | None) -> Entry:
+def _plan(
+    raw: dict[str, Any],
+    index: int,
+    catalog: Catalog,
+    declared: list[str] | None,
+    entry_types: dict[str, str],
+) -> Entry:
     request = raw.get("request") if isinstance(raw, dict) else None
     entry = Entry(index, "", "")
     if not isinstance(request, dict) or not isinstance(request.get("method"), str):
@@ -122,7 +128,11 @@ def _plan(raw: dict[str, Any], index: int, catalog: Catalog, declared: list[str]
         return entry
     entry.resource = {**resource, "id": entry.resource_id}
     result = validate_resource(
-        entry.resource, catalog=catalog, declared=declared, path=f"{entry.path}.resource"
+        entry.resource,
+        catalog=catalog,
+        declared=declared,
+        path=f"{entry.path}.resource",
+        entry_types=entry_types,
     )
     entry.report.extend(result.report)
     entry.table = result.table
@@ -282,7 +292,8 @@ class BundleProcessor:
             return self.server.refused(call, 413, report, body, len(entries))
         call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
-        plans = [_plan(raw, i, catalog, declared) for i, raw in enumerate(entries)]
+        types = entry_types_of(resource)
+        plans = [_plan(raw, i, catalog, declared, types) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column
             plan.report.issues[:] = [read.locations.place(i) for i in plan.report.issues]
         if kind == "transaction":

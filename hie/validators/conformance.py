@@ -163,6 +163,10 @@ class Context:
     # Profiles every validated (top-level) resource is checked against besides those it claims,
     # as with HL7's -profile (``hie validate --profile URL``).
     profiles: tuple[str, ...] = ()
+    # The platform's own rules besides FHIR validity: the catalog (which resource types and
+    # Bundle types it stores), resident ID numbers, identifier systems, ICD-10 codes, CDA
+    # attachments. False for ``hie validate --mode hl7`` (FHIR validity only).
+    platform_rules: bool = True
 
 
 # The platform's server: no implementation guide loaded, extensions from any domain accepted
@@ -170,17 +174,26 @@ class Context:
 # hospital's own words (e.g. Chinese) only warned about, vital signs that miss R4's vital signs
 # profile (category, UCUM units) only warned about (feeds that omit them still count), relative
 # canonical URLs (Questionnaire/q1: they resolve on the server that holds them) only warned
-# about, the rest as HL7.
+# about; a relative or conditional reference (Organization/1, Organization?identifier=x) names
+# a resource of its type on this server, so that type is checked against the element's
+# targets; the rest as HL7.
 SERVER = Context(
     policy=Policy(
         any_extension=True,
         display_warnings=True,
         vital_signs_profiles=False,
         relative_canonicals=True,
+        valid_rest_references=True,
     )
 )
 STANDALONE = Context()
 
 
-def load_context(paths: Iterable[Path], policy: Policy, profiles: Iterable[str] = ()) -> Context:
-    return Context(Conformance.load(paths), policy, tuple(profiles))
+def load_context(
+    paths: Iterable[Path],
+    policy: Policy,
+    profiles: Iterable[str] = (),
+    *,
+    platform_rules: bool = True,
+) -> Context:
+    return Context(Conformance.load(paths), policy, tuple(profiles), platform_rules)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -244,9 +245,16 @@ def parse_json(
     except ValueError as exc:  # NaN, Infinity (from _constant)
         report.add(Severity.FATAL, SYNTAX.id, f"not valid JSON: {exc}", code="structure")
         return None, report
+    # Located where the top-level value starts: the whole of it is what is wrong.
+    start = _line_column(text, len(text) - len(text.lstrip()))
     if not isinstance(value, dict):
         report.add(
-            Severity.FATAL, NOT_RESOURCE.id, "the body is not a JSON object", code="structure"
+            Severity.FATAL,
+            NOT_RESOURCE.id,
+            "the body is not a JSON object",
+            code="structure",
+            line=start[0],
+            column=start[1],
         )
         return None, report
     if not isinstance(value.get("resourceType"), str):
@@ -255,6 +263,8 @@ def parse_json(
             NOT_RESOURCE.id,
             "the object has no resourceType: it is not a FHIR resource",
             code="structure",
+            line=start[0],
+            column=start[1],
         )
         return None, report
     if "\\u" in text:  # only a JSON escape can carry these: raw control characters are refused
@@ -297,6 +307,7 @@ def validate_resource(
     declared: list[str] | None = None,
     path: str = "",
     context: Context = SERVER,
+    entry_types: Mapping[str, str] | None = None,
 ) -> FhirResult:
     """Every issue of ``resource`` and the table it is a record of.
 
@@ -304,6 +315,8 @@ def validate_resource(
     ``path``: where the resource is (``Bundle.entry[2].resource``); issues are located under it.
     ``context``: the conformance resources and policy (the server's unless ``hie validate``
     says otherwise).
+    ``entry_types``: when ``resource`` is an entry of a transaction or batch, the type of each
+    entry by fullUrl (:func:`entry_types_of`), so that its urn:uuid references have a type.
     """
     report = Report()
     rtype = resource.get("resourceType") if isinstance(resource, dict) else None
@@ -329,17 +342,19 @@ def validate_resource(
         check_bindings(tree, report, context)
         check_terminology(tree, report, context)
         check_invariants(tree, report)
-        check_platform(tree, report)
+        if context.platform_rules:
+            check_platform(tree, report)
         check_values(tree, report, context)
         check_questionnaires(tree, report, context)
         check_extensions(tree, report, context)
-        check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
+        if context.platform_rules:
+            check_cda_attachment(resource, report, base, catalog=catalog, declared=declared)
         check_search_parameters(tree, report, context)
         check_search_sets(tree, report)
         check_specializations(tree, report, context)
         check_differentials(tree, report)
         check_profiles(tree, report, context)
-        check_references(tree, report, context)
+        check_references(tree, report, context, entry_types)
         check_measures(tree, report, context)
         check_value_set_parameters(tree, report)
     except RecursionError:
@@ -351,7 +366,10 @@ def validate_resource(
             expression=base,
         )
         return FhirResult(report, None)
-    table = table_for(resource, catalog, declared, base, report)
+    # FHIR validity only: what the catalog says of the resource is left out of the verdict.
+    table = table_for(
+        resource, catalog, declared, base, report if context.platform_rules else Report()
+    )
     if by_entry:
         for result in validate_bundle_entries(
             resource, catalog=catalog, declared=declared, path=base, context=context
@@ -374,6 +392,7 @@ def validate_bundle_entries(
     resource, e.g. a DELETE), each located as ``Bundle.entry[i].resource``."""
     base = path or "Bundle"
     entries = bundle.get("entry")
+    types = entry_types_of(bundle)
     results: list[FhirResult | None] = []
     for index, entry in enumerate(entries if isinstance(entries, list) else []):
         resource = entry.get("resource") if isinstance(entry, dict) else None
@@ -387,6 +406,22 @@ def validate_bundle_entries(
                 declared=declared,
                 path=f"{base}.entry[{index}].resource",
                 context=context,
+                entry_types=types,
             )
         )
     return results
+
+
+def entry_types_of(bundle: dict[str, Any]) -> dict[str, str]:
+    """The resource type of each entry of ``bundle`` with a fullUrl and a resource, by fullUrl:
+    what a transaction's urn:uuid references point at."""
+    types: dict[str, str] = {}
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("fullUrl"), str):
+            continue
+        resource = entry.get("resource")
+        rtype = resource.get("resourceType") if isinstance(resource, dict) else None
+        if isinstance(rtype, str):
+            types[entry["fullUrl"]] = rtype
+    return types

@@ -56,8 +56,8 @@ def test_push_sends_what_the_server_accepts_though_hl7_would_refuse_it(
     platform: tuple[str, str], tmp_path: Path
 ) -> None:
     url, token = platform
-    # A local extension: HL7's validator (and hie validate by default) refuse an extension it has
-    # no definition for; the server accepts it, so push sends it.
+    # A local extension: HL7's validator (and hie validate --mode hl7) refuse an extension it
+    # has no definition for; the server accepts it, so push sends it.
     patient = {
         "resourceType": "Patient",
         "extension": [
@@ -67,7 +67,7 @@ def test_push_sends_what_the_server_accepts_though_hl7_would_refuse_it(
     }
     path = tmp_path / "patient.json"
     path.write_text(json.dumps(patient), "utf-8")
-    assert CliRunner().invoke(app, ["validate", str(path)]).exit_code == 1
+    assert CliRunner().invoke(app, ["validate", "--mode", "hl7", str(path)]).exit_code == 1
     result = CliRunner().invoke(app, ["push", str(path), "--server", url, "--token", token])
     assert result.exit_code == 0, result.stdout
     assert "accepted" in result.stdout

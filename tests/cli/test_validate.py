@@ -177,17 +177,21 @@ def test_ig_definitions_and_extension_policy_accept_a_local_extension(tmp_path: 
     definition_file, patient_file = tmp_path / "triage.json", tmp_path / "patient.json"
     definition_file.write_text(json.dumps(definition))
     patient_file.write_text(json.dumps(patient))
-    refused = run(str(patient_file))
+    hl7 = ("--mode", "hl7")
+    refused = run(str(patient_file), *hl7)
     assert refused.exit_code == 1
-    assert "fhir.extension.unknown" in refused.stdout
-    assert run(str(patient_file), "--ig", str(definition_file)).exit_code == 0
-    assert run(str(patient_file), "--allow-any-extensions").exit_code == 0
+    assert "error fhir.extension.unknown" in refused.stdout
+    assert run(str(patient_file), *hl7, "--ig", str(definition_file)).exit_code == 0
+    assert run(str(patient_file), *hl7, "--allow-any-extensions").exit_code == 0
     domain = "https://fhir.example-hospital.cn/"
-    assert run(str(patient_file), "--extension-domain", domain).exit_code == 0
-    assert run(str(patient_file), "--as-server").exit_code == 0
+    assert run(str(patient_file), *hl7, "--extension-domain", domain).exit_code == 0
+    # What the platform stores (the default): accepted, with a warning saying it is unchecked.
+    for stored in (run(str(patient_file)), run(str(patient_file), "--as-server")):
+        assert stored.exit_code == 0
+        assert "warning fhir.extension.unknown" in stored.stdout
 
 
-def test_as_server_warns_where_hl7_refuses(tmp_path: Path) -> None:
+def test_platform_mode_warns_where_hl7_refuses(tmp_path: Path) -> None:
     # A wrong display of an HL7 code: HL7's validator refuses it, the server only warns (a
     # hospital's display may be in its own words).
     patient = {
@@ -205,12 +209,12 @@ def test_as_server_warns_where_hl7_refuses(tmp_path: Path) -> None:
     }
     path = tmp_path / "patient.json"
     path.write_text(json.dumps(patient, ensure_ascii=False), "utf-8")
-    strict = run(str(path))
+    strict = run(str(path), "--mode", "hl7")
     assert strict.exit_code == 1
     assert "fhir.code.display" in strict.stdout
-    lenient = run(str(path), "--as-server")
-    assert lenient.exit_code == 0
-    assert "warning fhir.code.display" in lenient.stdout
+    for lenient in (run(str(path)), run(str(path), "--as-server")):
+        assert lenient.exit_code == 0
+        assert "warning fhir.code.display" in lenient.stdout
 
 
 def test_profile_option_validates_against_an_ig_profile(tmp_path: Path) -> None:
@@ -246,3 +250,84 @@ def test_json_that_opens_with_a_comment_is_fhir_json(tmp_path: Path) -> None:
     assert refused.exit_code == 1
     assert f"{path}:1:1 fatal fhir.json.comments" in refused.stdout
     assert run(str(path), "--allow-json-comments").exit_code == 0
+
+
+def test_the_mode_is_named_in_every_output(tmp_path: Path) -> None:
+    path = tmp_path / "patient.json"
+    path.write_text(json.dumps({"resourceType": "Patient", "id": "p1"}))
+    assert "mode platform (what the platform stores" in run(str(path)).output
+    assert "mode hl7 (FHIR R4 validity only" in run(str(path), "--mode", "hl7").output
+    # --profile hl7 names the mode (a profile is a canonical URL), as the issue tracker asked.
+    assert "mode hl7" in run(str(path), "--profile", "hl7").output
+    as_json = json.loads(run(str(path), "--mode", "hl7", "--format", "json").stdout)
+    assert as_json[0]["mode"] == "hl7"
+    junit = run(str(path), "--format", "junit").stdout
+    assert '<property name="mode" value="platform"/>' in junit
+    conflicting = run(str(path), "--as-server", "--mode", "hl7")
+    assert conflicting.exit_code == 2
+    assert "conflicting modes" in conflicting.output
+    assert run(str(path), "--mode", "strict").exit_code == 2
+
+
+def test_hl7_mode_judges_official_examples_without_the_catalog(shared_data: Path) -> None:
+    # R4's own examples of resource types and Bundle types the platform does not store.
+    examples = shared_data / "fhir-r4-examples"
+    files = [
+        str(examples / name)
+        for name in (
+            "Questionnaire-f201.json",
+            "ValueSet-example-expansion.json",
+            "Bundle-bundle-references.json",  # a collection
+            "Bundle-bundle-response.json",  # a batch-response
+        )
+    ]
+    stored = run(*files, "--format", "json")
+    assert stored.exit_code == 1
+    verdicts = json.loads(stored.stdout)
+    assert not any(r["valid"] for r in verdicts)
+    for result in verdicts:
+        rules = {i["details"]["coding"][0]["code"] for i in result["outcome"]["issue"]}
+        assert rules & {"fhir.catalog.resource-type", "fhir.catalog.bundle-type"}
+    valid = run(*files, "--mode", "hl7")
+    assert valid.exit_code == 0, valid.output
+    assert "4 valid, 0 invalid" in valid.output
+
+
+def test_platform_mode_stores_synthea_patients_that_hl7_mode_refuses(shared_data: Path) -> None:
+    # A real EMR export (Synthea, US Core extensions, its own displays): HAPI stores it, so the
+    # platform's verdict must too; HL7's validator refuses the unknown extensions.
+    bundle = sorted((shared_data / "synthea-r4").glob("smart-*.json"))[0]
+    stored = run(str(bundle), "--format", "json")
+    assert stored.exit_code == 0, stored.stdout[-2000:]
+    issues = json.loads(stored.stdout)[0]["outcome"]["issue"]
+    assert any(
+        i["details"]["coding"][0]["code"] == "fhir.extension.unknown" and i["severity"] == "warning"
+        for i in issues
+    )
+    refused = run(str(bundle), "--mode", "hl7")
+    assert refused.exit_code == 1
+    assert "error fhir.extension.unknown" in refused.stdout
+
+
+def test_a_json_array_for_a_single_valued_element_is_refused_with_its_path(
+    tmp_path: Path,
+) -> None:
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": [{"text": "heart rate"}],
+        "subject": [{"reference": "Patient/p1"}],
+        "valueQuantity": [{"value": 60}],
+        "effectivePeriod": [{"start": "2020-01-01"}],
+    }
+    path = tmp_path / "observation.json"
+    path.write_text(json.dumps(observation))
+    for mode in ("platform", "hl7"):
+        result = run(str(path), "--mode", mode)
+        assert result.exit_code == 1
+        for element in ("code", "subject", "valueQuantity", "effectivePeriod"):
+            assert (
+                f"error fhir.structure.json-type Observation.{element}: single-valued in R4 "
+                "(max 1): write it as a JSON object, not an array" in result.stdout
+            )

@@ -4,10 +4,14 @@ entries of the same batch created, and several matches are a 412."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
+from typer.testing import CliRunner
 
+from hie.cli import app
 from tests.fhir.conftest import Tokens, auth
 
 SYSTEM = "urn:oid:2.16.156.10011.1.5"
@@ -154,3 +158,52 @@ def test_transaction_resolves_conditional_references(client: TestClient, tokens:
     refused = client.post("/fhir", json=missing, headers=h1)
     assert refused.status_code == 422
     assert "Organization?identifier=T-NONE" in refused.text
+
+
+def test_references_to_a_type_the_element_does_not_allow_are_refused(
+    client: TestClient, tokens: Tokens, tmp_path: Path
+) -> None:
+    # Observation.subject may name a Patient, Group, Device or Location, never an Organization:
+    # by urn:uuid inside the transaction, by a conditional reference, or by a relative one.
+    h1 = auth(tokens.h1)
+    client.post("/fhir/Organization", json=organization("T-ORG"), headers=h1)
+    org_url = "urn:uuid:7d0f6f1e-93a5-4c2f-9b53-0c7a3c1e0101"
+
+    def observation(subject: str) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"text": "weight"},
+            "subject": {"reference": subject},
+            "valueString": "72 kg",
+        }
+
+    for subject in (org_url, f"Organization?identifier={SYSTEM}|T-ORG"):
+        transaction = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {**post(organization("T-ORG2")), "fullUrl": org_url},
+                post(observation(subject)),
+            ],
+        }
+        refused = client.post("/fhir", json=transaction, headers=h1)
+        assert refused.status_code in (400, 422), refused.text
+        issues = refused.json()["issue"]
+        assert any(
+            i["expression"] == ["Bundle.entry[1].resource.subject.reference"]
+            and i["details"]["coding"][0]["code"] == "fhir.reference.target-type"
+            for i in issues
+        ), issues
+        # hie validate's default verdict is the server's.
+        path = tmp_path / "transaction.json"
+        path.write_text(json.dumps(transaction))
+        offline = CliRunner().invoke(app, ["validate", str(path)])
+        assert offline.exit_code == 1
+        assert "fhir.reference.target-type" in offline.stdout
+    relative = observation("Organization/any")
+    refused = client.post("/fhir/Observation", json=relative, headers=h1)
+    assert refused.status_code in (400, 422), refused.text
+    checked = client.post("/fhir/Observation/$validate", json=relative, headers=h1)
+    assert "fhir.reference.target-type" in checked.text
+    assert "Observation.subject.reference" in checked.text

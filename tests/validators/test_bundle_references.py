@@ -188,6 +188,49 @@ def test_an_unresolved_reference_of_another_type_is_left_to_the_server() -> None
     assert errors(observation) == set()
 
 
+def observation_of(subject: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "weight"},
+        "subject": {"reference": subject},
+    }
+
+
+def test_the_server_checks_the_type_a_relative_or_conditional_reference_names() -> None:
+    # On the platform a relative reference names a stored resource of that type, and a
+    # conditional one is resolved to one: either way the type is known.
+    for subject in ("Organization/o1", "Organization?identifier=http://hie.example.cn/org|1"):
+        assert errors(observation_of(subject), SERVER) == {
+            ("fhir.reference.target-type", "Observation.subject.reference")
+        }
+    assert errors(observation_of("Patient?identifier=http://hie.example.cn/mrn|1"), SERVER) == set()
+    assert errors(observation_of("Patient/p1"), SERVER) == set()
+
+
+def test_a_transaction_entry_referring_to_an_entry_of_a_wrong_type_is_an_error() -> None:
+    organization = "urn:uuid:0d5e7f4a-0000-4000-8000-000000000001"
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": organization,
+                "resource": {"resourceType": "Organization", "name": "Clinic"},
+                "request": {"method": "POST", "url": "Organization"},
+            },
+            {
+                "fullUrl": "urn:uuid:0d5e7f4a-0000-4000-8000-000000000002",
+                "resource": observation_of(organization),
+                "request": {"method": "POST", "url": "Observation"},
+            },
+        ],
+    }
+    expected = {("fhir.reference.target-type", "Bundle.entry[1].resource.subject.reference")}
+    assert errors(bundle, SERVER) == expected
+    assert errors(bundle) == expected  # the entry resolves in the Bundle: R4 itself says so
+
+
 def test_narrative_anchor_links_must_resolve() -> None:
     patient: dict[str, Any] = {
         "resourceType": "Patient",

@@ -19,6 +19,7 @@ from hie.validators.fhir_rules.elements import (
     Element,
     children,
     is_resource_type,
+    repeats,
 )
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -223,6 +224,16 @@ class _Walker:
         if isinstance(value, list):
             if not value:
                 self.error(EMPTY.id, path, "an empty array is not allowed; leave it out")
+                return
+            if not repeats(definition.rsplit(".", 1)[0], element.name):
+                # R4B's models take [x] for a single x; R4 does not (HL7: "This property must
+                # be an Object, not an Array"). Nothing below is walked: its paths would lie.
+                what = "a simple value" if element.primitive else "a JSON object"
+                self.error(
+                    JSON_TYPE.id,
+                    path,
+                    f"single-valued in R4 (max 1): write it as {what}, not an array",
+                )
                 return
             ext = parent.get(f"_{element.name}") if element.primitive else None
             for index, item in enumerate(value):

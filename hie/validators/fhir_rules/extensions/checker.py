@@ -23,9 +23,9 @@ def _index(tree: Tree) -> dict[str, Node]:
 
 
 def _unknown_allowed(url: str, context: Context) -> bool:
-    """HL7's validator's list of URLs that need no definition, and the user's policy."""
+    """HL7's validator's list of URLs that need no definition, and the user's domains."""
     policy = context.policy
-    if policy.any_extension or url.startswith(policy.extension_domains):
+    if url.startswith(policy.extension_domains):
         return True
     if policy.examples and ("example.org" in url or "acme.com" in url):
         return True
@@ -54,6 +54,7 @@ class Checker:
         self.definitions = Definitions(context)
         self.nodes = _index(tree)
         self.resources = {r.path: r for r in tree.resources}
+        self.warned: set[tuple[str, str]] = set()
 
     def error(self, rule: str, path: str, message: str, code: str = "structure") -> None:
         self.report.add(Severity.ERROR, rule, f"{path}: {message}", code=code, expression=path)
@@ -99,13 +100,30 @@ class Checker:
             )
         record = self.definitions.find(base_url)
         if record is None:
-            if not _unknown_allowed(base_url, self.context):
-                self.error(
-                    UNKNOWN.id,
-                    path,
-                    f"The extension {base_url} could not be found so is not allowed here: load "
-                    "its StructureDefinition (--ig) or allow its domain",
-                )
+            if _unknown_allowed(base_url, self.context):
+                return
+            if self.context.policy.any_extension:
+                # Accepted unchecked (a hospital's or an IG's own extension, or one HL7 defined
+                # after R4, as R4's own examples use); said once per URL and resource, not at
+                # each of its thousands of uses.
+                if (node.owner.path, base_url) not in self.warned:
+                    self.warned.add((node.owner.path, base_url))
+                    self.report.add(
+                        Severity.WARNING,
+                        UNKNOWN.id,
+                        f"{path}: the extension {base_url} is not defined in R4 or a loaded "
+                        "implementation guide: accepted unchecked (HL7's validator rejects it "
+                        "unless its domain is allowed)",
+                        code="structure",
+                        expression=path,
+                    )
+                return
+            self.error(
+                UNKNOWN.id,
+                path,
+                f"The extension {base_url} could not be found so is not allowed here: load "
+                "its StructureDefinition (--ig) or allow its domain",
+            )
             return
         self.modifier(node, record, base_url, path)
         if host is not None and not record.get("xver"):

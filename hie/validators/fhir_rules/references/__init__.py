@@ -24,6 +24,8 @@ types) and ``narratives`` (narrative hyperlinks).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from hie.validators.conformance import Context
 from hie.validators.fhir_rules.references.bundles import Bundle, Entry, restful_url
 from hie.validators.fhir_rules.references.documents import (
@@ -43,7 +45,9 @@ __all__ = ["check_references", "restful_url"]
 _BUNDLED_ENTRIES = ("transaction", "batch", "transaction-response", "batch-response")
 
 
-def check_references(tree: Tree, report: Report, context: Context) -> None:
+def check_references(
+    tree: Tree, report: Report, context: Context, entry_types: Mapping[str, str] | None = None
+) -> None:
     bundles = [
         Bundle(r)
         for r in tree.resources
@@ -63,5 +67,5 @@ def check_references(tree: Tree, report: Report, context: Context) -> None:
     check_bundled_references(tree, by_resource, report, reported)
     if any(b.type in ("document", "message") for b in bundles):
         check_interlinks(tree, bundles, by_resource, report, context, reported)
-    check_target_types(tree, by_resource, report)
+    check_target_types(tree, by_resource, report, context, entry_types)
     check_hyperlinks(tree, bundles, report)

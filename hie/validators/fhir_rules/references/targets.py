@@ -4,10 +4,20 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Mapping
 from functools import cache
 
 from hie.resources import schemas_dir
-from hie.validators.fhir_rules.references.bundles import ABSOLUTE, Bundle, Entry, entry_of
+from hie.validators.conformance import Context
+from hie.validators.fhir_rules.elements import is_resource_type
+from hie.validators.fhir_rules.references.bundles import (
+    ABSOLUTE,
+    Bundle,
+    Entry,
+    entry_of,
+    restful_url,
+)
 from hie.validators.fhir_rules.references.literals import bundle_target
 from hie.validators.fhir_rules.references.rules import TARGET_TYPE
 from hie.validators.fhir_rules.tree import Node, Tree
@@ -20,10 +30,23 @@ def _targets() -> dict[str, frozenset[str]]:
     return {path: frozenset(types) for path, types in data["targets"].items()}
 
 
+# A conditional reference (Organization?identifier=x|1): the server resolves it to a stored
+# resource of the type before the "?".
+_CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?.+")
+
+
 def check_target_types(
-    tree: Tree, by_resource: dict[int, tuple[Bundle, Entry]], report: Report
+    tree: Tree,
+    by_resource: dict[int, tuple[Bundle, Entry]],
+    report: Report,
+    context: Context,
+    entry_types: Mapping[str, str] | None = None,
 ) -> None:
+    """``entry_types``: the resource type of each entry of the transaction or batch the
+    resource is an entry of, by fullUrl (its urn:uuid references name those entries)."""
     targets = _targets()
+    rest = context.policy.valid_rest_references
+    already = {i.expression for i in report.issues if i.severity.rejects}
     for node in tree.of_type("Reference"):
         allowed = targets.get(node.definition)
         if allowed is None or not isinstance(node.value, dict):
@@ -41,12 +64,18 @@ def check_target_types(
             )
         reference = node.value.get("reference")
         found = _literal_type(reference, node, by_resource) if isinstance(reference, str) else None
+        if found is None and isinstance(reference, str):
+            found = (entry_types or {}).get(reference)
+            if found is None and rest:
+                found = _implied_type(reference)
+        if found is not None and found not in allowed and node.path in already:
+            continue  # a profile's targetProfile check said it already, at the Reference
         if found is not None and found not in allowed:
             report.add(
                 Severity.ERROR,
                 TARGET_TYPE.id,
-                f"{node.path}.reference: '{reference}' is a {found}, which {node.definition} may "
-                f"not reference (one of {shown})",
+                f"{node.path}.reference: '{reference}' names a resource of type {found}, which "
+                f"{node.definition} may not reference (one of {shown})",
                 code="structure",
                 expression=f"{node.path}.reference",
             )
@@ -77,3 +106,11 @@ def _literal_type(
         if target is not None and e.full_url == target and (version is None or e.version == version)
     ]
     return matches[0].type if len(matches) == 1 else None
+
+
+def _implied_type(reference: str) -> str | None:
+    """The type a RESTful (``Organization/1``) or conditional (``Organization?name=x``)
+    reference names, taken as the target's type (HL7's -assumeValidRestReferences)."""
+    match = restful_url().fullmatch(reference) or _CONDITIONAL.fullmatch(reference)
+    found = match[1] if match else None
+    return found if is_resource_type(found) else None
