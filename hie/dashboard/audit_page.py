@@ -116,7 +116,8 @@ def audit_page(
     export: bool = False,
 ) -> AuditPage:
     f = event_filter(params, zone)
-    page = max(int(params["page"]), 1) if params.get("page", "").isdigit() else 1
+    asked = params.get("page", "")
+    page = max(int(asked), 1) if asked.isascii() and asked.isdigit() else 1
     if export:
         rows = search_events(conn, f, limit=EXPORT_LIMIT)
         more = False

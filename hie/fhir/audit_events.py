@@ -151,7 +151,7 @@ def audit_event(row: dict[str, Any]) -> dict[str, Any]:
 
 def _agent(value: str) -> str:
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return f"token:{value}"
     return value.removeprefix(f"{_ACTOR}|")
 
@@ -185,7 +185,7 @@ def _date(value: str, zone: ZoneInfo, f: EventFilter) -> EventFilter:
 
 
 def _number(name: str, value: str) -> int:
-    if not value.isdigit():
+    if not (value.isascii() and value.isdigit()):
         raise AuditSearchError(f"{name} must be a whole number, not {value!r}")
     return int(value)
 
@@ -251,7 +251,7 @@ def search_audit(
 
 
 def read_audit(database: Database, event_id: str) -> Answer:
-    if not event_id.isdigit():
+    if not (event_id.isascii() and event_id.isdigit()):
         return error(404, "not-found", f"{AUDIT_EVENT}/{event_id} is not known")
     with database.connection() as conn:
         row = get_event(conn, int(event_id))

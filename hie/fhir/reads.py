@@ -59,7 +59,7 @@ def vread(
     database: Database, call: Call, resource_type: str, resource_id: str, version_id: str
 ) -> Answer:
     logical_id = f"{resource_type}/{resource_id}"
-    if not version_id.isdigit():
+    if not (version_id.isascii() and version_id.isdigit()):
         return error(404, "not-found", f"{logical_id} has no version {version_id!r}")
     with database.connection() as conn:
         row = read_version_of(conn, call.scope.institution_code, logical_id, int(version_id))

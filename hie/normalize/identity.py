@@ -24,14 +24,18 @@ def resident_id_problem(raw: str) -> str | None:
     """Why ``raw`` is not a valid resident ID number, or None. Never echoes the number itself."""
     value = raw.strip().upper()
     if len(value) == 15:
-        if not value.isdigit():
+        if not (value.isascii() and value.isdigit()):
             return "a 15-digit legacy ID number must be all digits"
         if not _birth_date_ok("19" + value[6:12]):
             return "the birth date inside the ID number is not a real date"
         return None
     if len(value) != 18:
         return f"an ID number has 18 characters (or 15 for legacy numbers), not {len(value)}"
-    if not value[:17].isdigit() or not (value[17].isdigit() or value[17] == "X"):
+    if (
+        not value.isascii()
+        or not value[:17].isdigit()
+        or not (value[17].isdigit() or value[17] == "X")
+    ):
         return "an ID number is 17 digits and a check character (0-9 or X)"
     if not _birth_date_ok(value[6:14]):
         return "the birth date inside the ID number (characters 7-14) is not a real date"

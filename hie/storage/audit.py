@@ -65,7 +65,9 @@ def outcome_code(outcome: object) -> int:
     """An outcome given as a FHIR code, an HTTP status or a word, as a FHIR code."""
     if isinstance(outcome, bool):
         return SUCCESS if outcome else MINOR_FAILURE
-    if isinstance(outcome, int) or (isinstance(outcome, str) and outcome.isdigit()):
+    if isinstance(outcome, int) or (
+        isinstance(outcome, str) and outcome.isascii() and outcome.isdigit()
+    ):
         number = int(outcome)
         if number in (SUCCESS, MINOR_FAILURE, SERIOUS_FAILURE, MAJOR_FAILURE):
             return number

@@ -395,3 +395,27 @@ def test_resources_dated_at_the_edges_of_the_calendar_are_no_server_error(
         "/fhir/Encounter", content=json.dumps(encounter).encode(), headers=_fhir(tokens.submitter)
     )
     assert answer.status_code < 500, answer.text[:300]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        # str.isdigit() is true for '³' and '٣', which int() refuses (found by schemathesis).
+        "/fhir/Patient/p1/_history/³",
+        "/fhir/Patient/p1/_history/٣",
+        "/fhir/AuditEvent/³",
+    ],
+)
+def test_digits_of_other_scripts_in_ids_are_no_server_error(
+    client: TestClient, tokens: Tokens, path: str
+) -> None:
+    answer = client.get(path, headers=bearer(tokens.admin, **{"X-HIE-Institution": GULOU}))
+    assert answer.status_code == 404, answer.text[:300]
+    assert answer.json()["resourceType"] == "OperationOutcome"
+
+
+def test_a_resident_id_number_in_superscript_digits_is_refused_not_crashed() -> None:
+    from hie.normalize import resident_id_problem
+
+    assert resident_id_problem("³" * 18) is not None
+    assert resident_id_problem("³" * 15) is not None

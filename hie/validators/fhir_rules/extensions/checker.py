@@ -226,7 +226,7 @@ class Checker:
                     f"the extension {url} requires the sub-extension {sub_url!r} "
                     f"({minimum} or more), found {found}",
                 )
-            if maximum.isdigit() and found > int(maximum):
+            if maximum.isascii() and maximum.isdigit() and found > int(maximum):
                 self.error(
                     CONTENT.id,
                     path,

@@ -180,7 +180,12 @@ class Checker:
             else:
                 message = f"{name}: minimum required = {minimum}, but only found {count}"
             self.error(CARDINALITY.id, where, message, "structure")
-        if isinstance(maximum, str) and maximum.isdigit() and count > int(maximum):
+        if (
+            isinstance(maximum, str)
+            and maximum.isascii()
+            and maximum.isdigit()
+            and count > int(maximum)
+        ):
             if maximum == "0":
                 message = f"{name}: the profile prohibits this element, but found {count}"
             else:
