@@ -21,14 +21,7 @@ import psycopg
 from starlette.requests import HTTPConnection
 
 from hie.auth import Principal
-from hie.errors import (
-    Conflict,
-    InvalidInput,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
-    Unavailable,
-)
+from hie.errors import HieError
 from hie.storage import Connection, Database
 from hie.storage.audit import record_event, record_event_nowait
 
@@ -97,15 +90,7 @@ class Agent:
 
 def status_of(exc: BaseException) -> int:
     """The HTTP status hie's error handlers answer an exception with (hie/http/errors.py)."""
-    statuses: list[tuple[type[BaseException], int]] = [
-        (PermissionDenied, 403),
-        (NotFound, 404),
-        (Unauthenticated, 401),
-        (Conflict, 409),
-        (InvalidInput, 422),
-        (Unavailable, 503),
-    ]
-    return next((status for kind, status in statuses if isinstance(exc, kind)), 500)
+    return exc.status if isinstance(exc, HieError) else 500
 
 
 class ReadTrail:

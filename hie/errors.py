@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 
 class HieError(Exception):
-    """Base of every error hie raises on purpose."""
+    """Base of every error hie raises on purpose. ``status`` is the HTTP status it is answered
+    with (hie/http/errors.py) and audited as (hie/audit.py); 500 for a fault of the platform."""
+
+    status = 500
 
 
 class ConfigError(HieError):
@@ -16,22 +19,32 @@ class ConfigError(HieError):
 class NotFound(HieError):
     """A named thing (institution, token, table) does not exist."""
 
+    status = 404
+
 
 class Conflict(HieError):
     """The request contradicts what is stored."""
+
+    status = 409
 
 
 class PermissionDenied(HieError):
     """The caller is known but may not do this."""
 
+    status = 403
+
 
 class Unauthenticated(HieError):
     """No valid credentials were presented."""
+
+    status = 401
 
 
 class Unavailable(HieError):
     """A service hie depends on (``database``, ``broker``) does not answer: nothing was done,
     and the same request may be sent again later."""
+
+    status = 503
 
     def __init__(self, dependency: str) -> None:
         self.dependency = dependency
@@ -57,6 +70,8 @@ class Problem:
 
 class InvalidInput(HieError):
     """Input that was refused as a whole, with every problem found in it."""
+
+    status = 422
 
     def __init__(self, source: str, problems: list[Problem]) -> None:
         self.source = source

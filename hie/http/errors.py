@@ -12,12 +12,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hie.errors import (
-    Conflict,
     HieError,
     InvalidInput,
-    NotFound,
-    PermissionDenied,
-    Unauthenticated,
     Unavailable,
 )
 from hie.outcome import OutcomeIssue, operation_outcome
@@ -26,13 +22,8 @@ log = logging.getLogger(__name__)
 
 FHIR_JSON = "application/fhir+json"
 
-_STATUS: list[tuple[type[HieError], int, str]] = [
-    (Unauthenticated, 401, "login"),
-    (PermissionDenied, 403, "forbidden"),
-    (NotFound, 404, "not-found"),
-    (Conflict, 409, "conflict"),
-    (InvalidInput, 422, "invalid"),
-]
+# The OperationOutcome issue code of each status a HieError is answered with (HieError.status).
+_ISSUE_CODES = {401: "login", 403: "forbidden", 404: "not-found", 409: "conflict", 422: "invalid"}
 
 
 def outcome_response(
@@ -65,20 +56,13 @@ def _outcome_for(
     return outcome_response(status, issues, headers)
 
 
-def _status_of(exc: Exception) -> tuple[int, str] | None:
-    for kind, status, code in _STATUS:
-        if isinstance(exc, kind):
-            return status, code
-    return None
-
-
 def _hie_error(request: Request, exc: Exception) -> Response:
-    known = _status_of(exc)
-    if known is None:
+    status = exc.status if isinstance(exc, HieError) else 500
+    code = _ISSUE_CODES.get(status)
+    if code is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         issue = OutcomeIssue("fatal", "exception", "internal error")
         return _outcome_for(request, 500, [issue])
-    status, code = known
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(exc, InvalidInput):
         issues = [
