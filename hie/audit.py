@@ -134,9 +134,12 @@ class ReadTrail:
             if first is None:
                 return
             batch = [first]
+            # Linger a moment so a busy server writes many entries per transaction: one
+            # transaction per read would cost the database as much as the search itself.
+            deadline = time.monotonic() + LINGER_SECONDS
             while len(batch) < self._batch:
                 try:
-                    item = self._queue.get_nowait()
+                    item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
                 except queue.Empty:
                     break
                 if item is None:
@@ -173,6 +176,10 @@ class ReadTrail:
 
 
 RETRIES = 5
+LINGER_SECONDS = 0.2
+# Who reads the trail first waits (at most this long) for this process's queued reads, so a read
+# made a moment ago is there; other processes' last fraction of a second may not be yet.
+FLUSH_BEFORE_READING = 2.0
 
 
 @dataclass(frozen=True)

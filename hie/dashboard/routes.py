@@ -15,7 +15,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import RedirectResponse, Response
 
-from hie.audit import masked_query
+from hie.audit import FLUSH_BEFORE_READING, flush_reads, masked_query
 from hie.config import Settings
 from hie.dashboard.audit_page import audit_page, record_view
 from hie.dashboard.exports import FORMATS, grid_download, report_download
@@ -418,6 +418,7 @@ def audit(request: Request) -> Response:
         record_view(database, request, viewer.principal, action, "audit", status=403, query=query)
         return _error(request, viewer, 403, "error.forbidden")
     zone = _settings(request).zone
+    flush_reads(database, timeout=FLUSH_BEFORE_READING)  # this process's latest reads too
     with database.connection() as conn:
         page = audit_page(conn, dict(request.query_params), zone, viewer.t, export=export)
     record_view(database, request, viewer.principal, action, "audit", query=query)

@@ -16,7 +16,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 from starlette.datastructures import FormData
 
-from hie.audit import Agent, address_of, mask, masked_query, record_read, status_of
+from hie.audit import (
+    FLUSH_BEFORE_READING,
+    Agent,
+    address_of,
+    flush_reads,
+    mask,
+    masked_query,
+    record_read,
+    status_of,
+)
 from hie.auth import Principal
 from hie.errors import PermissionDenied
 from hie.fhir.access import (
@@ -206,6 +215,7 @@ def _audit_trail(
     except PermissionDenied:
         record_read(server.database, agent, action, target, status=403, query=query)
         raise
+    flush_reads(server.database, timeout=FLUSH_BEFORE_READING)  # this process's latest reads too
     answer = read()
     record_read(server.database, agent, action, target, status=answer.status, query=query)
     return answer
