@@ -1,9 +1,12 @@
 """What search indexing costs per resource: ``index_rows`` over the resources of Synthea
-bundles, the rows it makes per resource, and (when the parameter table carries FHIRPath
-expressions) the same parameters evaluated by fhirpathpy alone, measured in the same run, as
-the baseline the compiled extractors are meant to beat.
+bundles and the rows it makes per resource, against two baselines measured in the same run:
+another version's ``hie/fhir/parameters.py`` (``--baseline FILE``, e.g. the hand-written table
+before the R4 definitions: ``git show e0798c9:hie/fhir/parameters.py > /tmp/old.py``), in
+alternating rounds so machine load hits both alike; and the same parameters evaluated by
+fhirpathpy alone, which is what the compiled extractors spare.
 
-    .venv/bin/python benchmarks/search_index.py DIR_OF_SYNTHEA_BUNDLES [--limit 20] [--rounds 3]
+    .venv/bin/python benchmarks/search_index.py DIR_OF_SYNTHEA_BUNDLES [--limit 20]
+        [--rounds 5] [--baseline FILE]
 
 Only the resource types of the default catalog are measured (the platform stores no others).
 """
@@ -11,8 +14,10 @@ Only the resource types of the default catalog are measured (the platform stores
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -74,7 +79,8 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("folder", type=Path)
     parser.add_argument("--limit", type=int, default=20, help="bundles to read")
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--baseline", type=Path, help="another version of parameters.py")
     args = parser.parse_args()
     types = set(supported_types(read_catalog(default_catalog_path())))
     work = resources(args.folder, args.limit, types)
@@ -82,9 +88,29 @@ def main() -> None:
     for t in by_type:
         parameters_of(t)  # build the tables before timing
     rows = sum(len(index_rows(r, ZONE)) for r in work)
-    per = timed(work, args.rounds, lambda r: index_rows(r, ZONE))
     print(f"{len(work)} resources of {len(by_type)} types from {args.limit} bundles")
-    print(f"index_rows: {per * 1e6:.1f} µs per resource, {rows / len(work):.1f} rows per resource")
+    if args.baseline:
+        spec = importlib.util.spec_from_file_location("baseline_parameters", args.baseline)
+        if spec is None or spec.loader is None:
+            raise SystemExit(f"cannot load {args.baseline}")
+        baseline = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = baseline  # dataclasses look their module up
+        spec.loader.exec_module(baseline)
+        old_rows = sum(len(baseline.index_rows(r, ZONE)) for r in work)
+        mine, theirs = [], []
+        for _ in range(args.rounds):
+            mine.append(timed(work, 1, lambda r: index_rows(r, ZONE)))
+            theirs.append(timed(work, 1, lambda r: baseline.index_rows(r, ZONE)))
+        per, old = statistics.median(mine), statistics.median(theirs)
+        print(f"baseline: {old * 1e6:.1f} µs per resource, {old_rows / len(work):.1f} rows")
+        print(f"index_rows: {per * 1e6:.1f} µs per resource, {rows / len(work):.1f} rows")
+        print(
+            f"ratio index_rows / baseline: {per / old:.2f} per resource, "
+            f"{(per / rows) / (old / old_rows):.2f} per row"
+        )
+    else:
+        per = timed(work, args.rounds, lambda r: index_rows(r, ZONE))
+        print(f"index_rows: {per * 1e6:.1f} µs per resource, {rows / len(work):.1f} rows")
     if all(hasattr(p, "expression") for t in by_type for p in parameters_of(t).values()):
         sample = work[: max(1, len(work) // 10)]
         base = timed(sample, 1, fhirpath_baseline)

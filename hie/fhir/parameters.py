@@ -21,7 +21,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -76,6 +76,11 @@ class SearchParameter:
     description: str = ""
     components: tuple[Component, ...] = ()
     extractors: tuple[Extractor, ...] = field(default=(), repr=False)
+    # Composite parameters over sub-elements (Observation.component): each element's component
+    # values are rows <name>$<i> sharing a group. One whose base is the resource itself
+    # (code-value-quantity) needs no rows of its own: its components' own parameters (code,
+    # value-quantity) answer it.
+    grouped: bool = False
 
     @property
     def fhir_type(self) -> str:
@@ -264,6 +269,9 @@ def _compile_path(branch: str, definition: str) -> list[_Step]:
 
 
 def _walker(steps: list[_Step]) -> Extractor:
+    if len(steps) == 1 and len(steps[0].keys) == 1 and not steps[0].filters:
+        return _one_key(steps[0].keys[0][0], steps[0].keys[0][1], steps[0].first)
+
     def run(node: dict[str, Any]) -> list[tuple[Any, str]]:
         found: list[tuple[Any, str]] = [(node, "")]
         for step in steps:
@@ -288,6 +296,21 @@ def _walker(steps: list[_Step]) -> Extractor:
             found = selected
         return found
 
+    return run
+
+
+def _one_key(key: str, type_name: str, first: bool) -> Extractor:
+    """The walk of ``Type.element`` (most of R4's expressions), without the general loop."""
+
+    def run(node: dict[str, Any]) -> list[tuple[Any, str]]:
+        value = node.get(key)
+        if value is None:
+            return []
+        if type(value) is list:
+            return [(v, type_name) for v in value[:1]] if first else [(v, type_name) for v in value]
+        return [(value, type_name)]
+
+    run.__qualname__ = "_walker.<locals>.run"  # a compiled walk (compiled_fully)
     return run
 
 
@@ -340,15 +363,18 @@ def _parameter(url: str, definition: dict[str, Any], resource_type: str) -> Sear
     components: list[Component] = []
     if kind == "composite":
         bases = _branches(expression)
+        grouped = bases != [resource_type]
         for part_url, part_expression in definition.get("component", ()):
             part = _definitions().get(part_url)
             if part is None or part["type"] not in KINDS or part["type"] == "composite":
+                return None
+            if resource_type not in part["base"] and not grouped:
                 return None
             base_definition = _base_definition(bases, resource_type)
             if base_definition is None:
                 return None
             part_param = SearchParameter(
-                f"{name}${len(components)}",
+                f"{name}${len(components)}" if grouped else part["code"],
                 part["type"],
                 part_expression,
                 extractors=compile_expression(part_expression, base_definition),
@@ -365,7 +391,8 @@ def _parameter(url: str, definition: dict[str, Any], resource_type: str) -> Sear
             url=url,
             description=definition.get("description", ""),
             components=tuple(components),
-            extractors=base_extractors,
+            extractors=base_extractors if grouped else (),
+            grouped=grouped,
         )
     return SearchParameter(
         name,
@@ -525,9 +552,14 @@ def _reference_rows(name: str, value: Any, targets: tuple[str, ...]) -> Iterator
         yield IndexValue(f"{name}:identifier", _str(identifier.get("system")), identifier["value"])
 
 
+# A resource's dates are read by several parameters (Observation's date, and R4's composites):
+# each distinct value is parsed once.
+_date_range = lru_cache(maxsize=4096)(date_range)
+
+
 def _date_rows(name: str, value: Any, type_name: str, zone: ZoneInfo) -> Iterator[IndexValue]:
     if isinstance(value, str):
-        found = date_range(value, zone)
+        found = _date_range(value, zone)
         if found:
             yield IndexValue(name, low=found[0], high=found[1])
     elif isinstance(value, dict):
@@ -614,21 +646,34 @@ def _composite_rows(
                 group += 1
                 for rows in parts:
                     for row in rows:
-                        yield IndexValue(
-                            row.param, row.system, row.value, row.low, row.high, row.number,
-                            row.text, group,
-                        )  # fmt: skip
+                        yield row._replace(group=group)
+
+
+# What index_rows runs for one parameter branch: the extractor, then the rows of each value.
+_Work = tuple[SearchParameter, Extractor]
+
+
+@cache
+def _plan(resource_type: str) -> tuple[tuple[_Work, ...], tuple[SearchParameter, ...]]:
+    """A type's extractors in one flat list (and its grouped composites), built once."""
+    parameters = parameters_of(resource_type).values()
+    flat = tuple(
+        (p, extract) for p in parameters if p.kind != "composite" for extract in p.extractors
+    )
+    return flat, tuple(p for p in parameters if p.grouped)
 
 
 def index_rows(resource: dict[str, Any], zone: ZoneInfo) -> list[IndexValue]:
     """Every search-parameter value of ``resource``, as the rows fhir_search_index keeps."""
     rows: list[IndexValue] = []
-    for parameter in parameters_of(str(resource.get("resourceType"))).values():
-        if parameter.kind == "composite":
-            rows.extend(_composite_rows(parameter, resource, zone))
-            continue
-        for extract in parameter.extractors:
-            for value, type_name in extract(resource):
-                rows.extend(element_rows(parameter, parameter.name, value, type_name, zone))
+    flat, grouped = _plan(str(resource.get("resourceType")))
+    for parameter, extract in flat:
+        found = extract(resource)
+        if found:
+            name = parameter.name
+            for value, type_name in found:
+                rows.extend(element_rows(parameter, name, value, type_name, zone))
+    for parameter in grouped:
+        rows.extend(_composite_rows(parameter, resource, zone))
     # One row per distinct value: a value reached by two branches is one match.
     return list(dict.fromkeys(rows))

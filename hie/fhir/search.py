@@ -318,7 +318,7 @@ def _criterion(
             raise SearchError(f"{param.name}:missing is true or false")
         missing_param = param.name
         if param.kind == "composite":
-            missing_param = f"{param.name}$0"
+            missing_param = param.components[0].param.name
         return MissingCriterion(missing_param, value == "true")
     allowed = MODIFIERS[param.kind]
     if modifier and modifier not in allowed:
@@ -430,4 +430,4 @@ def _composite(param: SearchParameter, values: list[str], zone: ZoneInfo) -> Cri
                 for c, part in zip(param.components, parts, strict=True)
             )
         )
-    return CompositeCriterion(param.name, tuple(alternatives))
+    return CompositeCriterion(param.name, tuple(alternatives), param.grouped)

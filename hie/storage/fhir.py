@@ -12,18 +12,19 @@ import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from hie.storage.database import Connection
 from hie.storage.search import LiveRow
 
 
-@dataclass(frozen=True)
-class IndexValue:
+class IndexValue(NamedTuple):
     """One row of fhir_search_index (migrations 0003 and 0009): token, reference and uri values
     in system/value, dates as [low, high), numbers and quantities in number (a quantity's code
     in value, its unit in text), strings as written in value and normalized in text, a token's
-    display text in text; composite parameters' component rows share a group number."""
+    display text in text; composite parameters' component rows share a group number. A named
+    tuple: a resource makes dozens, and a tuple is made several times faster than a frozen
+    dataclass."""
 
     param: str
     system: str | None = None

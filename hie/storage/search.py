@@ -136,10 +136,12 @@ class HasCriterion:
 @dataclass(frozen=True)
 class CompositeCriterion:
     """``code-value-quantity=http://loinc.org|8480-6$gt100``: any of ``alternatives``, each one
-    criterion per component, met by the rows of one element (one group)."""
+    criterion per component, met by the rows of one element (one group) when ``grouped``, else
+    by the resource's rows."""
 
     param: str
     alternatives: tuple[tuple[Criterion, ...], ...]
+    grouped: bool = True
 
 
 Criterion = (
@@ -385,8 +387,11 @@ class _Builder:
                     test.append(
                         sql.SQL(
                             "exists (select 1 {rows} and {b}.resource_id = {a}.resource_id"
-                            " and {b}.grp = {a}.grp and ({cond}))"
+                            " and {same} ({cond}))"
                         ).format(
+                            same=sql.SQL("{}.grp = {}.grp and").format(b, a)
+                            if criterion.grouped
+                            else sql.SQL(""),
                             rows=self.rows(resource_type, _param_of(other), b),
                             a=a,
                             b=b,

@@ -12,9 +12,14 @@ from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
+from psycopg import sql
 
+from hie.config import Settings
 from hie.fhir.parameters import compiled_fully, index_rows, parameters_of
+from hie.fhir.reindex import reindex
 from hie.fhir.search import SearchError, parse_search
+from hie.storage import open_database
+from hie.storage.search import _Builder
 from tests.fhir.conftest import Tokens, auth
 
 SHANGHAI = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
@@ -622,20 +627,21 @@ def test_every_declared_parameter_filters(
             if name in ("_id", "_lastUpdated") or name in always:
                 continue
             if kind == "composite":
-                values = [r for r in rows if r.param == f"{name}$0"]
+                parts = parameters_of(resource_type)[name].components
+                values = [r for r in rows if r.param == parts[0].param.name and r.value]
                 second = [
                     r
                     for r in rows
-                    if r.param == f"{name}$1" and values and r.group == values[0].group
+                    if r.param == parts[1].param.name
+                    and values
+                    and (r.group == values[0].group or not r.group)
                 ]
                 if not values or not second:
                     continue
                 first = _value_of("token", values)
-                part = _value_of(
-                    parameters_of(resource_type)[name].components[1].param.kind, second
-                )
+                part = _value_of(parts[1].param.kind, second)
                 assert first and part
-                value, missing = f"{first[0]}${part[0]}", f"{first[0]}$-99999"
+                value, missing = f"{first[0]}${part[0]}", f"{first[0]}${part[1]}"
             else:
                 values = [
                     r
@@ -675,3 +681,57 @@ def test_index_extraction_over_the_r4_examples(shared_data: Path) -> None:
     patient = json.loads((examples / "Patient-example.json").read_text("utf-8"))
     params = {r.param for r in index_rows(patient, SHANGHAI)}
     assert {"name", "family", "given", "gender", "birthdate", "address", "telecom"} <= params
+
+
+def test_reindex_gives_stored_resources_the_new_parameters(
+    client: TestClient, tokens: Tokens, fhir_settings: Settings
+) -> None:
+    """A resource stored before migration 0009 has only the old rows; ``hie db reindex``
+    (``reindex``) writes its rows anew, and the new parameters find it."""
+    tag = uuid.uuid4().hex[:8]
+    pid = create(client, tokens.h1, {"resourceType": "Patient", "name": [{"family": f"Old{tag}"}]})
+    database = open_database(fhir_settings, migrate=False)
+    try:
+        with database.transaction() as tx:  # as if indexed before the new parameters
+            tx.conn.execute(
+                "delete from fhir_search_index where institution_code = 'H1'"
+                " and resource_type = 'Patient' and resource_id = %s",
+                (pid,),
+            )
+        assert found(client, tokens.h1, f"/fhir/Patient?family=old{tag}") == set()
+        done = reindex(database, fhir_settings.zone, institution="H1", resource_type="Patient")
+        assert done >= 1
+    finally:
+        database.close()
+    assert found(client, tokens.h1, f"/fhir/Patient?family=old{tag}") == {pid}
+
+
+def test_new_parameter_types_use_the_index(fhir_settings: Settings) -> None:
+    """String prefixes, quantities, chains and _has read fhir_search_index through its
+    indexes (enable_seqscan off, as the planner would choose on a big table)."""
+    queries = [
+        ("Patient", [("name", "mül")]),
+        ("Patient", [("family:exact", "Müller")]),
+        ("Observation", [("value-quantity", "gt5.4|http://unitsofmeasure.org|mmol/L")]),
+        ("Observation", [("subject.name", "peter")]),
+        ("Patient", [("_has:Observation:patient:code", "2339-0")]),
+        ("Observation", [("component-code-value-quantity", "http://loinc.org|8480-6$gt140")]),
+    ]
+    database = open_database(fhir_settings, migrate=False)
+    try:
+        with database.connection() as conn, conn.transaction(force_rollback=True):
+            conn.execute("set local enable_seqscan = off")
+            for resource_type, pairs in queries:
+                parsed = parse_search(
+                    resource_type, pairs, institution_code="H1", zone=fhir_settings.zone
+                )
+                builder = _Builder(parsed.query)
+                statement = sql.SQL(
+                    "explain select r.resource_id from fhir_resource r where {} order by {} limit 1"
+                ).format(builder.build(), builder.order())
+                plan = "\n".join(
+                    r["QUERY PLAN"] for r in conn.execute(statement, builder.params).fetchall()
+                )
+                assert "Seq Scan" not in plan, (pairs, plan)
+    finally:
+        database.close()
