@@ -274,7 +274,7 @@ def _parameter(
         return _criterion(param, modifier or None, value, zone)
     if param.kind != "reference":
         raise SearchError(f"{raw_name}: only a reference parameter can be chained")
-    if depth + 1 >= MAX_CHAIN:
+    if depth + 1 > MAX_CHAIN:
         raise SearchError(f"{raw_name}: chains are limited to {MAX_CHAIN} links")
     if modifier and modifier not in param.targets:
         raise SearchError(f"{head}: {name} does not point to {modifier}")
@@ -298,7 +298,7 @@ def _has(resource_type: str, raw_name: str, value: str, zone: ZoneInfo, depth: i
     if len(parts) != 4 or not parts[3]:
         raise SearchError(f"{raw_name}: use _has:<Type>:<reference parameter>:<parameter>")
     _, source, ref, rest = parts
-    if depth + 1 >= MAX_CHAIN:
+    if depth + 1 > MAX_CHAIN:
         raise SearchError(f"{raw_name}: chains are limited to {MAX_CHAIN} links")
     if not is_resource_type(source):
         raise SearchError(f"{raw_name}: {source} is not a resource type")

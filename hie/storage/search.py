@@ -342,7 +342,7 @@ class _Builder:
             r = self.alias()
             return sql.SQL(
                 "select {r}.resource_id from fhir_resource {r} where {r}.institution_code ="
-                " %(inst)s and {r}.resource_type = {t} and not ({test})"
+                " %(inst)s and {r}.resource_type = {t} and {test}"
             ).format(
                 r=r,
                 t=resource_type,

@@ -418,7 +418,16 @@ def test_chained_search(client: TestClient, tokens: Tokens, people: dict[str, st
     assert found(client, tokens.h2, f"/fhir/Observation?subject.name=m%C3%BCller{tag}") == {
         people["h2obs"]
     }
+    # A modifier at the end of the chain: observations of patients not male.
+    not_male = f"/fhir/Observation?subject:Patient.gender:not=male&subject:Patient.family=wang{tag}"
+    assert found(client, tokens.h1, not_male) == {people["normal"], people["weight"]}
+    not_male = (
+        f"/fhir/Observation?subject:Patient.gender:not=male&subject=Patient/{people['muller']}"
+    )
+    assert found(client, tokens.h1, not_male) == set()
     assert status(client, tokens.h1, "/fhir/Observation?subject.nickname=x") == 400
+    three = "/fhir/Observation?subject:Patient.organization.partof.name=x"
+    assert found(client, tokens.h1, three) == set()
     too_deep = "/fhir/Observation?subject:Patient.organization.partof.partof.name=x"
     assert status(client, tokens.h1, too_deep) == 400
     assert status(client, tokens.h1, "/fhir/Observation?code.name=x") == 400
