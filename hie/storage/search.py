@@ -279,18 +279,26 @@ class _Builder:
                 return sql.SQL("{} = any({})").format(
                     col("value"), self.name(list(criterion.values))
                 )
-            patterns = [
-                ("%" if criterion.mode == "contains" else "") + _like_escape(v) + "%"
+            # One LIKE per value: with a constant prefix the planner reads the text index's
+            # range (LIKE ANY of an array it cannot).
+            return sql.SQL(" or ").join(
+                sql.SQL("{} like {}").format(
+                    col("text"),
+                    self.name(
+                        ("%" if criterion.mode == "contains" else "") + _like_escape(v) + "%"
+                    ),
+                )
                 for v in criterion.values
-            ]
-            return sql.SQL("{} like any({})").format(col("text"), self.name(patterns))
+            )
         if isinstance(criterion, UriCriterion):
             values = self.name(list(criterion.values))
             if criterion.mode == "eq":
                 return sql.SQL("{} = any({})").format(col("value"), values)
             if criterion.mode == "below":
-                patterns = [_like_escape(v) + "%" for v in criterion.values]
-                return sql.SQL("{} like any({})").format(col("value"), self.name(patterns))
+                return sql.SQL(" or ").join(
+                    sql.SQL("{} like {}").format(col("value"), self.name(_like_escape(v) + "%"))
+                    for v in criterion.values
+                )
             # above: the stored uri is a prefix of a searched one
             return sql.SQL(
                 "exists (select 1 from unnest({}::text[]) q(u) where starts_with(q.u, {}))"

@@ -719,18 +719,26 @@ def test_new_parameter_types_use_the_index(fhir_settings: Settings) -> None:
     """String prefixes, quantities, chains and _has read fhir_search_index through its
     indexes (enable_seqscan off, as the planner would choose on a big table)."""
     queries = [
-        ("Patient", [("name", "mül")]),
-        ("Patient", [("family:exact", "Müller")]),
-        ("Observation", [("value-quantity", "gt5.4|http://unitsofmeasure.org|mmol/L")]),
-        ("Observation", [("subject.name", "peter")]),
-        ("Patient", [("_has:Observation:patient:code", "2339-0")]),
-        ("Observation", [("component-code-value-quantity", "http://loinc.org|8480-6$gt140")]),
+        ("Patient", [("name", "mül")], "fhir_search_text_idx"),
+        ("Patient", [("family:exact", "Müller")], "fhir_search_token_idx"),
+        (
+            "Observation",
+            [("value-quantity", "gt5.4|http://unitsofmeasure.org|mmol/L")],
+            "fhir_search_number_idx",
+        ),
+        ("Observation", [("subject.name", "peter")], "fhir_search_text_idx"),
+        ("Patient", [("_has:Observation:patient:code", "2339-0")], "fhir_search_token_idx"),
+        (
+            "Observation",
+            [("component-code-value-quantity", "http://loinc.org|8480-6$gt140")],
+            "fhir_search_",
+        ),
     ]
     database = open_database(fhir_settings, migrate=False)
     try:
         with database.connection() as conn, conn.transaction(force_rollback=True):
             conn.execute("set local enable_seqscan = off")
-            for resource_type, pairs in queries:
+            for resource_type, pairs, index in queries:
                 parsed = parse_search(
                     resource_type, pairs, institution_code="H1", zone=fhir_settings.zone
                 )
@@ -742,5 +750,6 @@ def test_new_parameter_types_use_the_index(fhir_settings: Settings) -> None:
                     r["QUERY PLAN"] for r in conn.execute(statement, builder.params).fetchall()
                 )
                 assert "Seq Scan" not in plan, (pairs, plan)
+                assert index in plan, (pairs, plan)
     finally:
         database.close()
