@@ -523,11 +523,14 @@ def _str(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _string_rows(name: str, value: Any) -> Iterator[IndexValue]:
+def _string_rows(name: str, value: Any, type_name: str) -> Iterator[IndexValue]:
     if isinstance(value, str):
         pieces: Iterator[str] = iter((value,))
     elif isinstance(value, dict):
-        keys = _HUMAN_NAME if "family" in value or "given" in value else _ADDRESS
+        human = type_name == "HumanName" or (
+            not type_name and ("family" in value or "given" in value)
+        )
+        keys = _HUMAN_NAME if human else _ADDRESS
         pieces = (s for key in keys for s in _strings(value.get(key)))
     else:
         return
@@ -609,7 +612,7 @@ def element_rows(
     elif kind == "date":
         yield from _date_rows(name, value, type_name, zone)
     elif kind == "string":
-        yield from _string_rows(name, value)
+        yield from _string_rows(name, value, type_name)
     elif kind == "uri":
         if isinstance(value, str):
             yield IndexValue(name, value=value)
