@@ -136,8 +136,9 @@ def search_type(
         )
     except SearchError as exc:
         return error(400, "invalid", str(exc))
-    if parsed.unknown and call.prefs.strict:
-        return error(400, "not-supported", "; ".join(parsed.unknown))
+    if parsed.unknown and not call.prefs.lenient:
+        # HAPI JPA's default: an unknown parameter would widen the result, so it is refused.
+        return error(400, "processing", "; ".join(parsed.unknown))
     query = parsed.query
     with database.connection() as conn:
         if parsed.count_only:
@@ -162,10 +163,10 @@ def search_type(
     found = [_search_entry(r, resources, call.base, "match") for r in rows]
     found += [_search_entry(r, resources, call.base, "include") for r in included]
     entries = [e for e in found if e is not None]
-    if parsed.unknown:
+    if parsed.unknown or parsed.warnings:
         issues = [
             {"severity": "warning", "code": "not-supported", "diagnostics": m}
-            for m in parsed.unknown
+            for m in parsed.unknown + parsed.warnings
         ]
         entries.append(
             {

@@ -12,7 +12,6 @@ from __future__ import annotations
 from hie.catalog import Catalog
 from hie.fhir import reads, writes
 from hie.fhir.calls import Call
-from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
 
@@ -84,4 +83,4 @@ class FhirServer(Transactions):
         return reads.search_type(self.database, zone, call, resource_type, pairs, self_url)
 
 
-__all__ = ["PARAMETERS", "Call", "FhirServer", "Upload", "supported_types"]
+__all__ = ["Call", "FhirServer", "Upload", "supported_types"]
