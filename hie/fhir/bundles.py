@@ -24,15 +24,17 @@ from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
+from hie.fhir.patch import Patch, PatchError, parse_patch, patch_from_binary
+from hie.fhir.patching import apply_to_stored, single_target
 from hie.fhir.responses import Answer, bundle, failure
-from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
+from hie.fhir.rules import BUNDLE, PATCH, PRECONDITION, REFERENCE, REQUEST
 from hie.fhir.server import Call, FhirServer, Upload
 from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
 from hie.ingest import reject
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
 
-_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 _INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
 _CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
 
@@ -52,6 +54,8 @@ class Entry:
     table: Table | None = None
     if_match: int | None = None
     report: Report = field(default_factory=Report)
+    patch: Patch | None = None  # a PATCH entry's operations
+    patch_condition: str | None = None  # PATCH <Type>?<query>: the one resource it names
 
     @property
     def path(self) -> str:
@@ -87,6 +91,8 @@ def _plan(
         entry.resource_type, entry.resource_id = instance[1], instance[2]
         return entry
     resource = raw.get("resource")
+    if entry.method == "PATCH" and (instance or conditional):
+        return _plan_patch(entry, resource, instance, conditional)
     if entry.method == "POST" and re.fullmatch(r"[A-Z][A-Za-z]+", entry.url):
         entry.resource_type, entry.resource_id = entry.url, new_id()
         entry.condition = request.get("ifNoneExist") or None
@@ -101,7 +107,8 @@ def _plan(
             Severity.ERROR,
             REQUEST.id,
             f"{entry.method} {entry.url} is not supported in a Bundle (POST <Type>, PUT "
-            "<Type>/<id>, PUT <Type>?<query>, DELETE <Type>/<id>, GET)",
+            "<Type>/<id>, PUT <Type>?<query>, PATCH <Type>/<id>, PATCH <Type>?<query>, "
+            "DELETE <Type>/<id>, DELETE <Type>?<query>, GET)",
             code="not-supported",
             expression=f"{entry.path}.request",
         )
@@ -138,6 +145,30 @@ def _plan(
     entry.table = result.table
     if entry.table is None and not entry.report.rejected:
         entry.report.add(Severity.ERROR, REQUEST.id, "no table accepts this resource")
+    return entry
+
+
+def _plan_patch(
+    entry: Entry, resource: Any, instance: re.Match[str] | None, conditional: re.Match[str] | None
+) -> Entry:
+    """A PATCH entry: a Binary holding a base64 JSON Patch, or a Parameters resource (FHIRPath
+    Patch), as HAPI takes them; ``<Type>/<id>`` or ``<Type>?<query>``."""
+    if conditional and "?" in entry.url:
+        entry.resource_type, entry.patch_condition = conditional[1], conditional[2]
+    elif instance:
+        entry.resource_type, entry.resource_id = instance[1], instance[2]
+    try:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+            entry.patch = Patch("json", patch_from_binary(resource))
+        else:
+            entry.patch = parse_patch(None, resource)
+    except PatchError as exc:
+        entry.report.add(
+            Severity.ERROR,
+            PATCH.id,
+            str(exc),
+            expression=f"{entry.path}.resource{'.' + exc.expression if exc.expression else ''}",
+        )
     return entry
 
 
@@ -259,6 +290,7 @@ def _entry_json(answer: Answer, prefs_mode: str | None) -> dict[str, Any]:
 class BundleProcessor:
     def __init__(self, server: FhirServer) -> None:
         self.server = server
+        self.declared: list[str] | None = None
 
     def process(self, call: Call, body: bytes) -> Answer:
         read, refused = self.server.parse(call, body, "Bundle")
@@ -292,6 +324,7 @@ class BundleProcessor:
             return self.server.refused(call, 413, report, body, len(entries))
         call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
+        self.declared = declared  # PATCH entries validate their result against it
         types = entry_types_of(resource)
         plans = [_plan(raw, i, catalog, declared, types) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column
@@ -402,6 +435,21 @@ class BundleProcessor:
 
         if plan.index in matched:
             return matched[plan.index]
+        if plan.method == "PATCH" and plan.patch is not None:
+            target = plan.resource_id
+            if plan.patch_condition is not None:
+                target = single_target(session, plan.resource_type, plan.patch_condition)
+            return apply_to_stored(
+                session,
+                call,
+                plan.resource_type,
+                target or "",
+                plan.patch,
+                plan.if_match,
+                session.catalog,
+                self.declared,
+                path=f"{plan.path}.resource",
+            )
         if plan.method == "DELETE":
             written = session.delete(
                 plan.resource_type, plan.resource_id or "", if_match=plan.if_match
@@ -446,6 +494,7 @@ class BundleProcessor:
                     except WriteRefused as exc:
                         answers[plan.index] = failure(exc.status, exc.report)
                         session.index = type(session.index)(session.institution_code)
+                        session.discard()
                         plan.report.extend(exc.report)
                 upload.rejected += 1
                 reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))

@@ -40,6 +40,7 @@ from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
+from hie.fhir.patch import JSON_PATCH
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
@@ -50,6 +51,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+ACCEPTED = (*JSON_TYPES, *XML_TYPES)
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
@@ -114,7 +116,7 @@ async def _run(
     server = _server(request)
     agent = Agent.of(principal, address_of(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
-    if write and content_type is not None and content_type not in (*JSON_TYPES, *XML_TYPES):
+    if write and content_type is not None and content_type not in (*ACCEPTED, JSON_PATCH):
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
         return _respond(error(415, "not-supported", message), request)
 
@@ -565,4 +567,64 @@ async def vread(
         action="fhir.vread",
         target=f"{resource_type}/{resource_id}/_history/{version_id}",
         work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
+    )
+
+
+@router.patch(
+    "/{resource_type}/{resource_id}",
+    summary="patch: JSON Patch or FHIRPath Patch (Parameters)",
+    openapi_extra=extra(body="resource"),
+)
+async def patch(
+    request: Request,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.patch",
+        target=f"{resource_type}/{resource_id}",
+        work=lambda server, call: server.patch(
+            call, resource_type, resource_id, body, if_match=parse_etag(if_match)
+        ),
+    )
+
+
+@router.patch(
+    "/{resource_type}",
+    summary="conditional patch (search parameters in the URL)",
+    openapi_extra=extra(body="resource", query="search"),
+)
+async def conditional_patch(
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    condition = _condition(request)
+    if not condition:
+        message = f"PATCH /fhir/{resource_type} needs a condition"
+        return _respond(error(400, "invalid", message), request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.patch",
+        target=resource_type,
+        query=mask(condition),
+        work=lambda server, call: server.patch(
+            call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
+        ),
     )

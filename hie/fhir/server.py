@@ -10,7 +10,7 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 from __future__ import annotations
 
 from hie.catalog import Catalog
-from hie.fhir import reads, writes
+from hie.fhir import patching, reads, writes
 from hie.fhir.calls import Call
 from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import Answer
@@ -52,6 +52,20 @@ class FhirServer(Transactions):
         self, call: Call, resource_type: str, resource_id: str, *, if_match: int | None
     ) -> Answer:
         return writes.delete(self, call, resource_type, resource_id, if_match=if_match)
+
+    def patch(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str | None,
+        body: bytes,
+        *,
+        if_match: int | None,
+        condition: str | None = None,
+    ) -> Answer:
+        return patching.patch(
+            self, call, resource_type, resource_id, body, if_match=if_match, condition=condition
+        )
 
     def validate(
         self, call: Call, resource_type: str, resource_id: str | None, body: bytes

@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 from hie.catalog import Catalog, Table
 from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
+from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of
 from hie.fhir.parameters import index_rows
-from hie.fhir.rules import PRECONDITION, REQUEST
+from hie.fhir.rules import INTEGRITY, PRECONDITION, REFERENCED, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
 from hie.ingest import Arrival, store_record
 from hie.normalize import NormalizedRecord
@@ -28,6 +29,7 @@ from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
 from hie.storage.fhir import IndexValue, IndexWriter, lock_conditions
 from hie.storage.records import get_head
+from hie.storage.references import missing, referrers
 from hie.storage.search import LiveRow, TokenMatch, ValueCriterion, lookup_values, search
 from hie.validators import Report, Severity
 from hie.validators.fhir_rules.attachments import cda_attachment
@@ -127,6 +129,9 @@ class WriteSession:
     touched: list[str] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
     index_rows: int = 0  # search-index rows written (for the statistics check after commit)
+    # Referential integrity (hie/fhir/integrity.py), checked by finish() over what was written.
+    check_references: bool = False
+    check_referrers: bool = False
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
@@ -136,6 +141,9 @@ class WriteSession:
         # as this request writes, so later entries see what earlier entries created.
         self._known: dict[ValueKey, list[tuple[str | None, LiveRow]]] = {}
         self._known_of: dict[tuple[str, str], set[ValueKey]] = {}
+        # Written since the last finish(): references to check, and deleted resources.
+        self._references: list[Reference] = []
+        self._deleted: list[str] = []
 
     @property
     def institution_code(self) -> str:
@@ -191,6 +199,8 @@ class WriteSession:
             self.index.put(row, prepared.index)
             self.index_rows += len(prepared.index)
             self._note(resource_type, resource_id, row, prepared.index)
+            if self.check_references:
+                self._references.extend(references_of(resource))
         else:
             self.unchanged += 1
         self.touched.append(f"{resource_type}/{resource_id}")
@@ -225,6 +235,8 @@ class WriteSession:
             self.written += 1
             self.index.remove(resource_type, resource_id)
             self._note(resource_type, resource_id, None, [])
+            if self.check_referrers:
+                self._deleted.append(logical_id)
         self.touched.append(logical_id)
         return Written(
             "deleted", resource_type, resource_id, new_head.version, new_head.received_at, None
@@ -332,5 +344,40 @@ class WriteSession:
         return search(self.conn, parsed.query)
 
     def finish(self) -> None:
-        """Write the index changes gathered so far (before the commit, and before searching)."""
+        """Write the index changes gathered so far (before the commit, and before searching),
+        then check referential integrity over everything written since the last call: once
+        all of a transaction is written, so its entries may refer to each other in any order."""
         self.index.flush(self.conn)
+        references, deleted = self._references, self._deleted
+        self.discard()
+        report = Report()
+        if references:
+            absent = missing(
+                self.conn, self.institution_code, sorted({r.target for r in references})
+            )
+            for reference in dict.fromkeys(r for r in references if r.target in absent):
+                report.add(
+                    Severity.ERROR,
+                    INTEGRITY.id,
+                    f"Resource {reference.target} not found, specified in path: {reference.path}",
+                    code="processing",
+                    expression=reference.path,
+                )
+        if deleted:
+            for found in referrers(self.conn, self.institution_code, deleted, NAMED_REFERRERS):
+                report.add(
+                    Severity.ERROR,
+                    REFERENCED.id,
+                    f"Unable to delete {found.target} because at least one resource has a "
+                    f"reference to this resource: {found.resource_type}/{found.resource_id} "
+                    f"(search parameter {found.param})",
+                    code="processing",
+                )
+        if report.issues:
+            # A missing target is the client's error (400); a referred-to delete a conflict.
+            dangling = any(i.rule == INTEGRITY.id for i in report.issues)
+            raise WriteRefused(400 if dangling else 409, report)
+
+    def discard(self) -> None:
+        """Forget the integrity checks pending (a batch entry rolled back to its savepoint)."""
+        self._references, self._deleted = [], []
