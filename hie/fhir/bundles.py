@@ -30,6 +30,7 @@ from hie.fhir.responses import Answer, bundle, failure
 from hie.fhir.rules import BUNDLE, PATCH, PRECONDITION, REFERENCE, REQUEST
 from hie.fhir.server import Call, FhirServer, Upload
 from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
+from hie.fhir.writes import delete_matching
 from hie.ingest import reject
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
@@ -56,6 +57,9 @@ class Entry:
     report: Report = field(default_factory=Report)
     patch: Patch | None = None  # a PATCH entry's operations
     patch_condition: str | None = None  # PATCH <Type>?<query>: the one resource it names
+    delete_condition: str | None = None  # DELETE <Type>?<query>
+    if_none_match: str | None = None  # GET entries: a conditional read
+    if_modified_since: str | None = None
 
     @property
     def path(self) -> str:
@@ -86,9 +90,14 @@ def _plan(
     path = entry.url.split("?", 1)[0]
     instance, conditional = _INSTANCE.fullmatch(path), _CONDITIONAL.fullmatch(entry.url)
     if entry.method == "GET":
+        entry.if_none_match = request.get("ifNoneMatch") or None
+        entry.if_modified_since = request.get("ifModifiedSince") or None
         return entry
-    if entry.method == "DELETE" and instance:
+    if entry.method == "DELETE" and instance and "?" not in entry.url:
         entry.resource_type, entry.resource_id = instance[1], instance[2]
+        return entry
+    if entry.method == "DELETE" and conditional:
+        entry.resource_type, entry.delete_condition = conditional[1], conditional[2]
         return entry
     resource = raw.get("resource")
     if entry.method == "PATCH" and (instance or conditional):
@@ -387,7 +396,7 @@ class BundleProcessor:
             for plan in plans:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
-                    answers[plan.index] = self.get(call, plan.url)
+                    answers[plan.index] = self.get(call, plan)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
             return Answer(200, bundle("transaction-response", entries))
@@ -450,6 +459,16 @@ class BundleProcessor:
                 self.declared,
                 path=f"{plan.path}.resource",
             )
+        if plan.method == "DELETE" and plan.delete_condition is not None:
+            settings = self.server.settings
+            deleted = delete_matching(
+                session,
+                plan.resource_type,
+                plan.delete_condition,
+                allow_multiple=settings.allow_multiple_delete,
+                limit=settings.max_multiple_delete,
+            )
+            return information(200 if deleted else 204, f"{len(deleted)} resource(s) deleted")
         if plan.method == "DELETE":
             written = session.delete(
                 plan.resource_type, plan.resource_id or "", if_match=plan.if_match
@@ -500,7 +519,7 @@ class BundleProcessor:
                 reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
             for plan in plans:
                 if plan.method == "GET":
-                    answers[plan.index] = self.get(call, plan.url)
+                    answers[plan.index] = self.get(call, plan)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
                 upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
@@ -525,19 +544,30 @@ class BundleProcessor:
         )
         return self.write_one(session, call, plan, prepared, matched)
 
-    def get(self, call: Call, url: str) -> Answer:
+    def get(self, call: Call, plan: Entry) -> Answer:
         """A GET entry: read, vread, history or search, answered as its own request would be."""
+        url = plan.url
         path, _, query = url.partition("?")
         pairs = parse_qsl(query, keep_blank_values=True)
         parts = path.split("/")
         self_url = f"{call.base}/{url}"
         server = self.server
+        if parts == ["_history"]:
+            return server.history(call, None, None, pairs, self_url)
         if len(parts) == 1 and parts[0]:
             return server.search(call, parts[0], pairs, self_url)
         if len(parts) == 2 and parts[1] == "_history":
             return server.history(call, parts[0], None, pairs, self_url)
         if len(parts) == 2:
-            return server.read(call, parts[0], parts[1])
+            read = server.read(
+                call,
+                parts[0],
+                parts[1],
+                if_none_match=plan.if_none_match,
+                if_modified_since=plan.if_modified_since,
+            )
+            # A read's entry carries the resource (no Location: nothing was written).
+            return replace(read, location=None)
         if len(parts) == 3 and parts[2] == "_history":
             return server.history(call, parts[0], parts[1], pairs, self_url)
         if len(parts) == 4 and parts[2] == "_history":

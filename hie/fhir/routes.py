@@ -290,6 +290,23 @@ async def transaction(
     )
 
 
+@router.get("/_history", summary="system history", openapi_extra=extra(query="history"))
+async def system_history(
+    request: Request, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    pairs = _pairs(request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=False,
+        action="fhir.history",
+        target="_history",
+        query=masked_query(pairs) or None,
+        work=lambda server, call: server.history(call, None, None, pairs, str(request.url)),
+    )
+
+
 @router.get("/{resource_type}", summary="search", openapi_extra=extra(query="search"))
 async def search(
     request: Request,
@@ -434,6 +451,34 @@ async def conditional_update(
     )
 
 
+@router.delete(
+    "/{resource_type}",
+    summary="conditional delete (search parameters in the URL)",
+    openapi_extra=extra(query="search"),
+)
+async def conditional_delete(
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+) -> Response:
+    condition = _condition(request)
+    if not condition:
+        message = f"DELETE /fhir/{resource_type} needs a condition"
+        return _respond(error(400, "invalid", message), request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.delete",
+        target=resource_type,
+        query=mask(condition),
+        work=lambda server, call: server.conditional_delete(call, resource_type, condition),
+    )
+
+
 @router.get(
     "/{resource_type}/_history", summary="type history", openapi_extra=extra(query="history")
 )
@@ -459,9 +504,18 @@ async def type_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra())
+@router.get(
+    "/{resource_type}/{resource_id}",
+    summary="read (conditional with If-None-Match, If-Modified-Since)",
+    openapi_extra=extra(),
+)
 async def read(
-    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+    request: Request,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    principal: PrincipalDep,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    if_modified_since: Annotated[str | None, Header(alias="If-Modified-Since")] = None,
 ) -> Response:
     return _bad_id(request, resource_id) or await _run(
         request,
@@ -471,7 +525,13 @@ async def read(
         resource_type=resource_type,
         action="fhir.read",
         target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.read(call, resource_type, resource_id),
+        work=lambda server, call: server.read(
+            call,
+            resource_type,
+            resource_id,
+            if_none_match=if_none_match,
+            if_modified_since=if_modified_since,
+        ),
     )
 
 

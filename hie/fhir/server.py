@@ -10,8 +10,9 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 from __future__ import annotations
 
 from hie.catalog import Catalog
-from hie.fhir import patching, reads, writes
+from hie.fhir import history, patching, reads, writes
 from hie.fhir.calls import Call
+from hie.fhir.conditional import not_modified
 from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
@@ -67,6 +68,9 @@ class FhirServer(Transactions):
             self, call, resource_type, resource_id, body, if_match=if_match, condition=condition
         )
 
+    def conditional_delete(self, call: Call, resource_type: str, condition: str) -> Answer:
+        return writes.conditional_delete(self, call, resource_type, condition)
+
     def validate(
         self, call: Call, resource_type: str, resource_id: str | None, body: bytes
     ) -> Answer:
@@ -74,8 +78,17 @@ class FhirServer(Transactions):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read(self, call: Call, resource_type: str, resource_id: str) -> Answer:
-        return reads.read(self.database, call, resource_type, resource_id)
+    def read(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        *,
+        if_none_match: str | None = None,
+        if_modified_since: str | None = None,
+    ) -> Answer:
+        answer = reads.read(self.database, call, resource_type, resource_id)
+        return not_modified(answer, if_none_match, if_modified_since) or answer
 
     def vread(self, call: Call, resource_type: str, resource_id: str, version_id: str) -> Answer:
         return reads.vread(self.database, call, resource_type, resource_id, version_id)
@@ -83,13 +96,15 @@ class FhirServer(Transactions):
     def history(
         self,
         call: Call,
-        resource_type: str,
+        resource_type: str | None,
         resource_id: str | None,
         pairs: list[tuple[str, str]],
         self_url: str,
     ) -> Answer:
         zone = self.settings.zone
-        return reads.history(self.database, zone, call, resource_type, resource_id, pairs, self_url)
+        return history.history(
+            self.database, zone, call, resource_type, resource_id, pairs, self_url
+        )
 
     def search(
         self, call: Call, resource_type: str, pairs: list[tuple[str, str]], self_url: str

@@ -317,8 +317,11 @@ class WriteSession:
                 self._known[found].append((system, row))
                 self._known_of.setdefault((resource_type, row.resource_id), set()).add(found)
 
-    def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
-        """The live resources matching a condition (a search query string), at most two.
+    def find(
+        self, resource_type: str, condition: str, *, lock: bool, limit: int = 2
+    ) -> list[LiveRow]:
+        """The live resources matching a condition (a search query string), at most ``limit``
+        (two tell a single match from several; a multiple delete asks for more).
 
         With ``lock``, identical conditions of concurrent requests are serialised until commit
         first, so a conditional create either sees the other's resource or is the only creator.
@@ -338,9 +341,10 @@ class WriteSession:
                 for system, row in known:
                     if match.system is None or system == match.system:
                         found.setdefault(row.resource_id, row)
-                return sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))[:2]
+                ordered = sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))
+                return ordered[:limit]
         self.index.flush(self.conn)  # earlier writes of this request are matched too
-        parsed.query.count, parsed.query.offset, parsed.query.sort = 2, 0, []
+        parsed.query.count, parsed.query.offset, parsed.query.sort = limit, 0, []
         return search(self.conn, parsed.query)
 
     def finish(self) -> None:

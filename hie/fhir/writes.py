@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hie.fhir.calls import Body, Call
-from hie.fhir.responses import Answer, error, failure, information, resource_answer
+from hie.fhir.responses import Answer, error, failure, information, outcome, resource_answer
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.session import WriteSession, Written, new_id, refuse
 from hie.fhir.transactions import Transactions, Upload, request_error
@@ -109,6 +109,57 @@ def delete(
         return answer
 
     return server.write(call, b"", catalog, work)
+
+
+def conditional_delete(
+    server: Transactions, call: Call, resource_type: str, condition: str
+) -> Answer:
+    """``DELETE <Type>?criteria`` as HAPI answers it: no match is 200 with a warning, one match
+    is deleted, several are 412 unless ``HIE_ALLOW_MULTIPLE_DELETE`` (then up to
+    ``HIE_MAX_MULTIPLE_DELETE`` are deleted; more are 412)."""
+    catalog = server.context(call.scope)[0]
+    settings = server.settings
+
+    def work(session: WriteSession, upload: Upload) -> Answer:
+        deleted = delete_matching(
+            session,
+            resource_type,
+            condition,
+            allow_multiple=settings.allow_multiple_delete,
+            limit=settings.max_multiple_delete,
+        )
+        if not deleted:
+            body = outcome(
+                "warning",
+                "not-found",
+                f'Unable to find resource matching URL "{resource_type}?{condition}". '
+                "Nothing has been deleted.",
+            )
+            return Answer(200, body, outcome=body)
+        return information(200, f"Successfully deleted {len(deleted)} resource(s).")
+
+    return server.write(call, b"", catalog, work)
+
+
+def delete_matching(
+    session: WriteSession, resource_type: str, condition: str, *, allow_multiple: bool, limit: int
+) -> list[str]:
+    """Delete the resources a condition matches (locked); the logical ids deleted."""
+    matches = session.find(resource_type, condition, lock=True, limit=limit + 1)
+    if len(matches) > 1 and (not allow_multiple or len(matches) > limit):
+        counted = f"more than {limit}" if len(matches) > limit else str(len(matches))
+        raise refuse(
+            412,
+            PRECONDITION.id,
+            f'Failed to DELETE resource with match URL "{resource_type}?{condition}" because '
+            f"this search matched {counted} resources",
+            code="multiple-matches",
+        )
+    deleted = []
+    for match in matches:
+        if session.delete(resource_type, match.resource_id) is not None:
+            deleted.append(f"{resource_type}/{match.resource_id}")
+    return deleted
 
 
 def validate(
