@@ -200,7 +200,14 @@ async def metadata(request: Request) -> Response:
         server = _server(request)
         with server.database.connection() as conn:
             types = supported_types(server.catalogs.get(conn))
-        return Answer(200, capability_statement(types, _base(request)))
+        settings = server.settings
+        statement = capability_statement(
+            types,
+            _base(request),
+            multiple_delete=settings.allow_multiple_delete,
+            integrity=settings.enforce_referential_integrity_on_write,
+        )
+        return Answer(200, statement)
 
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
@@ -370,7 +377,9 @@ async def validate_type(
         None,
         write=False,
         resource_type=resource_type,
-        work=lambda server, call: server.validate(call, resource_type, None, body),
+        work=lambda server, call: server.validate(
+            call, resource_type, None, body, dict(request.query_params)
+        ),
     )
 
 
@@ -389,7 +398,9 @@ async def validate_instance(
         None,
         write=False,
         resource_type=resource_type,
-        work=lambda server, call: server.validate(call, resource_type, resource_id, body),
+        work=lambda server, call: server.validate(
+            call, resource_type, resource_id, body, dict(request.query_params)
+        ),
     )
 
 
@@ -686,5 +697,79 @@ async def conditional_patch(
         query=mask(condition),
         work=lambda server, call: server.patch(
             call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
+        ),
+    )
+
+
+@router.api_route(
+    "/Patient/{resource_id}/$everything",
+    methods=["GET", "POST"],
+    summary="Patient $everything: the patient and the institution's records about them",
+    openapi_extra=extra(),
+)
+async def everything(
+    request: Request, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    pairs = _pairs(request)
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type="Patient",
+        action="fhir.operation",
+        target=f"Patient/{resource_id}/$everything",
+        query=masked_query(pairs) or None,
+        work=lambda server, call: server.everything(call, resource_id, pairs, str(request.url)),
+    )
+
+
+@router.api_route(
+    "/{resource_type}/{resource_id}/$meta",
+    methods=["GET", "POST"],
+    summary="$meta: the resource's tags, security labels and profiles",
+    openapi_extra=extra(),
+)
+async def meta(
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        action="fhir.operation",
+        target=f"{resource_type}/{resource_id}/$meta",
+        work=lambda server, call: server.meta(call, resource_type, resource_id),
+    )
+
+
+@router.post(
+    "/{resource_type}/{resource_id}/$meta-add",
+    summary="$meta-add: tags, security labels, profiles added (no new version)",
+    openapi_extra=extra(body="resource"),
+)
+@router.post(
+    "/{resource_type}/{resource_id}/$meta-delete",
+    summary="$meta-delete: tags, security labels, profiles removed (no new version)",
+    openapi_extra=extra(body="resource"),
+)
+async def change_meta(
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    body = await request.body()
+    operation = request.url.path.rsplit("/", 1)[-1]
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.operation",
+        target=f"{resource_type}/{resource_id}/{operation}",
+        query=operation,
+        work=lambda server, call: server.change_meta(
+            call, resource_type, resource_id, body, add=operation == "$meta-add"
         ),
     )

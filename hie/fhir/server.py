@@ -10,7 +10,7 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 from __future__ import annotations
 
 from hie.catalog import Catalog
-from hie.fhir import history, patching, reads, writes
+from hie.fhir import history, operations, patching, reads, writes
 from hie.fhir.calls import Call
 from hie.fhir.conditional import not_modified
 from hie.fhir.parameters import PARAMETERS
@@ -72,9 +72,28 @@ class FhirServer(Transactions):
         return writes.conditional_delete(self, call, resource_type, condition)
 
     def validate(
-        self, call: Call, resource_type: str, resource_id: str | None, body: bytes
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str | None,
+        body: bytes,
+        query: dict[str, str] | None = None,
     ) -> Answer:
-        return writes.validate(self, call, resource_type, resource_id, body)
+        return operations.validate(self, call, resource_type, resource_id, body, query or {})
+
+    def meta(self, call: Call, resource_type: str, resource_id: str) -> Answer:
+        return operations.meta(self.database, call, resource_type, resource_id)
+
+    def change_meta(
+        self, call: Call, resource_type: str, resource_id: str, body: bytes, *, add: bool
+    ) -> Answer:
+        return operations.change_meta(self, call, resource_type, resource_id, body, add=add)
+
+    def everything(
+        self, call: Call, patient_id: str, pairs: list[tuple[str, str]], self_url: str
+    ) -> Answer:
+        zone = self.settings.zone
+        return operations.everything(self.database, zone, call, patient_id, pairs, self_url)
 
     # -- reads ------------------------------------------------------------------------------
 

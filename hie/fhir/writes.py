@@ -1,13 +1,13 @@
 """The FHIR interactions that change one resource: create (conditional too), update (client ids
-and conditional update), delete; and ``$validate``, which checks a body as a write would without
-storing it. CPU work (parsing, validation) happens before the write transaction."""
+and conditional update), delete (conditional too). CPU work (parsing, validation) happens before
+the write transaction. ``$validate`` is in operations.py, PATCH in patching.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hie.fhir.calls import Body, Call
-from hie.fhir.responses import Answer, error, failure, information, outcome, resource_answer
+from hie.fhir.calls import Call
+from hie.fhir.responses import Answer, information, outcome, resource_answer
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.session import WriteSession, Written, new_id, refuse
 from hie.fhir.transactions import Transactions, Upload, request_error
@@ -160,34 +160,6 @@ def delete_matching(
         if session.delete(resource_type, match.resource_id) is not None:
             deleted.append(f"{resource_type}/{match.resource_id}")
     return deleted
-
-
-def validate(
-    server: Transactions, call: Call, resource_type: str, resource_id: str | None, body: bytes
-) -> Answer:
-    """``$validate`` (type or instance level): the validation report, nothing stored. 200 means
-    the validation ran; the issues say whether the resource is valid."""
-    read = server.read_body(call, body)
-    resource = read.resource
-    if resource is not None and resource.get("resourceType") == "Parameters":
-        parameters = resource.get("parameter") or []
-        given = [p.get("resource") for p in parameters if p.get("name") == "resource"]
-        resource = given[0] if given and isinstance(given[0], dict) else None
-        if resource is None:
-            return error(400, "required", "Parameters without a 'resource' parameter")
-        # XML locations are by path from Parameters, the validation's from the resource.
-        read = Body(resource, read.report)
-    if resource is None:
-        return failure(400, read.report)
-    if resource.get("resourceType") != resource_type:
-        message = f"the body is a {resource.get('resourceType')}, the URL says {resource_type}"
-        return error(400, "invalid", message)
-    if resource_id is not None and resource.get("id") not in (None, resource_id):
-        return error(400, "invalid", f"the body's id is not {resource_id!r}")
-    catalog, declared = server.context(call.scope)
-    candidate = {**resource, "id": resource.get("id") or resource_id or new_id()}
-    result = validate_resource(candidate, catalog=catalog, declared=declared)
-    return Answer(200, read.checked(result.report).to_operation_outcome())
 
 
 def _single_match(session: WriteSession, resource_type: str, condition: str) -> LiveRow | None:

@@ -54,3 +54,20 @@ def referrers(
         (institution_code, targets, limit),
     ).fetchall()
     return [Referrer(**row) for row in rows]
+
+
+def referring(
+    conn: Connection, institution_code: str, target: str, limit: int
+) -> list[tuple[str, str]]:
+    """(type, id) of the live resources whose indexed references name ``target``."""
+    rows = conn.execute(
+        """
+        select distinct resource_type, resource_id from fhir_search_index
+        where institution_code = %s and value = %s
+          and value ~ '^[A-Z][A-Za-z]+/'  -- the predicate of fhir_search_reference_idx
+        order by resource_type, resource_id
+        limit %s
+        """,
+        (institution_code, target, limit),
+    ).fetchall()
+    return [(str(row["resource_type"]), str(row["resource_id"])) for row in rows]
