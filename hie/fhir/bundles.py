@@ -6,11 +6,11 @@ references rewritten, and every entry written in one database transaction, in FH
 (DELETE, POST, PUT, GET). Any failure rolls all of it back and rejects each resource in it.
 A batch runs each entry on its own (a savepoint each): one failing entry fails only itself.
 
-References are not required to point to stored resources (a regional exchange receives data out
-of order, as HAPI does with referential integrity off); but a ``urn:uuid:`` reference must name
-an entry of the same Bundle, and a conditional reference (``Practitioner?identifier=…``) must
-match exactly one stored resource of the institution, otherwise the transaction is rejected
-naming each unresolved reference.
+A ``urn:uuid:`` reference must name an entry of the same Bundle, and a conditional reference
+(``Practitioner?identifier=…``) must match exactly one stored resource of the institution,
+otherwise the transaction is rejected naming each unresolved reference. Relative references
+must name a resource the institution has once the whole Bundle is written (referential
+integrity, integrity.py, unless turned off: a regional exchange may receive data out of order).
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ hie/storage/references.py and run at the end of a write session, hie/fhir/sessio
 Within one transaction everything it writes counts (``urn:uuid:`` and conditional references
 are rewritten to ``<Type>/<id>`` before), and resources deleted together may refer to each other.
 Contained (``#id``), ``urn:`` and absolute references are not checked: they do not name a
-resource of this server's institution scope.
+resource of this server's institution scope; nor are the references inside a stored document
+Bundle, which resolve against its own entries.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def references_of(resource: dict[str, Any]) -> list[Reference]:
     """Every relative literal reference in ``resource`` with its element path
     (``Observation.subject``; contained resources' references included)."""
     found: list[Reference] = []
+    if resource.get("resourceType") == "Bundle":
+        return found  # a stored document Bundle's references resolve inside it (fullUrl)
     _walk(resource, str(resource.get("resourceType") or ""), found)
     return found
 
