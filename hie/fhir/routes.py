@@ -701,10 +701,14 @@ async def conditional_patch(
     )
 
 
-@router.api_route(
+@router.get(
     "/Patient/{resource_id}/$everything",
-    methods=["GET", "POST"],
     summary="Patient $everything: the patient and the institution's records about them",
+    openapi_extra=extra(),
+)
+@router.post(
+    "/Patient/{resource_id}/$everything",
+    summary="Patient $everything (POST)",
     openapi_extra=extra(),
 )
 async def everything(
@@ -724,10 +728,14 @@ async def everything(
     )
 
 
-@router.api_route(
+@router.get(
     "/{resource_type}/{resource_id}/$meta",
-    methods=["GET", "POST"],
     summary="$meta: the resource's tags, security labels and profiles",
+    openapi_extra=extra(),
+)
+@router.post(
+    "/{resource_type}/{resource_id}/$meta",
+    summary="$meta (POST)",
     openapi_extra=extra(),
 )
 async def meta(

@@ -31,7 +31,7 @@ def test_metadata_lists_what_is_supported(client: TestClient) -> None:
     statement = response.json()
     assert statement["fhirVersion"] == "4.0.1"
     rest = statement["rest"][0]
-    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch"}
+    assert {i["code"] for i in rest["interaction"]} == {"transaction", "batch", "history-system"}
     resources = {r["type"]: r for r in rest["resource"]}
     assert "Account" not in resources
     observation = {p["name"] for p in resources["Observation"]["searchParam"]}
