@@ -22,6 +22,7 @@ from hie.fhir.responses import Answer, resource_answer
 from hie.fhir.rules import PATCH, PRECONDITION, REQUEST
 from hie.fhir.session import WriteRefused, WriteSession, refuse
 from hie.fhir.transactions import Transactions, Upload, request_error
+from hie.fhir.xml_format import XML_TYPES
 from hie.storable import unstorable_in
 from hie.storage.records import get_head, read_version
 from hie.validators.fhir import validate_resource
@@ -49,7 +50,13 @@ def patch(
     condition: str | None = None,
 ) -> Answer:
     try:
-        document = read_patch(call.content_type, body)
+        if call.content_type in XML_TYPES:  # a FHIRPath Patch in FHIR XML
+            read = server.read_body(call, body)
+            if read.resource is None or read.report.rejected:
+                return server.refused(call, 400, read.report, body)
+            document = parse_patch(call.content_type, read.resource)
+        else:
+            document = read_patch(call.content_type, body)
     except PatchError as exc:
         return server.refused(call, 400, request_error(PATCH.id, str(exc)), body)
     catalog, declared = server.context(call.scope)

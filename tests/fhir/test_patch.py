@@ -365,3 +365,22 @@ def test_fhirpath_patch_through_fhirpy(fhirpy_h1: SyncFHIRClient) -> None:
     assert patched["gender"] == "male"
     patient.refresh()
     assert patient["gender"] == "male" and patient.meta.versionId == "2"
+
+
+def test_fhirpath_patch_in_xml(client: TestClient, tokens: Tokens) -> None:
+    made = new_patient(client, tokens.h1, "FP-XML")
+    body = b"""<Parameters xmlns="http://hl7.org/fhir">
+  <parameter>
+    <name value="operation"/>
+    <part><name value="type"/><valueCode value="replace"/></part>
+    <part><name value="path"/><valueString value="Patient.gender"/></part>
+    <part><name value="value"/><valueCode value="male"/></part>
+  </parameter>
+</Parameters>"""
+    response = client.patch(
+        f"/fhir/Patient/{made['id']}",
+        content=body,
+        headers=auth(tokens.h1, **{"Content-Type": "application/fhir+xml"}),
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["gender"] == "male"
