@@ -18,6 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from hie.fhir.parameters import parameters_of
 from hie.validators.fhir_rules.elements import is_resource_type
 
 _RELATIVE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?")
@@ -58,3 +59,12 @@ def _walk(value: Any, path: str, found: list[Reference]) -> None:
                 found.append(Reference(path, f"{match[1]}/{match[2]}"))
         elif isinstance(item, dict | list):
             _walk(item, f"{path}.{key}", found)
+
+
+def referring_path(resource_type: str, param: str) -> str:
+    """The element path of a reference search parameter (``Encounter.subject``), as HAPI names
+    the referrer of a refused delete; the parameter's name when its path is unknown."""
+    parameter = parameters_of(resource_type).get(param)
+    paths = getattr(parameter, "paths", None) or (param,)
+    path = str(paths[0]).removesuffix("[x]")
+    return path if path.startswith(f"{resource_type}.") else f"{resource_type}.{path}"

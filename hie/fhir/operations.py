@@ -21,7 +21,7 @@ from hie.catalog import Table
 from hie.fhir.calls import Body, Call
 from hie.fhir.content import content_hash, served_form, stored_form
 from hie.fhir.dates import date_range
-from hie.fhir.integrity import NAMED_REFERRERS, references_of
+from hie.fhir.integrity import NAMED_REFERRERS, references_of, referring_path
 from hie.fhir.responses import Answer, bundle, error, failure, information
 from hie.fhir.rules import REQUEST
 from hie.fhir.search import SearchError, check_storable, whole_number
@@ -278,12 +278,15 @@ def validate(
                 else []
             )
         if found:
-            named = ", ".join(f"{r.resource_type}/{r.resource_id} ({r.param})" for r in found)
+            first = found[0]
+            named = ", ".join(f"{r.resource_type}/{r.resource_id}" for r in found)
             return error(
                 409,
                 "processing",
                 f"Unable to delete {logical_id} because at least one resource has a reference to "
-                f"this resource: {named}",
+                f"this resource. First reference found was resource {first.resource_type}/"
+                f"{first.resource_id} in path {referring_path(first.resource_type, first.param)} "
+                f"(referrers: {named})",
             )
         return information(200, "Ok to delete")
     resource = given

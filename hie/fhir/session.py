@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from hie.catalog import Catalog, Table
 from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
-from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of
+from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of, referring_path
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import INTEGRITY, PRECONDITION, REFERENCED, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
@@ -368,13 +368,19 @@ class WriteSession:
                     expression=reference.path,
                 )
         if deleted:
+            named: set[tuple[str, str, str]] = set()
             for found in referrers(self.conn, self.institution_code, deleted, NAMED_REFERRERS):
+                key = (found.target, found.resource_type, found.resource_id)
+                if key in named:  # one issue per referrer, whichever parameters name it
+                    continue
+                named.add(key)
                 report.add(
                     Severity.ERROR,
                     REFERENCED.id,
                     f"Unable to delete {found.target} because at least one resource has a "
-                    f"reference to this resource: {found.resource_type}/{found.resource_id} "
-                    f"(search parameter {found.param})",
+                    f"reference to this resource. First reference found was resource "
+                    f"{found.resource_type}/{found.resource_id} in path "
+                    f"{referring_path(found.resource_type, found.param)}",
                     code="processing",
                 )
         if report.issues:
