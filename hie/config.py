@@ -76,6 +76,28 @@ class Settings(BaseSettings):
     max_bundle_entries: int = Field(
         default=10_000, gt=0, description="Most entries in one transaction or batch Bundle."
     )
+    # HAPI FHIR JPA's defaults: a write whose literal reference names a missing resource is
+    # refused (400), and so is the delete of a resource others still reference (409).
+    enforce_referential_integrity_on_write: bool = Field(
+        default=True,
+        description="Refuse a FHIR create, update or patch whose relative reference points to a "
+        "resource this institution does not have (HAPI's default).",
+    )
+    enforce_referential_integrity_on_delete: bool = Field(
+        default=True,
+        description="Refuse (409) deleting a FHIR resource that other resources still reference.",
+    )
+    allow_multiple_delete: bool = Field(
+        default=False,
+        description="Let a conditional delete (DELETE /fhir/<Type>?criteria) remove more than one "
+        "resource; without it, several matches are 412 (HAPI's default).",
+    )
+    max_multiple_delete: int = Field(
+        default=100,
+        gt=0,
+        description="Most resources one conditional delete may remove when multiple deletes are "
+        "allowed; more matches are 412.",
+    )
     cda_schema: Path | None = Field(
         default=None,
         description="An XML Schema for CDA R2 (e.g. HL7's normative CDA.xsd or CDA_SDTC.xsd) to "

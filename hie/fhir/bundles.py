@@ -6,11 +6,11 @@ references rewritten, and every entry written in one database transaction, in FH
 (DELETE, POST, PUT, GET). Any failure rolls all of it back and rejects each resource in it.
 A batch runs each entry on its own (a savepoint each): one failing entry fails only itself.
 
-References are not required to point to stored resources (a regional exchange receives data out
-of order, as HAPI does with referential integrity off); but a ``urn:uuid:`` reference must name
-an entry of the same Bundle, and a conditional reference (``Practitioner?identifier=…``) must
-match exactly one stored resource of the institution, otherwise the transaction is rejected
-naming each unresolved reference.
+A ``urn:uuid:`` reference must name an entry of the same Bundle, and a conditional reference
+(``Practitioner?identifier=…``) must match exactly one stored resource of the institution,
+otherwise the transaction is rejected naming each unresolved reference. Relative references
+must name a resource the institution has once the whole Bundle is written (referential
+integrity, integrity.py, unless turned off: a regional exchange may receive data out of order).
 """
 
 from __future__ import annotations
@@ -24,15 +24,18 @@ from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
+from hie.fhir.patch import Patch, PatchError, parse_patch, patch_from_binary
+from hie.fhir.patching import apply_to_stored, single_target
 from hie.fhir.responses import Answer, bundle, failure
-from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
+from hie.fhir.rules import BUNDLE, PATCH, PRECONDITION, REFERENCE, REQUEST
 from hie.fhir.server import Call, FhirServer, Upload
 from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
+from hie.fhir.writes import delete_matching
 from hie.ingest import reject
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
 
-_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 _INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
 _CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
 
@@ -52,6 +55,11 @@ class Entry:
     table: Table | None = None
     if_match: int | None = None
     report: Report = field(default_factory=Report)
+    patch: Patch | None = None  # a PATCH entry's operations
+    patch_condition: str | None = None  # PATCH <Type>?<query>: the one resource it names
+    delete_condition: str | None = None  # DELETE <Type>?<query>
+    if_none_match: str | None = None  # GET entries: a conditional read
+    if_modified_since: str | None = None
 
     @property
     def path(self) -> str:
@@ -82,11 +90,18 @@ def _plan(
     path = entry.url.split("?", 1)[0]
     instance, conditional = _INSTANCE.fullmatch(path), _CONDITIONAL.fullmatch(entry.url)
     if entry.method == "GET":
+        entry.if_none_match = request.get("ifNoneMatch") or None
+        entry.if_modified_since = request.get("ifModifiedSince") or None
         return entry
-    if entry.method == "DELETE" and instance:
+    if entry.method == "DELETE" and instance and "?" not in entry.url:
         entry.resource_type, entry.resource_id = instance[1], instance[2]
         return entry
+    if entry.method == "DELETE" and conditional:
+        entry.resource_type, entry.delete_condition = conditional[1], conditional[2]
+        return entry
     resource = raw.get("resource")
+    if entry.method == "PATCH" and (instance or conditional):
+        return _plan_patch(entry, resource, instance, conditional)
     if entry.method == "POST" and re.fullmatch(r"[A-Z][A-Za-z]+", entry.url):
         entry.resource_type, entry.resource_id = entry.url, new_id()
         entry.condition = request.get("ifNoneExist") or None
@@ -101,7 +116,8 @@ def _plan(
             Severity.ERROR,
             REQUEST.id,
             f"{entry.method} {entry.url} is not supported in a Bundle (POST <Type>, PUT "
-            "<Type>/<id>, PUT <Type>?<query>, DELETE <Type>/<id>, GET)",
+            "<Type>/<id>, PUT <Type>?<query>, PATCH <Type>/<id>, PATCH <Type>?<query>, "
+            "DELETE <Type>/<id>, DELETE <Type>?<query>, GET)",
             code="not-supported",
             expression=f"{entry.path}.request",
         )
@@ -138,6 +154,30 @@ def _plan(
     entry.table = result.table
     if entry.table is None and not entry.report.rejected:
         entry.report.add(Severity.ERROR, REQUEST.id, "no table accepts this resource")
+    return entry
+
+
+def _plan_patch(
+    entry: Entry, resource: Any, instance: re.Match[str] | None, conditional: re.Match[str] | None
+) -> Entry:
+    """A PATCH entry: a Binary holding a base64 JSON Patch, or a Parameters resource (FHIRPath
+    Patch), as HAPI takes them; ``<Type>/<id>`` or ``<Type>?<query>``."""
+    if conditional and "?" in entry.url:
+        entry.resource_type, entry.patch_condition = conditional[1], conditional[2]
+    elif instance:
+        entry.resource_type, entry.resource_id = instance[1], instance[2]
+    try:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+            entry.patch = Patch("json", patch_from_binary(resource))
+        else:
+            entry.patch = parse_patch(None, resource)
+    except PatchError as exc:
+        entry.report.add(
+            Severity.ERROR,
+            PATCH.id,
+            str(exc),
+            expression=f"{entry.path}.resource{'.' + exc.expression if exc.expression else ''}",
+        )
     return entry
 
 
@@ -259,6 +299,7 @@ def _entry_json(answer: Answer, prefs_mode: str | None) -> dict[str, Any]:
 class BundleProcessor:
     def __init__(self, server: FhirServer) -> None:
         self.server = server
+        self.declared: list[str] | None = None
 
     def process(self, call: Call, body: bytes) -> Answer:
         read, refused = self.server.parse(call, body, "Bundle")
@@ -292,6 +333,7 @@ class BundleProcessor:
             return self.server.refused(call, 413, report, body, len(entries))
         call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
+        self.declared = declared  # PATCH entries validate their result against it
         types = entry_types_of(resource)
         plans = [_plan(raw, i, catalog, declared, types) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column
@@ -354,7 +396,7 @@ class BundleProcessor:
             for plan in plans:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
-                    answers[plan.index] = self.get(call, plan.url)
+                    answers[plan.index] = self.get(call, plan)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
             return Answer(200, bundle("transaction-response", entries))
@@ -402,6 +444,31 @@ class BundleProcessor:
 
         if plan.index in matched:
             return matched[plan.index]
+        if plan.method == "PATCH" and plan.patch is not None:
+            target = plan.resource_id
+            if plan.patch_condition is not None:
+                target = single_target(session, plan.resource_type, plan.patch_condition)
+            return apply_to_stored(
+                session,
+                call,
+                plan.resource_type,
+                target or "",
+                plan.patch,
+                plan.if_match,
+                session.catalog,
+                self.declared,
+                path=f"{plan.path}.resource",
+            )
+        if plan.method == "DELETE" and plan.delete_condition is not None:
+            settings = self.server.settings
+            deleted = delete_matching(
+                session,
+                plan.resource_type,
+                plan.delete_condition,
+                allow_multiple=settings.allow_multiple_delete,
+                limit=settings.max_multiple_delete,
+            )
+            return information(200 if deleted else 204, f"{len(deleted)} resource(s) deleted")
         if plan.method == "DELETE":
             written = session.delete(
                 plan.resource_type, plan.resource_id or "", if_match=plan.if_match
@@ -446,12 +513,13 @@ class BundleProcessor:
                     except WriteRefused as exc:
                         answers[plan.index] = failure(exc.status, exc.report)
                         session.index = type(session.index)(session.institution_code)
+                        session.discard()
                         plan.report.extend(exc.report)
                 upload.rejected += 1
                 reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
             for plan in plans:
                 if plan.method == "GET":
-                    answers[plan.index] = self.get(call, plan.url)
+                    answers[plan.index] = self.get(call, plan)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
                 upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
@@ -476,19 +544,30 @@ class BundleProcessor:
         )
         return self.write_one(session, call, plan, prepared, matched)
 
-    def get(self, call: Call, url: str) -> Answer:
+    def get(self, call: Call, plan: Entry) -> Answer:
         """A GET entry: read, vread, history or search, answered as its own request would be."""
+        url = plan.url
         path, _, query = url.partition("?")
         pairs = parse_qsl(query, keep_blank_values=True)
         parts = path.split("/")
         self_url = f"{call.base}/{url}"
         server = self.server
+        if parts == ["_history"]:
+            return server.history(call, None, None, pairs, self_url)
         if len(parts) == 1 and parts[0]:
             return server.search(call, parts[0], pairs, self_url)
         if len(parts) == 2 and parts[1] == "_history":
             return server.history(call, parts[0], None, pairs, self_url)
         if len(parts) == 2:
-            return server.read(call, parts[0], parts[1])
+            read = server.read(
+                call,
+                parts[0],
+                parts[1],
+                if_none_match=plan.if_none_match,
+                if_modified_since=plan.if_modified_since,
+            )
+            # A read's entry carries the resource (no Location: nothing was written).
+            return replace(read, location=None)
         if len(parts) == 3 and parts[2] == "_history":
             return server.history(call, parts[0], parts[1], pairs, self_url)
         if len(parts) == 4 and parts[2] == "_history":

@@ -16,6 +16,7 @@ _INTERACTIONS = [
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -54,7 +55,22 @@ def _search_param(param: SearchParameter) -> dict[str, Any]:
     }
 
 
-def _resource(resource_type: str) -> dict[str, Any]:
+def _operation(name: str, definition: str) -> dict[str, str]:
+    return {"name": name, "definition": f"http://hl7.org/fhir/OperationDefinition/{definition}"}
+
+
+# The operations every type has (operations.py); Patient also has $everything.
+_OPERATIONS = [
+    _operation("validate", "Resource-validate"),
+    _operation("meta", "Resource-meta"),
+    _operation("meta-add", "Resource-meta-add"),
+    _operation("meta-delete", "Resource-meta-delete"),
+]
+
+
+def _resource(
+    resource_type: str, *, multiple_delete: bool = False, integrity: bool = False
+) -> dict[str, Any]:
     params = parameters_of(resource_type)
     references = [p for p in params.values() if p.kind == "reference"]
     dates = [p.name for p in params.values() if p.kind == "date"]
@@ -65,26 +81,33 @@ def _resource(resource_type: str) -> dict[str, Any]:
         "readHistory": True,
         "updateCreate": True,
         "conditionalCreate": True,
-        "conditionalRead": "not-supported",
+        "conditionalRead": "full-support",
         "conditionalUpdate": True,
-        "conditionalDelete": "not-supported",
-        "referencePolicy": ["literal", "logical", "local"],
+        "conditionalDelete": "multiple" if multiple_delete else "single",
+        "referencePolicy": ["literal", "logical", "local", *(["enforced"] if integrity else [])],
         "searchInclude": [f"{resource_type}:{p.name}" for p in references],
         "searchParam": [*_COMMON, *(_search_param(p) for p in params.values())],
     }
-    entry["operation"] = [
-        {
-            "name": "validate",
-            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
-        }
-    ]
+    entry["operation"] = list(_OPERATIONS)
+    if resource_type == "Patient":
+        entry["operation"].append(_operation("everything", "Patient-everything"))
     if dates:
         entry["documentation"] = f"_sort by {', '.join([*SORTABLE, *dates])}"
     return entry
 
 
-def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]:
-    resources = [_resource(t) for t in resource_types]
+def capability_statement(
+    resource_types: list[str],
+    base: str,
+    *,
+    multiple_delete: bool = False,
+    integrity: bool = False,
+) -> dict[str, Any]:
+    """``multiple_delete``: HIE_ALLOW_MULTIPLE_DELETE; ``integrity``: referential integrity
+    enforced on write (HIE_ENFORCE_REFERENTIAL_INTEGRITY_ON_WRITE)."""
+    resources = [
+        _resource(t, multiple_delete=multiple_delete, integrity=integrity) for t in resource_types
+    ]
     # _revinclude: any reference parameter of any type that can point at this type.
     for entry in resources:
         entry["searchRevInclude"] = [
@@ -103,7 +126,7 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
         "implementation": {"description": "hie regional health-information exchange", "url": base},
         "fhirVersion": "4.0.1",
         "format": ["json", "xml"],
-        "patchFormat": [],
+        "patchFormat": ["application/json-patch+json", "application/fhir+json"],
         "rest": [
             {
                 "mode": "server",
@@ -119,7 +142,11 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
                 ),
                 "security": {"description": "Authorization: Bearer <token made by hie tokens>"},
                 "resource": [*resources, capability_entry()],
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [
+                    {"code": "transaction"},
+                    {"code": "batch"},
+                    {"code": "history-system"},
+                ],
             }
         ],
     }

@@ -54,7 +54,9 @@ _SEARCH_NAMES = sorted(
     | {name for t in DEFAULT_TYPES for name in parameters_of(t)}
 )
 _SEARCH = [_string(name, "query", "a FHIR search parameter") for name in _SEARCH_NAMES]
-_HISTORY = [_string(n, "query", "history paging") for n in ("_count", "_offset", "_since")]
+_HISTORY = [
+    _string(n, "query", "history paging and period") for n in ("_count", "_offset", "_since", "_at")
+]
 
 _RESOURCE_SCHEMA = {
     "type": "object",

@@ -1,5 +1,5 @@
-"""The FHIR interactions that read: read, vread, history (instance and type level) and search
-(with ``_include``, ``_revinclude``, ``_total`` and paging by ``_offset``)."""
+"""The FHIR interactions that read: read, vread and search (with ``_include``, ``_revinclude``,
+``_total`` and paging by ``_offset``). History is in history.py."""
 
 from __future__ import annotations
 
@@ -8,24 +8,15 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from hie.fhir.calls import Call
-from hie.fhir.content import instant, served_form
-from hie.fhir.dates import date_range
+from hie.fhir.content import served_form
 from hie.fhir.responses import Answer, Preferences, bundle, error, resource_answer
 from hie.fhir.search import (
     ParsedSearch,
     SearchError,
-    check_storable,
     parse_search,
-    whole_number,
 )
 from hie.storage import Connection, Database
-from hie.storage.fhir import (
-    instance_history,
-    live_rows,
-    load_resources,
-    read_version_of,
-    type_history,
-)
+from hie.storage.fhir import live_rows, load_resources, read_version_of
 from hie.storage.records import get_head, read_version
 from hie.storage.search import LiveRow, count, referenced, referring, search
 
@@ -75,48 +66,6 @@ def vread(
         prefs=Preferences(),
         base=call.base,
     )
-
-
-def history(
-    database: Database,
-    zone: ZoneInfo,
-    call: Call,
-    resource_type: str,
-    resource_id: str | None,
-    pairs: list[tuple[str, str]],
-    self_url: str,
-) -> Answer:
-    values = dict(pairs)
-    try:
-        check_storable(pairs)
-        page = min(whole_number(values.get("_count", "20"), "_count"), 1000)
-        offset = whole_number(values.get("_offset", "0"), "_offset")
-    except SearchError as exc:
-        return error(400, "invalid", str(exc))
-    since = None
-    if "_since" in values:
-        found = date_range(values["_since"], zone)
-        if found is None:
-            return error(400, "invalid", f"_since={values['_since']} is not an instant")
-        since = found[0]
-    inst = call.scope.institution_code
-    with database.connection() as conn:
-        if resource_id is not None:
-            logical_id = f"{resource_type}/{resource_id}"
-            if get_head(conn, inst, logical_id) is None:
-                return error(404, "not-found", f"{logical_id} is not known")
-            rows = instance_history(
-                conn, inst, logical_id, since=since, count=page + 1, offset=offset
-            )
-        else:
-            rows = type_history(
-                conn, inst, resource_type, since=since, count=page + 1, offset=offset
-            )
-    entries = [_history_entry(row, call.base) for row in rows[:page]]
-    links = [("self", self_url)]
-    if len(rows) > page:
-        links.append(("next", _with_offset(self_url, pairs, offset + page)))
-    return Answer(200, bundle("history", entries, links=links))
 
 
 def search_type(
@@ -223,26 +172,3 @@ def _search_entry(
         "resource": served_form(resource, row.version, row.last_updated),
         "search": {"mode": mode},
     }
-
-
-def _history_entry(row: dict[str, Any], base: str) -> dict[str, Any]:
-    logical_id, version = row["logical_id"], row["version"]
-    resource_type = logical_id.split("/", 1)[0]
-    entry: dict[str, Any] = {"fullUrl": f"{base}/{logical_id}"}
-    if row["deleted"] or row["resource"] is None:
-        entry["request"] = {"method": "DELETE", "url": logical_id}
-        status = "204 No Content"
-    else:
-        entry["resource"] = served_form(row["resource"], version, row["received_at"])
-        entry["request"] = (
-            {"method": "POST", "url": resource_type}
-            if version == 1
-            else {"method": "PUT", "url": logical_id}
-        )
-        status = "201 Created" if version == 1 else "200 OK"
-    entry["response"] = {
-        "status": status,
-        "etag": f'W/"{version}"',
-        "lastModified": instant(row["received_at"]),
-    }
-    return entry

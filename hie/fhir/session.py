@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 from hie.catalog import Catalog, Table
 from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
+from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of, referring_path
 from hie.fhir.parameters import index_rows
-from hie.fhir.rules import PRECONDITION, REQUEST
+from hie.fhir.rules import INTEGRITY, PRECONDITION, REFERENCED, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
 from hie.ingest import Arrival, store_record
 from hie.normalize import NormalizedRecord
@@ -28,6 +29,7 @@ from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
 from hie.storage.fhir import IndexValue, IndexWriter, lock_conditions
 from hie.storage.records import get_head
+from hie.storage.references import missing, referrers
 from hie.storage.search import LiveRow, TokenMatch, ValueCriterion, lookup_values, search
 from hie.validators import Report, Severity
 from hie.validators.fhir_rules.attachments import cda_attachment
@@ -125,6 +127,9 @@ class WriteSession:
     touched: list[str] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
     index_rows: int = 0  # search-index rows written (for the statistics check after commit)
+    # Referential integrity (hie/fhir/integrity.py), checked by finish() over what was written.
+    check_references: bool = False
+    check_referrers: bool = False
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
@@ -134,6 +139,9 @@ class WriteSession:
         # as this request writes, so later entries see what earlier entries created.
         self._known: dict[ValueKey, list[tuple[str | None, LiveRow]]] = {}
         self._known_of: dict[tuple[str, str], set[ValueKey]] = {}
+        # Written since the last finish(): references to check, and deleted resources.
+        self._references: list[Reference] = []
+        self._deleted: list[str] = []
 
     @property
     def institution_code(self) -> str:
@@ -189,6 +197,8 @@ class WriteSession:
             self.index.put(row, prepared.index)
             self.index_rows += len(prepared.index)
             self._note(resource_type, resource_id, row, prepared.index)
+            if self.check_references:
+                self._references.extend(references_of(resource))
         else:
             self.unchanged += 1
         self.touched.append(f"{resource_type}/{resource_id}")
@@ -223,6 +233,8 @@ class WriteSession:
             self.written += 1
             self.index.remove(resource_type, resource_id)
             self._note(resource_type, resource_id, None, [])
+            if self.check_referrers:
+                self._deleted.append(logical_id)
         self.touched.append(logical_id)
         return Written(
             "deleted", resource_type, resource_id, new_head.version, new_head.received_at, None
@@ -303,8 +315,11 @@ class WriteSession:
                 self._known[found].append((system, row))
                 self._known_of.setdefault((resource_type, row.resource_id), set()).add(found)
 
-    def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
-        """The live resources matching a condition (a search query string), at most two.
+    def find(
+        self, resource_type: str, condition: str, *, lock: bool, limit: int = 2
+    ) -> list[LiveRow]:
+        """The live resources matching a condition (a search query string), at most ``limit``
+        (two tell a single match from several; a multiple delete asks for more).
 
         With ``lock``, identical conditions of concurrent requests are serialised until commit
         first, so a conditional create either sees the other's resource or is the only creator.
@@ -324,11 +339,53 @@ class WriteSession:
                 for system, row in known:
                     if match.system is None or system == match.system:
                         found.setdefault(row.resource_id, row)
-                return sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))[:2]
+                ordered = sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))
+                return ordered[:limit]
         self.index.flush(self.conn)  # earlier writes of this request are matched too
-        parsed.query.count, parsed.query.offset, parsed.query.sort = 2, 0, []
+        parsed.query.count, parsed.query.offset, parsed.query.sort = limit, 0, []
         return search(self.conn, parsed.query)
 
     def finish(self) -> None:
-        """Write the index changes gathered so far (before the commit, and before searching)."""
+        """Write the index changes gathered so far (before the commit, and before searching),
+        then check referential integrity over everything written since the last call: once
+        all of a transaction is written, so its entries may refer to each other in any order."""
         self.index.flush(self.conn)
+        references, deleted = self._references, self._deleted
+        self.discard()
+        report = Report()
+        if references:
+            absent = missing(
+                self.conn, self.institution_code, sorted({r.target for r in references})
+            )
+            for reference in dict.fromkeys(r for r in references if r.target in absent):
+                report.add(
+                    Severity.ERROR,
+                    INTEGRITY.id,
+                    f"Resource {reference.target} not found, specified in path: {reference.path}",
+                    code="processing",
+                    expression=reference.path,
+                )
+        if deleted:
+            named: set[tuple[str, str, str]] = set()
+            for found in referrers(self.conn, self.institution_code, deleted, NAMED_REFERRERS):
+                key = (found.target, found.resource_type, found.resource_id)
+                if key in named:  # one issue per referrer, whichever parameters name it
+                    continue
+                named.add(key)
+                report.add(
+                    Severity.ERROR,
+                    REFERENCED.id,
+                    f"Unable to delete {found.target} because at least one resource has a "
+                    f"reference to this resource. First reference found was resource "
+                    f"{found.resource_type}/{found.resource_id} in path "
+                    f"{referring_path(found.resource_type, found.param)}",
+                    code="processing",
+                )
+        if report.issues:
+            # A missing target is the client's error (400); a referred-to delete a conflict.
+            dangling = any(i.rule == INTEGRITY.id for i in report.issues)
+            raise WriteRefused(400 if dangling else 409, report)
+
+    def discard(self) -> None:
+        """Forget the integrity checks pending (a batch entry rolled back to its savepoint)."""
+        self._references, self._deleted = [], []

@@ -158,7 +158,14 @@ class Transactions:
                 # Pipeline mode: statements whose results are not read (version rows,
                 # aggregates, index rows) go out without waiting for each other's answers.
                 with self.database.transaction() as tx, tx.conn.pipeline():
-                    session = WriteSession(tx.conn, arrival, catalog, self.settings.zone)
+                    session = WriteSession(
+                        tx.conn,
+                        arrival,
+                        catalog,
+                        self.settings.zone,
+                        check_references=self.settings.enforce_referential_integrity_on_write,
+                        check_referrers=self.settings.enforce_referential_integrity_on_delete,
+                    )
                     answer = work(session, upload)
                     session.finish()
                     upload.written += session.written
