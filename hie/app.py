@@ -31,8 +31,8 @@ from hie.http import (
     install_error_handlers,
 )
 from hie.http.errors import RETRY_AFTER_SECONDS
-from hie.jobs import BULK_PATHS
-from hie.jobs import router as jobs_router
+from hie.jobs.routes import BULK_PATHS
+from hie.jobs.routes import router as jobs_router
 from hie.jobs.runner import start_runner, stop_runner
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema

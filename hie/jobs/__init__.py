@@ -1,6 +1,3 @@
 """Bulk ingestion: jobs accepted with 202 (their bytes stored first), split into items, each
-stored by workers through the synchronous write path."""
-
-from hie.jobs.routes import BULK_PATHS, router
-
-__all__ = ["BULK_PATHS", "router"]
+stored by workers through the synchronous write path. Nothing is imported here: the command
+line reads jobs without loading the web app or the write path."""
