@@ -99,6 +99,10 @@ class ItemAgent(Agent):
     ) -> None:
         in_write = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         if self.job_id is not None and in_write and "acting_for" in detail:
+            # The job's bytes were committed before its 202: an item's commit need not wait
+            # for the disk. Lost in a crash of PostgreSQL, the record and the item's claim go
+            # together (one transaction), and the item is simply worked again.
+            conn.execute("set local synchronous_commit = off")
             state = "accepted" if status < 300 else "rejected"
             if not claim_item(conn, self.job_id, self.seq, state, status):
                 raise ItemTaken
@@ -195,63 +199,71 @@ class JobProcessor:
         """Store the pending items ``first``..``last`` of a job; transient errors propagate
         (what was stored stays stored, a retry does the rest)."""
         result = Processed()
+        # One connection for the job's own statements, taken once for the whole range.
         with self.database.connection() as conn:
             job = get_job(conn, job_id)
             if job is None or job.state != "running":
                 return result
             items = pending_items(conn, job_id, first, last)
-        described: list[tuple[int, str | None, dict[str, Any]]] = []
-        for item in items:
-            with self.database.connection() as conn:
-                attempts = count_attempt(conn, job_id, item.seq)
+            if items:
+                # Items are worked in order: when a range comes back after its worker died,
+                # its first pending item is the one that was in hand. One that keeps killing
+                # its worker is set aside.
+                attempts = count_attempt(conn, job_id, items[0].seq)
                 if attempts > MAX_ATTEMPTS:
                     message = f"processing this item was interrupted {attempts - 1} times"
-                    claim_item(conn, job_id, item.seq, "failed", None, CRASHED, _outcome(message))
+                    claim_item(
+                        conn, job_id, items[0].seq, "failed", None, CRASHED, _outcome(message)
+                    )
+                    result.failed += 1
+                    items = items[1:]
+            types = supported_types(self.fhir.catalogs.get(conn))
+            described: list[tuple[int, str | None, dict[str, Any]]] = []
+            for item in items:
+                try:
+                    outcome = self._one(conn, job, item, types)
+                except ItemTaken:
+                    result.skipped += 1
+                    continue
+                except TRANSIENT:
+                    raise
+                except Exception as exc:
+                    # Not the database's fault: this item's. Recorded, and the job goes on.
+                    log.exception("item %s of job %s failed", item.name, job_id)
+                    message = f"processing failed: {type(exc).__name__}"
+                    claim_item(conn, job_id, item.seq, "failed", 500, FAILED, _outcome(message))
                     result.failed += 1
                     continue
-            try:
-                outcome = self._one(job, item)
-            except ItemTaken:
-                result.skipped += 1
-                continue
-            except TRANSIENT:
-                raise
-            except Exception as exc:
-                # Not the database's fault: this item's. Recorded, and the job goes on.
-                log.exception("item %s of job %s failed", item.name, job_id)
-                message = f"processing failed: {type(exc).__name__}"
-                with self.database.connection() as conn:
-                    claim_item(conn, job_id, item.seq, "failed", 500, FAILED, _outcome(message))
-                result.failed += 1
-                continue
-            if outcome is not None:
-                described.append(outcome)
-            result.done += 1
-        with self.database.connection() as conn:
+                if outcome is not None:
+                    described.append(outcome)
+                result.done += 1
             if described:
                 describe_items(conn, job_id, described)
             touch(conn, job_id)
             result.finished = finish_if_done(conn, job_id)
         return result
 
-    def _one(self, job: Job, item: Item) -> tuple[int, str | None, dict[str, Any]] | None:
+    def _one(
+        self, conn: Connection, job: Job, item: Item, types: list[str]
+    ) -> tuple[int, str | None, dict[str, Any]] | None:
         if item.data is None:  # refused at the split; never pending, but be safe
             return None
         agent = ItemAgent(job.actor, job.role, job.institution_code, job.address, job.id, item.seq)
         if job.kind == "cda-zip":
             status, body = self._cda_item(job, item.data, agent)
         else:
-            status, body = self._fhir_item(job, item.data, agent)
+            status, body = self._fhir_item(job, item.data, agent, types)
         if not agent.claims:
             # Refused before any write (an unsupported type, a permission): not counted in the
             # figures, as the synchronous endpoint counts it not.
             state = "accepted" if status < 300 else "rejected"
-            with self.database.connection() as conn:
-                if not claim_item(conn, job.id, item.seq, state, status):
-                    raise ItemTaken
+            if not claim_item(conn, job.id, item.seq, state, status):
+                raise ItemTaken
         return item.seq, first_rule(body) if status >= 300 else None, body
 
-    def _fhir_item(self, job: Job, data: bytes, agent: ItemAgent) -> tuple[int, dict[str, Any]]:
+    def _fhir_item(
+        self, job: Job, data: bytes, agent: ItemAgent, types: list[str]
+    ) -> tuple[int, dict[str, Any]]:
         if job.institution_code is None:  # an $import always acts for one
             raise ValueError("an NDJSON job without an institution")
         try:
@@ -261,8 +273,6 @@ class JobProcessor:
         kind = head.get("resourceType") if isinstance(head, dict) else None
         resource_id = head.get("id") if isinstance(head, dict) else None
         kind = kind if isinstance(kind, str) else "Unknown"
-        with self.database.connection() as conn:
-            types = supported_types(self.fhir.catalogs.get(conn))
         if isinstance(head, dict) and kind not in types:
             message = f"resource type {kind!r} is not served here"
             return 404, operation_outcome(

@@ -9,6 +9,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 from uuid import UUID
 
@@ -25,6 +26,8 @@ T = TypeVar("T")
 # Waits between attempts while the database is unreachable (then the job waits for the next
 # start, or for `hie jobs retry`).
 BACKOFF = (1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+# Ranges of items worked at once.
+THREADS = 3
 
 
 class JobRunner:
@@ -81,14 +84,17 @@ class JobRunner:
 
     def _work(self, job_id: UUID) -> None:
         ranges = self._patiently(lambda: self.processor.plan(job_id))
-        for first, last in ranges or []:
-            if self._stopping.is_set():
-                return
+        # The items wait on the database far more than they compute: ranges are worked side
+        # by side, like the Celery workers' processes would.
+        with ThreadPoolExecutor(THREADS, thread_name_prefix="hie-jobs-items") as pool:
 
-            def work(first: int = first, last: int = last) -> object:
-                return self.processor.process(job_id, first, last)
+            def work(first: int, last: int) -> object:
+                if self._stopping.is_set():
+                    return None
+                return self._patiently(lambda: self.processor.process(job_id, first, last))
 
-            self._patiently(work)
+            for future in [pool.submit(work, first, last) for first, last in ranges or []]:
+                future.result()
 
     def _patiently(self, work: Callable[[], T]) -> T | None:
         for delay in (*BACKOFF, None):

@@ -25,10 +25,10 @@ def test_poison_item_then_failed_then_retry(
 ) -> None:
     original = JobProcessor._fhir_item
 
-    def poisoned(self: JobProcessor, job: Any, data: bytes, agent: Any) -> Any:
+    def poisoned(self: JobProcessor, job: Any, data: bytes, agent: Any, types: Any) -> Any:
         if b"poison" in data:
             raise RuntimeError("a fault in the platform")
-        return original(self, job, data, agent)
+        return original(self, job, data, agent, types)
 
     monkeypatch.setattr(JobProcessor, "_fhir_item", poisoned)
     lines = resources(6)
