@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from hie.registry import Institution
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
+from hie.workers import configure
 from tests.jobs.conftest import auth
 from tests.jobs.data import ndjson, resources
 
@@ -59,3 +61,25 @@ def test_a_worker_process_stores_an_import(broker_client: tuple[TestClient, str]
     assert queues["mode"] == "rabbitmq" and queues["workers"] >= 1
     assert set(queues["queues"]) == {"ingest", "figures", "maintenance"}
     assert isinstance(queues["dead_letters"], int)
+
+
+def test_hie_status_names_the_queues_and_their_workers(
+    worker: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from hie.cli.main import app
+
+    monkeypatch.setenv("HIE_DATABASE_URL", worker.database_url.get_secret_value())  # type: ignore[union-attr]
+    monkeypatch.setenv("HIE_BROKER_URL", worker.broker_url.get_secret_value())  # type: ignore[union-attr]
+    monkeypatch.setenv("HIE_TASK_QUEUE", worker.task_queue)
+    monkeypatch.setenv("HIE_DATA_DIR", str(worker.data_dir))
+    try:
+        result = CliRunner().invoke(app, ["status", "--json"])
+    finally:
+        configure(worker)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    assert body["broker"]["status"] == "ok"
+    assert body["queues"]["workers"] >= 1
+    assert set(body["queues"]["queues"]) == {"ingest", "figures", "maintenance"}
