@@ -63,3 +63,20 @@ def test_poison_item_then_failed_then_retry(
     assert retried.exit_code == 0, retried.output
     summary = client.get(url, headers=auth(tokens.h1)).json()
     assert (summary["state"], summary["accepted"], summary["failed"]) == ("done", 6, 0)
+
+
+def test_hie_worker_runs_every_queue_and_beat_or_one_of_them(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    from hie.cli.worker import commands
+
+    both = commands("hie", str(tmp_path), only=None, queues=None, concurrency=None)
+    assert [line[5] for line in both] == ["worker", "beat"]
+    assert both[0][both[0].index("-Q") + 1] == "hie.ingest,hie.figures,hie.maintenance"
+    ingest = commands("hie", str(tmp_path), only="celery", queues=["ingest"], concurrency=4)
+    assert len(ingest) == 1 and "hie.ingest" in ingest[0] and "4" in ingest[0]
+
+    monkeypatch.delenv("HIE_BROKER_URL", raising=False)
+    monkeypatch.setenv("HIE_DATA_DIR", str(tmp_path))
+    result = CliRunner().invoke(app, ["worker"])
+    assert result.exit_code == 1 and "HIE_BROKER_URL" in result.output
