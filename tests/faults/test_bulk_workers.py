@@ -26,6 +26,7 @@ from uuid import UUID
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from hie.app import create_app
 from hie.config import Settings
@@ -339,3 +340,44 @@ def test_healthz_names_the_queues(platform: Platform) -> None:
             time.sleep(0.5)
     assert queues["workers"] >= 1
     assert queues["dead_letters"] == 0
+
+
+def test_broker_down_when_a_job_is_accepted(
+    make_database: Callable[[], str], broker_url: str, tmp_path: Path
+) -> None:
+    """The upload is stored and answered 202 even though its message cannot be sent; once the
+    broker is back, `hie jobs retry` (or the sweep) sends the job and it completes."""
+    from hie.jobs.service import retry_jobs
+    from hie.server import free_port
+
+    count = 40
+    made = make_platform(make_database(), broker_url, tmp_path)
+    dead = replace_broker(made.settings, f"amqp://guest:guest@127.0.0.1:{free_port()}//")
+    configure(dead)
+    try:
+        with TestClient(create_app(dead)) as client:
+            answer = client.post(
+                "/fhir/$import", content=ndjson(lines(count)), headers=headers(made.admin, **NDJSON)
+            )
+            assert answer.status_code == 202, answer.text
+            url = answer.headers["Content-Location"]
+            assert client.get(url, headers=headers(made.admin)).status_code == 202
+        configure(made.settings)
+        made.start_worker()
+        database = open_database(made.settings)
+        try:
+            assert UUID(url.rsplit("/", 1)[1]) in retry_jobs(database)
+        finally:
+            database.close()
+        with TestClient(create_app(made.settings)) as client:
+            summary = wait_done(client, made.admin, url)
+        assert (summary["accepted"], summary["rejected"]) == (count, 2)
+        stored = stored_counts(made.settings.database_url.get_secret_value())  # type: ignore[union-attr]
+        assert stored["records"] == count
+    finally:
+        made.stop_workers()
+        configure(Settings(data_dir=tmp_path))
+
+
+def replace_broker(settings: Settings, url: str) -> Settings:
+    return settings.model_copy(update={"broker_url": SecretStr(url)})
