@@ -73,6 +73,15 @@ class Settings(BaseSettings):
         "only in the embedded development mode.",
     )
     max_request_bytes: int = Field(default=20 * MiB, gt=0, description="Largest accepted body.")
+    max_import_bytes: int = Field(
+        default=1024 * MiB,
+        gt=0,
+        description="Largest body of a bulk upload (POST /fhir/$import, POST /cda/batch); each "
+        "item in it is still held to HIE_MAX_REQUEST_BYTES.",
+    )
+    max_import_items: int = Field(
+        default=1_000_000, gt=0, description="Most items (lines, zip entries) in one bulk upload."
+    )
     max_bundle_entries: int = Field(
         default=10_000, gt=0, description="Most entries in one transaction or batch Bundle."
     )

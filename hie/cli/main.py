@@ -20,10 +20,12 @@ from hie.cli import (
     doctor,
     ingest,
     institutions,
+    jobs,
     push,
     reports,
     tokens,
     validate,
+    worker,
 )
 from hie.cli.context import console, errors, reported_errors
 from hie.errors import HieError
@@ -43,6 +45,9 @@ app.add_typer(institutions.app, name="institutions")
 app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(jobs.app, name="jobs")
+app.command("worker")(worker.worker)
+app.command("status")(worker.status)
 app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)
