@@ -488,11 +488,11 @@ class BundleProcessor:
         if len(parts) == 2 and parts[1] == "_history":
             return server.history(call, parts[0], None, pairs, self_url)
         if len(parts) == 2:
-            return server.read(call, parts[0], parts[1])
+            return server.read(call, parts[0], parts[1], pairs)
         if len(parts) == 3 and parts[2] == "_history":
             return server.history(call, parts[0], parts[1], pairs, self_url)
         if len(parts) == 4 and parts[2] == "_history":
-            return server.vread(call, parts[0], parts[1], parts[3])
+            return server.vread(call, parts[0], parts[1], parts[3], pairs)
         report = Report()
         report.add(Severity.ERROR, REQUEST.id, f"GET {url} is not supported", code="not-supported")
         return failure(400, report)

@@ -10,7 +10,7 @@ from hie import __version__
 from hie.fhir.access import INSTITUTION_HEADER
 from hie.fhir.audit_events import capability_entry
 from hie.fhir.parameters import parameters_of
-from hie.fhir.search import SORTABLE
+from hie.fhir.results import parse_sort
 
 _INTERACTIONS = [
     "read",
@@ -40,7 +40,11 @@ _COMMON = [
 def _resource(resource_type: str) -> dict[str, Any]:
     params = parameters_of(resource_type)
     references = [p for p in params.values() if p.kind == "reference"]
-    dates = [p.name for p in params.values() if p.kind == "date"]
+    sortable = [
+        "_id",
+        "_lastUpdated",
+        *(p.name for p in params.values() if _sorts(resource_type, p.name)),
+    ]
     entry: dict[str, Any] = {
         "type": resource_type,
         "interaction": [{"code": code} for code in _INTERACTIONS],
@@ -52,7 +56,7 @@ def _resource(resource_type: str) -> dict[str, Any]:
         "conditionalUpdate": True,
         "conditionalDelete": "not-supported",
         "referencePolicy": ["literal", "logical", "local"],
-        "searchInclude": [f"{resource_type}:{p.name}" for p in references],
+        "searchInclude": ["*", *(f"{resource_type}:{p.name}" for p in references)],
         "searchParam": [
             *_COMMON,
             *({"name": p.name, "type": p.kind} for p in params.values()),
@@ -64,16 +68,23 @@ def _resource(resource_type: str) -> dict[str, Any]:
             "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
         }
     ]
-    if dates:
-        entry["documentation"] = f"_sort by {', '.join([*SORTABLE, *dates])}"
+    entry["documentation"] = f"_sort by {', '.join(sortable)}"
     return entry
+
+
+def _sorts(resource_type: str, name: str) -> bool:
+    try:
+        parse_sort(resource_type, name)
+    except ValueError:
+        return False
+    return True
 
 
 def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]:
     resources = [_resource(t) for t in resource_types]
     # _revinclude: any reference parameter of any type that can point at this type.
     for entry in resources:
-        entry["searchRevInclude"] = [
+        entry["searchRevInclude"] = ["*"] + [
             f"{other}:{p.name}"
             for other in resource_types
             for p in parameters_of(other).values()
@@ -96,8 +107,12 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
                 "documentation": (
                     "Bearer tokens (hie tokens create). A submitter reads and writes only its own "
                     f"institution's data; admin and regulator tokens name the institution in "
-                    f"the {INSTITUTION_HEADER} header. Search paging: _count (at most 1000) and "
-                    "_offset, with next links; _total=accurate|none, _summary=count. Unknown "
+                    f"the {INSTITUTION_HEADER} header. Search paging: _count (at most 1000); "
+                    "first, previous, next and last links carry a keyset cursor (_cursor) bound "
+                    "to the caller and the search, which survives concurrent writes; _offset "
+                    "pages by position. _sort on several keys (- descends), _include and "
+                    "_revinclude (:iterate, *), _summary=true|text|data|count|false and "
+                    "_elements (SUBSETTED tag), _total=accurate|none. Unknown "
                     "search parameters are ignored with a warning, or refused under "
                     "'Prefer: handling=strict'."
                 ),

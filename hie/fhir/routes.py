@@ -469,7 +469,7 @@ async def read(
         resource_type=resource_type,
         action="fhir.read",
         target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.read(call, resource_type, resource_id),
+        work=lambda server, call: server.read(call, resource_type, resource_id, _pairs(request)),
     )
 
 
@@ -564,5 +564,7 @@ async def vread(
         resource_type=resource_type,
         action="fhir.vread",
         target=f"{resource_type}/{resource_id}/_history/{version_id}",
-        work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
+        work=lambda server, call: server.vread(
+            call, resource_type, resource_id, version_id, _pairs(request)
+        ),
     )

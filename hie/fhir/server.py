@@ -9,9 +9,12 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from hie.catalog import Catalog
 from hie.fhir import reads, writes
 from hie.fhir.calls import Call
+from hie.fhir.paging import Cursors
 from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
@@ -60,11 +63,24 @@ class FhirServer(Transactions):
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read(self, call: Call, resource_type: str, resource_id: str) -> Answer:
-        return reads.read(self.database, call, resource_type, resource_id)
+    def read(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        pairs: list[tuple[str, str]] | None = None,
+    ) -> Answer:
+        return reads.read(self.database, call, resource_type, resource_id, pairs)
 
-    def vread(self, call: Call, resource_type: str, resource_id: str, version_id: str) -> Answer:
-        return reads.vread(self.database, call, resource_type, resource_id, version_id)
+    def vread(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        version_id: str,
+        pairs: list[tuple[str, str]] | None = None,
+    ) -> Answer:
+        return reads.vread(self.database, call, resource_type, resource_id, version_id, pairs)
 
     def history(
         self,
@@ -81,7 +97,15 @@ class FhirServer(Transactions):
         self, call: Call, resource_type: str, pairs: list[tuple[str, str]], self_url: str
     ) -> Answer:
         zone = self.settings.zone
-        return reads.search_type(self.database, zone, call, resource_type, pairs, self_url)
+        return reads.search_type(
+            self.database, zone, self.cursors, call, resource_type, pairs, self_url
+        )
+
+    @cached_property
+    def cursors(self) -> Cursors:
+        """Paging cursors, sealed with a key derived from HIE_SECRET_KEY (made on first use:
+        ``hie ingest`` never pages)."""
+        return Cursors(self.settings.session_secret())
 
 
 __all__ = ["PARAMETERS", "Call", "FhirServer", "Upload", "supported_types"]
