@@ -1,7 +1,8 @@
 """``_include`` and ``_revinclude``: the resources a search adds to a page of matches.
 
 As HAPI FHIR JPA: ``<Type>:<param>[:<target type>]`` for every reference parameter of the type,
-``*`` (or ``<Type>:*``) for all of them, ``:iterate`` (and R3's ``:recurse``) to apply the
+``*`` (or ``<Type>:*``) for all of them, ``:iterate`` (and R3's ``:recurse``, fhirpy's
+``:recursive``) to apply the
 include to the included resources too, round after round until nothing new is found or
 :data:`MAX_ROUNDS` rounds have run. At most :data:`MAX_INCLUDED` resources are added to a page
 (HAPI's default too). Every look-up is confined to the searcher's institution, so nothing of
@@ -18,6 +19,7 @@ from hie.storage import Connection
 from hie.storage.fhir import live_rows
 from hie.storage.includes import referring_any
 from hie.storage.search import LiveRow, referenced, referring
+from hie.validators.fhir_rules.elements import is_resource_type
 
 MAX_INCLUDED = 1000
 # HAPI iterates until nothing new is found; a bound keeps a cycle of references in a large
@@ -59,7 +61,7 @@ def parse_includes(resource_type: str, pairs: list[tuple[str, str]]) -> Includes
         name, _, modifier = raw_name.partition(":")
         if name not in INCLUDE_PARAMETERS or value == "":
             continue
-        if modifier not in ("", "iterate", "recurse"):
+        if modifier not in ("", "iterate", "recurse", "recursive"):
             raise IncludeError(f"{raw_name}: the only modifier is :iterate")
         items.append(_include(resource_type, name, value, bool(modifier)))
     return Includes(items)
@@ -78,8 +80,8 @@ def _include(resource_type: str, name: str, text: str, iterate: bool) -> Include
         raise IncludeError(f"{name}={text}: {source!r} is not a resource type served here")
     if not reverse and not iterate and source != resource_type:
         raise IncludeError(f"{name}={text}: the source type must be {resource_type}")
-    if target is not None and target not in PARAMETERS:
-        raise IncludeError(f"{name}={text}: {target!r} is not a resource type served here")
+    if target is not None and not is_resource_type(target):
+        raise IncludeError(f"{name}={text}: {target!r} is not an R4 resource type")
     if param != WILDCARD:
         definition = parameters_of(source).get(param)
         if definition is None or definition.kind != "reference":

@@ -79,9 +79,12 @@ class Cursors:
         derived = hashlib.sha256(f"hie.fhir.cursor\x00{secret}".encode()).digest()
         self._fernet = Fernet(base64.urlsafe_b64encode(derived))
 
-    def seal(self, binding: Binding, position: Position) -> str:
-        payload = {"b": binding.digest(), "d": position.direction, "k": position.key}
-        return self._fernet.encrypt(json.dumps(payload).encode()).decode()
+    def seal(self, binding: Binding, position: Position, *, issued_at: int | None = None) -> str:
+        """The cursor of ``position``; ``issued_at`` (seconds since the epoch) backdates it."""
+        payload = json.dumps({"b": binding.digest(), "d": position.direction, "k": position.key})
+        if issued_at is None:
+            return self._fernet.encrypt(payload.encode()).decode()
+        return self._fernet.encrypt_at_time(payload.encode(), issued_at).decode()
 
     def open(self, token: str, binding: Binding) -> Position:
         try:

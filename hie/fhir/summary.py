@@ -41,10 +41,16 @@ class Subsetting:
 
     summary: SummaryMode | None = None
     elements: tuple[str, ...] | None = None
+    # ``_elements:exclude=`` (HAPI) or ``_elements=-a,-b`` (fhirpy): the elements to leave out.
+    excluded: tuple[str, ...] | None = None
 
     @property
     def active(self) -> bool:
-        return self.summary in ("true", "text", "data") or self.elements is not None
+        return (
+            self.summary in ("true", "text", "data")
+            or self.elements is not None
+            or self.excluded is not None
+        )
 
     @property
     def count_only(self) -> bool:
@@ -58,6 +64,7 @@ def parse_subsetting(pairs: list[tuple[str, str]]) -> Subsetting:
     """``_summary`` and ``_elements`` of a query; raises :class:`SubsettingError`."""
     summary: SummaryMode | None = None
     elements: list[str] | None = None
+    excluded: list[str] | None = None
     for name, value in pairs:
         if name == "_summary":
             if value not in SUMMARY_MODES:
@@ -65,10 +72,20 @@ def parse_subsetting(pairs: list[tuple[str, str]]) -> Subsetting:
             if summary is not None and summary != value:
                 raise SubsettingError("_summary is given twice with different values")
             summary = value
-        elif name == "_elements":
+        elif name in ("_elements", "_elements:exclude"):
             found = [v.strip() for v in value.split(",") if v.strip()]
-            elements = [*(elements or []), *found]
-    return Subsetting(summary, None if elements is None else tuple(dict.fromkeys(elements)))
+            minus = [v for v in found if v.startswith("-")]
+            if name == "_elements:exclude" or (minus and len(minus) == len(found)):
+                excluded = [*(excluded or []), *(v.removeprefix("-") for v in found)]
+            elif minus:
+                raise SubsettingError(f"_elements={value}: list elements to keep or to leave out")
+            else:
+                elements = [*(elements or []), *found]
+    return Subsetting(
+        summary,
+        None if elements is None else tuple(dict.fromkeys(elements)),
+        None if excluded is None else tuple(dict.fromkeys(excluded)),
+    )
 
 
 @dataclass(frozen=True)
@@ -150,8 +167,9 @@ def subset(
     """``resource`` (its served form) as the request asks; ``match`` is False for resources a
     search includes, which ``_elements`` leaves whole."""
     elements = subsetting.elements if match else None
+    excluded = subsetting.excluded if match else None
     summary = subsetting.summary
-    if summary not in ("true", "text", "data") and elements is None:
+    if summary not in ("true", "text", "data") and elements is None and excluded is None:
         return resource
     resource_type = str(resource.get("resourceType"))
     definition = _definitions().get(resource_type)
@@ -171,6 +189,10 @@ def subset(
     if elements is not None:
         names = {e.split(".", 1)[1] if e.startswith(f"{resource_type}.") else e for e in elements}
         result = _top_level(result, names) | _mandatory(result, definition)
+    if excluded is not None:
+        names = {e.split(".", 1)[1] if e.startswith(f"{resource_type}.") else e for e in excluded}
+        left_out = _top_level(result, names)
+        result = {k: v for k, v in result.items() if k not in left_out}
     for key in ALWAYS:
         if key in resource:
             result[key] = resource[key]
