@@ -15,11 +15,13 @@ in-process (TestClient, no network; audit entries written as in production):
 - ``Observation?subject.name=<name>`` (chained) when the server answers it without a warning,
   else it is reported as not measured (the hook: :data:`CHAINED`).
 
-With ``--explain FILE`` the plans (``EXPLAIN (ANALYZE, BUFFERS)``) of every statement of one
-search of each kind are written to FILE as Markdown (the source of docs/performance.md).
-Run:
+The issue's goal is measured with ``--size 1000000 --patients 10000`` (about ten minutes of
+loading on two cores; ``--keep`` keeps the loaded database, ``--reuse NAME`` measures it again,
+given the same ``--size`` and ``--patients``). With ``--explain FILE`` the plans
+(``EXPLAIN (ANALYZE, BUFFERS)``) of every statement of one search of each kind are written to
+FILE as Markdown (the source of docs/performance.md). Run:
 
-    .venv/bin/python benchmarks/fhir_search.py [--size 1000000] [--patients 10000]
+    .venv/bin/python benchmarks/fhir_search.py [--size 200000] [--patients 2000]
         [--requests 200] [--explain plans.md]
 
 It makes a scratch database on HIE_TEST_POSTGRES_URL (default: the local server) and drops it.
@@ -305,11 +307,18 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=2_000)
     parser.add_argument("--requests", type=int, default=200, help="requests per kind")
     parser.add_argument("--explain", type=Path, help="write the plans (Markdown) here")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the scratch database (its name is printed)"
+    )
+    parser.add_argument(
+        "--reuse", metavar="NAME", help="measure a database kept by --keep, without loading"
+    )
     args = parser.parse_args()
 
-    name = f"hie_bench_search_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    name = args.reuse or f"hie_bench_search_{uuid.uuid4().hex[:8]}"
+    if not args.reuse:
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
     rng = random.Random(11)  # noqa: S311 (test data, not secrets)
     results: dict[str, tuple[float, float, int]] = {}
@@ -320,12 +329,14 @@ def main() -> None:
             )
             database = open_database(settings)
             with database.transaction() as tx:
-                add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
+                if not args.reuse:
+                    add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
                 token_id, token = create_token(
                     tx.conn, role="submitter", institution_code="H1", label="", actor="bench"
                 )
             database.close()
-            _load(url, settings, args.size, args.patients)
+            if not args.reuse:
+                _load(url, settings, args.size, args.patients)
             headers = {"Authorization": f"Bearer {token}"}
             n = args.requests
 
@@ -400,10 +411,13 @@ def main() -> None:
                         )
                     _explain(url, settings, token_id, searches, args.explain)
     finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+        if args.keep or args.reuse:
+            print(f"database kept: {name} (drop it when done)")
+        else:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
     base = results["read Observation/<id> (baseline)"][0]
     print(f"\nratio of each p50 to the read's ({base:.1f} ms):")
     for title, (p50, _, _) in results.items():

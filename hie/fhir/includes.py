@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from hie.fhir.parameters import PARAMETERS, parameters_of
 from hie.storage import Connection
 from hie.storage.fhir import live_rows
-from hie.storage.includes import referring_any
-from hie.storage.search import LiveRow, referenced, referring
+from hie.storage.includes import referring_rows
+from hie.storage.search import LiveRow, referenced
 from hie.validators.fhir_rules.elements import is_resource_type
 
 MAX_INCLUDED = 1000
@@ -119,7 +119,7 @@ def _forward(
 
 def _reverse(
     conn: Connection, inst: str, include: Include, rows: list[LiveRow], limit: int
-) -> list[tuple[str, str]]:
+) -> list[LiveRow]:
     targets = [
         f"{r.resource_type}/{r.resource_id}"
         for r in rows
@@ -127,9 +127,6 @@ def _reverse(
     ]
     if not targets:
         return []
-    if include.source != WILDCARD and include.param != WILDCARD:
-        ids = referring(conn, inst, include.source, include.param, targets, limit)
-        return [(include.source, i) for i in ids]
     types = list(PARAMETERS) if include.source == WILDCARD else [include.source]
     kinds = {r.resource_type for r in rows}
     sources = [
@@ -140,7 +137,7 @@ def _reverse(
         and include.param in (WILDCARD, p.name)
         and (not p.targets or kinds & set(p.targets))
     ]
-    return referring_any(conn, inst, sources, targets, limit)
+    return referring_rows(conn, inst, sources, targets, limit)
 
 
 def included(
@@ -158,17 +155,25 @@ def included(
         if not active or not pending:
             break
         room = MAX_INCLUDED - len(added)
-        keys: list[tuple[str, str]] = []
+        # In the order of the includes: a live row (reverse) or a (type, id) to look up.
+        found: list[LiveRow | tuple[str, str]] = []
         for include in active:
             if include.reverse:
-                keys += _reverse(conn, institution_code, include, pending, room + len(seen))
+                found += _reverse(conn, institution_code, include, pending, room + len(seen))
             else:
-                keys += _forward(conn, institution_code, include, pending)
-        fresh = [k for k in dict.fromkeys(keys) if k not in seen]
-        found = {
-            (r.resource_type, r.resource_id): r for r in live_rows(conn, institution_code, fresh)
+                found += _forward(conn, institution_code, include, pending)
+        wanted = [k for k in found if isinstance(k, tuple) and k not in seen]
+        live = {
+            (r.resource_type, r.resource_id): r for r in live_rows(conn, institution_code, wanted)
         }
-        pending = [found[k] for k in fresh if k in found][:room]
+        fresh: dict[tuple[str, str], LiveRow] = {}
+        for item in found:
+            row = live.get(item) if isinstance(item, tuple) else item
+            if row is not None:
+                key = (row.resource_type, row.resource_id)
+                if key not in seen and key not in fresh:
+                    fresh[key] = row
+        pending = list(fresh.values())[:room]
         added += pending
         seen.update((r.resource_type, r.resource_id) for r in pending)
         if len(added) >= MAX_INCLUDED:

@@ -158,7 +158,9 @@ def search_page(
         " r.record_id, {} from fhir_resource r where {}) s where {} order by {} limit {} offset {}"
     ).format(columns, where, position, order, builder.name(limit), builder.name(offset))
     found = []
-    for row in conn.execute(statement, builder.params).fetchall():
+    # Never a prepared statement: a generic plan cannot see how selective the values are and
+    # sorts every match (9.7 s instead of 50 ms for a code= search over a million Observations).
+    for row in conn.execute(statement, builder.params, prepare=False).fetchall():
         values = [row.pop(f"k{i}") for i in range(len(keys))]
         found.append(KeyedRow(LiveRow(**row), [_json(v) for v in values]))
     return found
