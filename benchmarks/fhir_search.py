@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import random
+import re
 import secrets
 import statistics
 import sys
@@ -237,6 +238,16 @@ def _answers_chained(client: TestClient, headers: dict[str, str]) -> bool:
     return "outcome" not in modes and "match" in modes
 
 
+def _shortened(line: str) -> str:
+    """A plan line with long array constants cut to their first elements (1,000 timestamps of
+    a page's resources say nothing more than three)."""
+    return re.sub(
+        r"'\{([^}]{120,})\}'",
+        lambda m: "'{" + ",".join(m[1].split(",")[:3]) + ",…}'",
+        line,
+    )
+
+
 class _Explaining:
     """A connection that runs ``EXPLAIN (ANALYZE, BUFFERS)`` of each statement before it."""
 
@@ -248,7 +259,7 @@ class _Explaining:
         statement = query if isinstance(query, sql.Composable) else sql.SQL(query)
         text = statement.as_string(self._conn)
         rows = self._conn.execute(sql.SQL("explain (analyze, buffers) ") + statement, params)
-        plan = "\n".join(str(next(iter(r.values()))) for r in rows.fetchall())
+        plan = "\n".join(_shortened(str(next(iter(r.values())))) for r in rows.fetchall())
         self._plans.append((" ".join(text.split()), plan))
         return self._conn.execute(query, params, **kwargs)
 
