@@ -457,7 +457,7 @@ async def type_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra())
+@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra(query="read"))
 async def read(
     request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
@@ -547,7 +547,9 @@ async def instance_history(
 
 
 @router.get(
-    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", openapi_extra=extra()
+    "/{resource_type}/{resource_id}/_history/{version_id}",
+    summary="vread",
+    openapi_extra=extra(query="read"),
 )
 async def vread(
     request: Request,
