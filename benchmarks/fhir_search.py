@@ -63,6 +63,7 @@ from hie.fhir.responses import Preferences
 from hie.fhir.session import prepare
 from hie.registry import Institution
 from hie.storage import open_database
+from hie.storage.fhir import IndexValue
 from hie.storage.institutions import add_institution
 from hie.storage.partitions import PartitionMaker
 from hie.storage.tokens import create_token
@@ -72,6 +73,8 @@ FAMILIES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"
 CODES = ["8867-4", "8310-5", "9279-1", "8480-6", "29463-7"]
 START = datetime(2026, 11, 1, tzinfo=UTC)
 CHUNK = 50_000  # resources per COPY
+# fhir_search_index's columns in IndexValue's order (its group is the column grp).
+INDEX_COLUMNS = ["grp" if f == "group" else f for f in IndexValue._fields]
 # The chained search (hie/fhir/search.py once chains are supported): one patient by a given name.
 CHAINED = "/fhir/Observation?subject.name={name}"
 
@@ -143,7 +146,7 @@ def _load(url: str, settings: Settings, size: int, patients: int) -> None:
                 .cursor()
                 .copy(
                     "copy fhir_search_index (institution_code, resource_type, resource_id,"
-                    " param, system, value, low, high) from stdin"
+                    f" {', '.join(INDEX_COLUMNS)}) from stdin"
                 ) as index,
                 conns[2]
                 .cursor()
@@ -181,9 +184,7 @@ def _load(url: str, settings: Settings, size: int, patients: int) -> None:
                         )
                     )
                     for v in ready.index:
-                        index.write_row(
-                            ("H1", kind, resource["id"], v.param, v.system, v.value, v.low, v.high)
-                        )
+                        index.write_row(("H1", kind, resource["id"], *v))
                     heads.write_row(
                         ("H1", logical, table.code, 1, ready.sha256, received, record_id)
                     )

@@ -26,6 +26,23 @@ def upgrade_command() -> None:
     console.print(f"schema at version {version}")
 
 
+@app.command("reindex")
+def reindex_command(
+    institution: str | None = typer.Option(None, help="Only this institution's resources."),
+    resource_type: str | None = typer.Option(None, "--type", help="Only this resource type."),
+) -> None:
+    """Rebuild the FHIR search index of stored resources (after an upgrade that adds search
+    parameters, such as migration 0009): each live resource's rows written anew."""
+    # Imported here: every other command would pay for loading the FHIR server at start.
+    from hie.fhir.reindex import reindex
+
+    with reported_errors():
+        settings = load_settings()
+    with database(settings) as db:
+        done = reindex(db, settings.zone, institution=institution, resource_type=resource_type)
+    console.print(f"reindexed {done} FHIR resources")
+
+
 @app.command("status")
 def status() -> None:
     """Say which database hie uses (and whether the embedded one is running), then list the

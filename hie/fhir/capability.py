@@ -9,8 +9,9 @@ from typing import Any
 from hie import __version__
 from hie.fhir.access import INSTITUTION_HEADER
 from hie.fhir.audit_events import capability_entry
-from hie.fhir.parameters import parameters_of
+from hie.fhir.parameters import SearchParameter, parameters_of
 from hie.fhir.results import parse_sort
+from hie.fhir.search import MAX_CHAIN, MODIFIERS
 
 _INTERACTIONS = [
     "read",
@@ -37,6 +38,23 @@ _COMMON = [
 ]
 
 
+def _search_param(param: SearchParameter) -> dict[str, Any]:
+    """A parameter with R4's definition and description, and the modifiers that work on it."""
+    modifiers = [*MODIFIERS[param.kind], "missing"]
+    if param.kind == "reference":
+        modifiers.append("[type]")
+        chain = f" Chains (up to {MAX_CHAIN} links) to: {', '.join(param.targets) or 'any type'}."
+    else:
+        chain = ""
+    return {
+        "name": param.name,
+        "definition": param.url,
+        "type": param.kind,
+        "documentation": f"{param.description} Modifiers: "
+        f"{', '.join(':' + m for m in modifiers)}.{chain}",
+    }
+
+
 def _resource(resource_type: str) -> dict[str, Any]:
     params = parameters_of(resource_type)
     references = [p for p in params.values() if p.kind == "reference"]
@@ -57,10 +75,7 @@ def _resource(resource_type: str) -> dict[str, Any]:
         "conditionalDelete": "not-supported",
         "referencePolicy": ["literal", "logical", "local"],
         "searchInclude": ["*", *(f"{resource_type}:{p.name}" for p in references)],
-        "searchParam": [
-            *_COMMON,
-            *({"name": p.name, "type": p.kind} for p in params.values()),
-        ],
+        "searchParam": [*_COMMON, *(_search_param(p) for p in params.values())],
     }
     entry["operation"] = [
         {
@@ -112,9 +127,11 @@ def capability_statement(resource_types: list[str], base: str) -> dict[str, Any]
                     "to the caller and the search, which survives concurrent writes; _offset "
                     "pages by position. _sort on several keys (- descends), _include and "
                     "_revinclude (:iterate, *), _summary=true|text|data|count|false and "
-                    "_elements (SUBSETTED tag), _total=accurate|none. Unknown "
-                    "search parameters are ignored with a warning, or refused under "
-                    "'Prefer: handling=strict'."
+                    "_elements (SUBSETTED tag), _total=accurate|none. Every R4 "
+                    "search parameter of each type below, with chains (subject.name=) and "
+                    "_has (_has:Observation:patient:code=). An unknown search parameter is "
+                    "refused (400) unless 'Prefer: handling=lenient' asks to ignore it with a "
+                    "warning."
                 ),
                 "security": {"description": "Authorization: Bearer <token made by hie tokens>"},
                 "resource": [*resources, capability_entry()],

@@ -14,12 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hie.fhir.parameters import PARAMETERS, parameters_of
+from hie.fhir.parameters import parameters_of
 from hie.storage import Connection
 from hie.storage.fhir import live_rows
 from hie.storage.includes import referring_rows
 from hie.storage.search import LiveRow, referenced
-from hie.validators.fhir_rules.elements import is_resource_type
+from hie.validators.fhir_rules.elements import is_resource_type, resource_types
 
 MAX_INCLUDED = 1000
 # HAPI iterates until nothing new is found; a bound keeps a cycle of references in a large
@@ -76,8 +76,8 @@ def _include(resource_type: str, name: str, text: str, iterate: bool) -> Include
         raise IncludeError(f"{name}={text}: use <Type>:<reference parameter>[:<target type>]")
     source, param = parts[0], parts[1]
     target = parts[2] if len(parts) == 3 else None
-    if source not in PARAMETERS:
-        raise IncludeError(f"{name}={text}: {source!r} is not a resource type served here")
+    if not is_resource_type(source):
+        raise IncludeError(f"{name}={text}: {source!r} is not an R4 resource type")
     if not reverse and not iterate and source != resource_type:
         raise IncludeError(f"{name}={text}: the source type must be {resource_type}")
     if target is not None and not is_resource_type(target):
@@ -127,7 +127,7 @@ def _reverse(
     ]
     if not targets:
         return []
-    types = list(PARAMETERS) if include.source == WILDCARD else [include.source]
+    types = sorted(resource_types()) if include.source == WILDCARD else [include.source]
     kinds = {r.resource_type for r in rows}
     sources = [
         (t, p.name)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 from hie.catalog import default_catalog_path, read_catalog
-from hie.fhir.parameters import PARAMETERS
+from hie.fhir.parameters import parameters_of
 from hie.fhir.server import supported_types
 
 # The types of the default catalog; a custom catalog may serve others (see /fhir/metadata).
@@ -53,7 +53,7 @@ _SEARCH_NAMES = sorted(
         "_revinclude",
         "_cursor",
     }
-    | {name for params in PARAMETERS.values() for name in params}
+    | {name for t in DEFAULT_TYPES for name in parameters_of(t)}
 )
 _SEARCH = [_string(name, "query", "a FHIR search parameter") for name in _SEARCH_NAMES]
 _HISTORY = [_string(n, "query", "history paging") for n in ("_count", "_offset", "_since")]

@@ -163,8 +163,9 @@ def search_type(
         results = parse_results(resource_type, pairs)
     except (SearchError, ResultError, IncludeError, SubsettingError) as exc:
         return error(400, "invalid", str(exc))
-    if parsed.unknown and call.prefs.strict:
-        return error(400, "not-supported", "; ".join(parsed.unknown))
+    if parsed.unknown and not call.prefs.lenient:
+        # HAPI JPA's default: an unknown parameter would widen the result, so it is refused.
+        return error(400, "processing", "; ".join(parsed.unknown))
     query = parsed.query
     binding = Binding(call.scope.institution_code, call.scope.token_id, resource_type, tuple(pairs))
     position: Position | None = None
@@ -206,10 +207,10 @@ def search_type(
     found = [_search_entry(r, resources, call.base, "match", subsetting) for r in rows]
     found += [_search_entry(r, resources, call.base, "include", subsetting) for r in added]
     entries = [e for e in found if e is not None]
-    if parsed.unknown:
+    if parsed.unknown or parsed.warnings:
         issues = [
             {"severity": "warning", "code": "not-supported", "diagnostics": m}
-            for m in parsed.unknown
+            for m in parsed.unknown + parsed.warnings
         ]
         entries.append(
             {

@@ -31,11 +31,13 @@ class Preferences:
     # None: not asked; a single interaction then returns the resource, a Bundle entry does not.
     return_mode: ReturnMode | None = None
     strict: bool = False
+    # handling=lenient: unknown search parameters are ignored with a warning (else 400).
+    lenient: bool = False
 
     @classmethod
     def parse(cls, header: str | None) -> Preferences:
         mode: ReturnMode | None = None
-        strict = False
+        strict = lenient = False
         for part in (header or "").replace(";", ",").split(","):
             key, _, value = part.strip().partition("=")
             value = value.strip().strip('"')
@@ -43,7 +45,8 @@ class Preferences:
                 mode = value  # type: ignore[assignment]
             elif key == "handling":
                 strict = value == "strict"
-        return cls(mode, strict)
+                lenient = value == "lenient"
+        return cls(mode, strict, lenient)
 
 
 @dataclass

@@ -1,10 +1,11 @@
 """The result parameters of a search, which shape the answer rather than choose the matches:
 ``_sort``, ``_include``/``_revinclude``, ``_summary``/``_elements`` and the paging cursor.
 
-``_sort`` (as HAPI FHIR JPA): ``_id``, ``_lastUpdated`` and any string, token, uri, reference or
-date parameter of the type, several keys separated by commas, ``-`` for descending; resources
-without a value sort last in either direction; the resource id breaks ties, so the order is total
-and a keyset cursor can page through it (paging.py).
+``_sort`` (as HAPI FHIR JPA): ``_id``, ``_lastUpdated`` and any string, token, uri, reference,
+date, number or quantity parameter of the type (not composites), several keys separated by
+commas, ``-`` for descending; resources without a value sort last in either direction; the
+resource id breaks ties, so the order is total and a keyset cursor can page through it
+(paging.py).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ def parse_sort(resource_type: str, value: str) -> list[SortKey]:
             keys.append(SortKey(name, "text", desc))
         elif name in known and known[name].kind == "date":
             keys.append(SortKey(name, "date", desc))
+        elif name in known and known[name].kind in ("number", "quantity"):
+            keys.append(SortKey(name, "number", desc))
         elif name in known:
             raise ResultError(f"_sort={value}: {resource_type} cannot be sorted by {name}")
         else:

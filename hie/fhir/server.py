@@ -15,7 +15,6 @@ from hie.catalog import Catalog
 from hie.fhir import reads, writes
 from hie.fhir.calls import Call
 from hie.fhir.paging import Cursors
-from hie.fhir.parameters import PARAMETERS
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
 
@@ -108,4 +107,4 @@ class FhirServer(Transactions):
         return Cursors(self.settings.session_secret())
 
 
-__all__ = ["PARAMETERS", "Call", "FhirServer", "Upload", "supported_types"]
+__all__ = ["Call", "FhirServer", "Upload", "supported_types"]

@@ -84,9 +84,7 @@ def prepare(resource: dict[str, Any], table: Table, zone: ZoneInfo) -> Prepared:
     """Stored form, normalized record and index values of a validated resource that has its
     final id and references. Pure: callers do it before the transaction when they can."""
     stored = canonical_identifiers(stored_form(resource))
-    values = [
-        IndexValue(r.param, r.system, r.value, r.low, r.high) for r in index_rows(stored, zone)
-    ]
+    values = index_rows(stored, zone)
     record = normalize_resource(stored, table)
     return Prepared(stored, table, record, content_hash(stored), values)
 

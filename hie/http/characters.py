@@ -6,12 +6,13 @@ element or line."""
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qsl
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from hie.outcome import OutcomeIssue, operation_outcome
+from hie.http.errors import negotiated_outcome
+from hie.outcome import OutcomeIssue
 from hie.storable import printable, unstorable
 
 
@@ -41,7 +42,8 @@ def _problems(scope: Scope) -> list[OutcomeIssue]:
 
 
 class RefuseUnstorable:
-    """ASGI middleware: 400 with an OperationOutcome for NUL in the path, query or headers."""
+    """ASGI middleware: 400 with an OperationOutcome for NUL in the path, query or headers, in
+    FHIR XML for a ``/fhir`` client that asks for it, as every other error."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -50,15 +52,5 @@ class RefuseUnstorable:
         if scope["type"] != "http" or not (problems := _problems(scope)):
             await self.app(scope, receive, send)
             return
-        body = json.dumps(operation_outcome(problems)).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 400,
-                "headers": [
-                    (b"content-type", b"application/fhir+json"),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        response = negotiated_outcome(Request(scope), 400, problems)
+        await response(scope, receive, send)

@@ -34,7 +34,7 @@ def outcome_response(
     )
 
 
-def _outcome_for(
+def negotiated_outcome(
     request: Request,
     status: int,
     issues: list[OutcomeIssue],
@@ -62,7 +62,7 @@ def _hie_error(request: Request, exc: Exception) -> Response:
     if code is None:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         issue = OutcomeIssue("fatal", "exception", "internal error")
-        return _outcome_for(request, 500, [issue])
+        return negotiated_outcome(request, 500, [issue])
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
     if isinstance(exc, InvalidInput):
         issues = [
@@ -77,7 +77,7 @@ def _hie_error(request: Request, exc: Exception) -> Response:
         ]
     else:
         issues = [OutcomeIssue("error", code, str(exc))]
-    return _outcome_for(request, status, issues, headers)
+    return negotiated_outcome(request, status, issues, headers)
 
 
 def _validation_error(request: Request, exc: Exception) -> Response:
@@ -92,7 +92,7 @@ def _validation_error(request: Request, exc: Exception) -> Response:
         )
         for err in exc.errors()
     ]
-    return _outcome_for(request, 422, issues)
+    return negotiated_outcome(request, 422, issues)
 
 
 def _http_error(request: Request, exc: Exception) -> Response:
@@ -102,7 +102,7 @@ def _http_error(request: Request, exc: Exception) -> Response:
         exc.status_code, "processing"
     )
     issues = [OutcomeIssue("error", code, str(exc.detail))]
-    return _outcome_for(request, exc.status_code, issues, dict(exc.headers or {}))
+    return negotiated_outcome(request, exc.status_code, issues, dict(exc.headers or {}))
 
 
 def _unstorable(request: Request, exc: Exception) -> Response:
@@ -117,13 +117,13 @@ def _unstorable(request: Request, exc: Exception) -> Response:
         "the request holds a value the database cannot store (such as U+0000, a lone "
         "surrogate or a number out of range)",
     )
-    return _outcome_for(request, 400, [issue])
+    return negotiated_outcome(request, 400, [issue])
 
 
 def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s %s", request.method, request.url.path, exc_info=exc)
     issue = OutcomeIssue("fatal", "exception", "internal error")
-    return _outcome_for(request, 500, [issue])
+    return negotiated_outcome(request, 500, [issue])
 
 
 class UnexpectedErrors:
@@ -198,7 +198,7 @@ def _transient(request: Request, exc: Exception) -> Response:
         type(exc).__name__,
     )
     issue = OutcomeIssue("error", "transient", f"the {dependency} is unavailable; retry later")
-    return _outcome_for(request, 503, [issue], {"Retry-After": str(RETRY_AFTER_SECONDS)})
+    return negotiated_outcome(request, 503, [issue], {"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
 def install_error_handlers(app: FastAPI) -> None:

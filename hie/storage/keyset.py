@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any, Literal
 
 from psycopg import sql
@@ -20,9 +21,10 @@ from psycopg import sql
 from hie.storage.database import Connection
 from hie.storage.search import LiveRow, SearchQuery, _Builder
 
-# What a key compares: the resource id, its _lastUpdated, the text value of a string, token,
-# uri or reference parameter, or the date range of a date parameter.
-Column = Literal["id", "updated", "text", "date"]
+# What a key compares: the resource id, its _lastUpdated, the value of a string, token, uri or
+# reference parameter, the date range of a date parameter, or the number of a number or
+# quantity parameter.
+Column = Literal["id", "updated", "text", "date", "number"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +35,7 @@ class SortKey:
 
     @property
     def nullable(self) -> bool:
-        return self.column in ("text", "date")
+        return self.column in ("text", "date", "number")
 
 
 ID_KEY = SortKey("_id", "id")
@@ -66,6 +68,9 @@ def _expression(builder: _Builder, key: SortKey) -> sql.Composable:
     if key.column == "text":
         bound = sql.SQL("max(d.value)" if key.desc else "min(d.value)")
         present = sql.SQL("d.value is not null")
+    elif key.column == "number":
+        bound = sql.SQL("max(d.number)" if key.desc else "min(d.number)")
+        present = sql.SQL("d.number is not null")
     else:
         bound = sql.SQL("max(d.high)" if key.desc else "min(d.low)")
         present = sql.SQL("d.low is not null")
@@ -77,6 +82,8 @@ def _expression(builder: _Builder, key: SortKey) -> sql.Composable:
 
 
 def _cast(key: SortKey) -> sql.Composable:
+    if key.column == "number":
+        return sql.SQL("numeric")
     return sql.SQL("timestamptz" if key.column in ("updated", "date") else "text")
 
 
@@ -167,4 +174,7 @@ def search_page(
 
 
 def _json(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, datetime) else value
+    """A key value as JSON holds it: dates as ISO text, numbers as decimal text (exact)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value) if isinstance(value, Decimal) else value

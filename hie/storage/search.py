@@ -7,8 +7,11 @@ resources) and a submitter's query cannot reach another institution's rows.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from functools import partial
 from typing import Any, Literal
 
 from psycopg import sql
@@ -56,7 +59,103 @@ class MissingCriterion:
     missing: bool
 
 
-Criterion = ValueCriterion | DateCriterion | MissingCriterion
+StringMode = Literal["prefix", "contains", "exact"]
+
+
+@dataclass(frozen=True)
+class StringCriterion:
+    """String parameters, and a token's ``:text``: a value (normalized for ``prefix`` and
+    ``contains``, as written for ``exact``) starting with, containing or equal to any of
+    ``values``."""
+
+    param: str
+    values: tuple[str, ...]
+    mode: StringMode = "prefix"
+
+
+UriMode = Literal["eq", "below", "above"]
+
+
+@dataclass(frozen=True)
+class UriCriterion:
+    """Uri parameters: equal to, below (the value starts with it) or above (a prefix of it)."""
+
+    param: str
+    values: tuple[str, ...]
+    mode: UriMode = "eq"
+
+
+@dataclass(frozen=True)
+class NumberComparison:
+    """``[prefix]number[|system|code]``: the number with the range its precision implies
+    ([low, high), used by eq and ne), and for quantities the unit asked for."""
+
+    prefix: Prefix
+    number: Decimal
+    low: Decimal
+    high: Decimal
+    system: str | None = None
+    code: str | None = None
+
+
+@dataclass(frozen=True)
+class NumberCriterion:
+    """Number and quantity parameters: a value satisfying any of ``comparisons``."""
+
+    param: str
+    comparisons: tuple[NumberComparison, ...]
+
+
+@dataclass(frozen=True)
+class NotCriterion:
+    """``:not``: resources without any value matching ``criterion`` (those with no value
+    included, as FHIR R4 defines it)."""
+
+    criterion: Criterion
+
+
+@dataclass(frozen=True)
+class ChainCriterion:
+    """``subject.name=...``: the reference ``param`` points to a resource of one of the link
+    types matching that type's criterion."""
+
+    param: str
+    links: tuple[tuple[str, Criterion], ...]
+
+
+@dataclass(frozen=True)
+class HasCriterion:
+    """``_has:Observation:patient:code=...``: a ``source`` resource whose reference ``param``
+    points to this one matches ``criterion``."""
+
+    source: str
+    param: str
+    criterion: Criterion
+
+
+@dataclass(frozen=True)
+class CompositeCriterion:
+    """``code-value-quantity=http://loinc.org|8480-6$gt100``: any of ``alternatives``, each one
+    criterion per component, met by the rows of one element (one group) when ``grouped``, else
+    by the resource's rows."""
+
+    param: str
+    alternatives: tuple[tuple[Criterion, ...], ...]
+    grouped: bool = True
+
+
+Criterion = (
+    ValueCriterion
+    | DateCriterion
+    | MissingCriterion
+    | StringCriterion
+    | UriCriterion
+    | NumberCriterion
+    | NotCriterion
+    | ChainCriterion
+    | HasCriterion
+    | CompositeCriterion
+)
 
 
 @dataclass
@@ -108,6 +207,20 @@ _INSTANT_TESTS = {
 }
 
 
+def _column(alias: sql.Identifier, name: str) -> sql.Composable:
+    return sql.SQL("{}.{}").format(alias, sql.Identifier(name))
+
+
+def _like_escape(text: str) -> str:
+    """A value as a LIKE pattern's literal part (PostgreSQL's default escape is backslash)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _param_of(criterion: Criterion) -> str:
+    param: str = getattr(criterion, "param")  # noqa: B009 - every value criterion has one
+    return param
+
+
 class _Builder:
     """Accumulates a WHERE clause and its named parameters."""
 
@@ -120,6 +233,7 @@ class _Builder:
         self.clauses: list[sql.Composable] = [
             sql.SQL("r.institution_code = %(inst)s and r.resource_type = %(type)s")
         ]
+        self.aliases = 0
 
     def name(self, value: Any) -> sql.Composable:
         key = f"p{len(self.params)}"
@@ -134,36 +248,202 @@ class _Builder:
             lo=low, hi=high, ql=self.name(comparison.low), qh=self.name(comparison.high)
         )
 
-    def semi_join(self, param: str, condition: sql.Composable) -> sql.Composable:
-        return sql.SQL(
-            "r.resource_id in (select i.resource_id from fhir_search_index i"
-            " where i.institution_code = %(inst)s and i.resource_type = %(type)s"
-            " and i.param = {} and ({}))"
-        ).format(self.name(param), condition)
+    def alias(self) -> sql.Identifier:
+        self.aliases += 1
+        return sql.Identifier(f"i{self.aliases}")
 
-    def add(self, criterion: Criterion) -> None:
+    def condition(self, a: sql.Identifier, criterion: Criterion) -> sql.Composable:
+        """A test of one index row (alias ``a``) for a criterion on values."""
+        col = partial(_column, a)
         if isinstance(criterion, ValueCriterion):
             ors: list[sql.Composable] = []
             for match in criterion.matches:
                 parts: list[sql.Composable] = []
                 if match.code is not None:
-                    parts.append(sql.SQL("i.value = {}").format(self.name(match.code)))
+                    parts.append(sql.SQL("{} = {}").format(col("value"), self.name(match.code)))
                 else:
-                    parts.append(sql.SQL("i.value is not null"))
+                    parts.append(sql.SQL("{} is not null").format(col("value")))
                 if match.system is not None:
-                    parts.append(sql.SQL("i.system = {}").format(self.name(match.system)))
+                    parts.append(sql.SQL("{} = {}").format(col("system"), self.name(match.system)))
                 elif match.system_given:
-                    parts.append(sql.SQL("i.system is null"))
-                ors.append(sql.SQL(" and ").join(parts))
-            self.clauses.append(self.semi_join(criterion.param, sql.SQL(" or ").join(ors)))
-        elif isinstance(criterion, DateCriterion):
-            low, high = sql.SQL("i.low"), sql.SQL("i.high")
-            tests = [self.range_test(c, low, high) for c in criterion.comparisons]
-            condition = sql.SQL("i.low is not null and ({})").format(sql.SQL(" or ").join(tests))
-            self.clauses.append(self.semi_join(criterion.param, condition))
+                    parts.append(sql.SQL("{} is null").format(col("system")))
+                ors.append(sql.SQL("({})").format(sql.SQL(" and ").join(parts)))
+            return sql.SQL(" or ").join(ors)
+        if isinstance(criterion, DateCriterion):
+            tests = [self.range_test(c, col("low"), col("high")) for c in criterion.comparisons]
+            return sql.SQL("{} is not null and ({})").format(
+                col("low"), sql.SQL(" or ").join(tests)
+            )
+        if isinstance(criterion, StringCriterion):
+            if criterion.mode == "exact":
+                return sql.SQL("{} = any({})").format(
+                    col("value"), self.name(list(criterion.values))
+                )
+            # One LIKE per value: with a constant prefix the planner reads the text index's
+            # range (LIKE ANY of an array it cannot).
+            return sql.SQL(" or ").join(
+                sql.SQL("{} like {}").format(
+                    col("text"),
+                    self.name(
+                        ("%" if criterion.mode == "contains" else "") + _like_escape(v) + "%"
+                    ),
+                )
+                for v in criterion.values
+            )
+        if isinstance(criterion, UriCriterion):
+            values = self.name(list(criterion.values))
+            if criterion.mode == "eq":
+                return sql.SQL("{} = any({})").format(col("value"), values)
+            if criterion.mode == "below":
+                return sql.SQL(" or ").join(
+                    sql.SQL("{} like {}").format(col("value"), self.name(_like_escape(v) + "%"))
+                    for v in criterion.values
+                )
+            # above: the stored uri is a prefix of a searched one
+            return sql.SQL(
+                "exists (select 1 from unnest({}::text[]) q(u) where starts_with(q.u, {}))"
+            ).format(values, col("value"))
+        if isinstance(criterion, NumberCriterion):
+            return sql.SQL(" or ").join(self.number_test(col, c) for c in criterion.comparisons)
+        raise TypeError(f"not a value criterion: {criterion!r}")
+
+    def number_test(
+        self, col: Callable[[str], sql.Composable], c: NumberComparison
+    ) -> sql.Composable:
+        n = col("number")
+        if c.prefix == "eq":
+            test = sql.SQL("{n} >= {lo} and {n} < {hi}")
+        elif c.prefix == "ne":
+            test = sql.SQL("not ({n} >= {lo} and {n} < {hi})")
+        elif c.prefix == "ap":
+            # HAPI: within 10 % of the value
+            test = sql.SQL("{n} between {v} - abs({v}) * 0.1 and {v} + abs({v}) * 0.1")
         else:
-            exists = self.semi_join(criterion.param, sql.SQL("true"))
-            self.clauses.append(sql.SQL("not ({})").format(exists) if criterion.missing else exists)
+            operator = {"gt": ">", "sa": ">", "lt": "<", "eb": "<", "ge": ">=", "le": "<="}
+            test = sql.SQL("{n} " + operator[c.prefix] + " {v}")
+        parts = [
+            sql.SQL("{} is not null").format(n),
+            test.format(n=n, v=self.name(c.number), lo=self.name(c.low), hi=self.name(c.high)),
+        ]
+        if c.system is not None:
+            parts.append(sql.SQL("{} = {}").format(col("system"), self.name(c.system)))
+        if c.code is not None:
+            code = self.name(c.code)
+            if c.system is not None:
+                parts.append(sql.SQL("{} = {}").format(col("value"), code))
+            else:  # number||code: the code or the unit
+                parts.append(
+                    sql.SQL("({} = {} or {} = {})").format(col("value"), code, col("text"), code)
+                )
+        return sql.SQL("({})").format(sql.SQL(" and ").join(parts))
+
+    def rows(self, resource_type: sql.Composable, param: str, a: sql.Identifier) -> sql.Composable:
+        """``from fhir_search_index a where`` the institution, type and parameter."""
+        return sql.SQL(
+            "from fhir_search_index {a} where {a}.institution_code = %(inst)s"
+            " and {a}.resource_type = {t} and {a}.param = {p}"
+        ).format(a=a, t=resource_type, p=self.name(param))
+
+    def ids(self, resource_type: sql.Composable, criterion: Criterion) -> sql.Composable:
+        """A select of the ids of the ``resource_type`` resources matching ``criterion``."""
+        if isinstance(criterion, NotCriterion | MissingCriterion) and self.negative(criterion):
+            r = self.alias()
+            return sql.SQL(
+                "select {r}.resource_id from fhir_resource {r} where {r}.institution_code ="
+                " %(inst)s and {r}.resource_type = {t} and {test}"
+            ).format(
+                r=r,
+                t=resource_type,
+                test=self.test(sql.SQL("{}.resource_id").format(r), resource_type, criterion),
+            )
+        a = self.alias()
+        if isinstance(criterion, MissingCriterion):
+            return sql.SQL("select {}.resource_id {}").format(
+                a, self.rows(resource_type, criterion.param, a)
+            )
+        if isinstance(criterion, ChainCriterion):
+            targets = [
+                sql.SQL("select {} || c.resource_id from ({}) c").format(
+                    self.name(f"{link_type}/"), self.ids(self.name(link_type), inner)
+                )
+                for link_type, inner in criterion.links
+            ]
+            return sql.SQL("select {a}.resource_id {rows} and {a}.value in ({targets})").format(
+                a=a,
+                rows=self.rows(resource_type, criterion.param, a),
+                targets=sql.SQL(" union all ").join(targets),
+            )
+        if isinstance(criterion, HasCriterion):
+            source = self.name(criterion.source)
+            return sql.SQL(
+                "select substr({a}.value, length({t}) + 2) as resource_id {rows}"
+                " and left({a}.value, length({t}) + 1) = {t} || '/'"
+                " and {a}.resource_id in ({inner})"
+            ).format(
+                a=a,
+                t=resource_type,
+                rows=self.rows(source, criterion.param, a),
+                inner=self.ids(source, criterion.criterion),
+            )
+        if isinstance(criterion, CompositeCriterion):
+            alternatives: list[sql.Composable] = []
+            for parts in criterion.alternatives:
+                first, *others = parts
+                test = [self.condition(a, first)]
+                for other in others:
+                    b = self.alias()
+                    test.append(
+                        sql.SQL(
+                            "exists (select 1 {rows} and {b}.resource_id = {a}.resource_id"
+                            " and {same} ({cond}))"
+                        ).format(
+                            same=sql.SQL("{}.grp = {}.grp and").format(b, a)
+                            if criterion.grouped
+                            else sql.SQL(""),
+                            rows=self.rows(resource_type, _param_of(other), b),
+                            a=a,
+                            b=b,
+                            cond=self.condition(b, other),
+                        )
+                    )
+                alternatives.append(
+                    sql.SQL("select {a}.resource_id {rows} and {test}").format(
+                        a=a,
+                        rows=self.rows(resource_type, _param_of(first), a),
+                        test=sql.SQL(" and ").join(sql.SQL("({})").format(t) for t in test),
+                    )
+                )
+                a = self.alias()
+            return sql.SQL(" union all ").join(alternatives)
+        return sql.SQL("select {a}.resource_id {rows} and ({cond})").format(
+            a=a,
+            rows=self.rows(resource_type, _param_of(criterion), a),
+            cond=self.condition(a, criterion),
+        )
+
+    @staticmethod
+    def negative(criterion: Criterion) -> bool:
+        return isinstance(criterion, NotCriterion) or (
+            isinstance(criterion, MissingCriterion) and criterion.missing
+        )
+
+    def test(
+        self, resource_id: sql.Composable, resource_type: sql.Composable, criterion: Criterion
+    ) -> sql.Composable:
+        """Whether the resource ``resource_id`` of ``resource_type`` matches ``criterion``."""
+        if isinstance(criterion, NotCriterion):
+            return sql.SQL("{} not in ({})").format(
+                resource_id, self.ids(resource_type, criterion.criterion)
+            )
+        if isinstance(criterion, MissingCriterion) and criterion.missing:
+            return sql.SQL("{} not in ({})").format(
+                resource_id,
+                self.ids(resource_type, MissingCriterion(criterion.param, missing=False)),
+            )
+        return sql.SQL("{} in ({})").format(resource_id, self.ids(resource_type, criterion))
+
+    def add(self, criterion: Criterion) -> None:
+        self.clauses.append(self.test(sql.SQL("r.resource_id"), sql.SQL("%(type)s"), criterion))
 
     def build(self) -> sql.Composable:
         query = self.query

@@ -169,6 +169,11 @@ def test_db_upgrade_and_status(hie) -> None:
     assert f"{latest.version:04d}_{latest.name}  applied" in status
 
 
+def test_db_reindex_on_a_database_without_fhir_resources(hie) -> None:
+    """``hie db reindex`` runs (nothing to do on a fresh database) and says how many."""
+    assert "reindexed 0 FHIR resources" in hie("db", "reindex").output
+
+
 def test_help_reads_well() -> None:
     result = CliRunner().invoke(app, ["--help"])
     assert result.exit_code == 0

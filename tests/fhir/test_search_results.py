@@ -399,6 +399,39 @@ def test_sort_by_id_and_last_updated(
     assert by_time == observations(world, 0, 1, 2, 3, 4, 5)  # the order they were stored
 
 
+def test_sort_by_string_and_quantity_parameters(client: TestClient, tokens: Tokens) -> None:
+    tag = uuid.uuid4().hex[:8]
+    for n, (family, value) in enumerate([("Zhou", 7.5), ("Chen", 12), ("Li", None)]):
+        put(
+            client,
+            tokens.h1,
+            {
+                "resourceType": "Patient",
+                "id": f"sq-p{n}-{tag}",
+                "identifier": [{"system": "urn:sq", "value": tag}],
+                "name": [{"family": family}],
+            },
+        )
+        observation: dict[str, Any] = {
+            "resourceType": "Observation",
+            "id": f"sq-o{n}-{tag}",
+            "status": "final",
+            "code": {"coding": [{"system": "urn:sq", "code": tag}]},
+        }
+        if value is not None:
+            observation["valueQuantity"] = {"value": value, "unit": "mmol/L"}
+        put(client, tokens.h1, observation)
+    by_family = entries(
+        get(client, tokens.h1, f"/fhir/Patient?identifier=urn:sq|{tag}&_sort=family")
+    )
+    assert by_family == [f"Patient/sq-p{n}-{tag}" for n in (1, 2, 0)]
+    url = f"/fhir/Observation?code=urn:sq|{tag}&_count=1"
+    ascending = walk(client, tokens.h1, f"{url}&_sort=value-quantity", "next")
+    assert ascending == [[f"Observation/sq-o{n}-{tag}"] for n in (0, 1, 2)]  # 7.5, 12, none
+    descending = walk(client, tokens.h1, f"{url}&_sort=-value-quantity", "next")
+    assert descending == [[f"Observation/sq-o{n}-{tag}"] for n in (1, 0, 2)]
+
+
 def test_sort_by_an_unknown_parameter_is_refused(client: TestClient, tokens: Tokens) -> None:
     response = client.get("/fhir/Observation?_sort=nonesuch", headers=auth(tokens.h1))
     assert response.status_code == 400

@@ -50,6 +50,8 @@ def test_index_rows_of_an_observation() -> None:
         ("identifier", "urn:s", "1"),
         ("code", "http://loinc.org", "8867-4"),
         ("code", None, "x"),
+        ("combo-code", "http://loinc.org", "8867-4"),  # R4: Observation.code | component.code
+        ("combo-code", None, "x"),
         ("subject", None, "Patient/7"),
         ("patient", None, "Patient/7"),
     }
@@ -63,6 +65,7 @@ def test_references_prefer_and_etags() -> None:
     assert reference_target("Patient?identifier=x|1") is None
     assert Preferences.parse("return=minimal, handling=strict") == Preferences("minimal", True)
     assert Preferences.parse(None) == Preferences(None, False)
+    assert Preferences.parse("handling=lenient").lenient
     assert [parse_etag(v) for v in ('W/"3"', '"4"', "5", "W/x", None)] == [3, 4, 5, None, None]
     served = {"resourceType": "Patient", "id": "1", "meta": {"versionId": "2", "source": "s"}}
     assert stored_form(served) == {"resourceType": "Patient", "id": "1", "meta": {"source": "s"}}

@@ -269,6 +269,21 @@ def test_unstorable_characters_are_refused_where_they_are(
     _assert_located(send(client, tokens), place)
 
 
+def test_a_fhir_client_asking_for_xml_gets_the_refusal_of_a_nul_in_xml(
+    client: TestClient, tokens: Tokens
+) -> None:
+    """HAPI's clients ask for XML; the refusal made before any route must speak it too."""
+    response = client.get(
+        "/fhir/Patient?identifier=a%00b",
+        headers={**bearer(tokens.submitter), "Accept": "application/fhir+xml"},
+    )
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("application/fhir+xml")
+    assert "<OperationOutcome" in response.text
+    assert "identifier" in response.text
+    assert "\x00" not in response.text
+
+
 OUT_OF_RANGE: dict[str, tuple[Shape, str]] = {
     "_offset=-1": (
         lambda c, t: c.get("/fhir/Patient?_offset=-1", headers=bearer(t.submitter)),
