@@ -563,6 +563,7 @@ class BundleProcessor:
                 call,
                 parts[0],
                 parts[1],
+                pairs,
                 if_none_match=plan.if_none_match,
                 if_modified_since=plan.if_modified_since,
             )
@@ -571,7 +572,7 @@ class BundleProcessor:
         if len(parts) == 3 and parts[2] == "_history":
             return server.history(call, parts[0], parts[1], pairs, self_url)
         if len(parts) == 4 and parts[2] == "_history":
-            return server.vread(call, parts[0], parts[1], parts[3])
+            return server.vread(call, parts[0], parts[1], parts[3], pairs)
         report = Report()
         report.add(Severity.ERROR, REQUEST.id, f"GET {url} is not supported", code="not-supported")
         return failure(400, report)

@@ -10,7 +10,8 @@ from hie import __version__
 from hie.fhir.access import INSTITUTION_HEADER
 from hie.fhir.audit_events import capability_entry
 from hie.fhir.parameters import SearchParameter, parameters_of
-from hie.fhir.search import MAX_CHAIN, MODIFIERS, SORTABLE
+from hie.fhir.results import parse_sort
+from hie.fhir.search import MAX_CHAIN, MODIFIERS
 
 _INTERACTIONS = [
     "read",
@@ -73,7 +74,11 @@ def _resource(
 ) -> dict[str, Any]:
     params = parameters_of(resource_type)
     references = [p for p in params.values() if p.kind == "reference"]
-    dates = [p.name for p in params.values() if p.kind == "date"]
+    sortable = [
+        "_id",
+        "_lastUpdated",
+        *(p.name for p in params.values() if _sorts(resource_type, p.name)),
+    ]
     entry: dict[str, Any] = {
         "type": resource_type,
         "interaction": [{"code": code} for code in _INTERACTIONS],
@@ -85,15 +90,22 @@ def _resource(
         "conditionalUpdate": True,
         "conditionalDelete": "multiple" if multiple_delete else "single",
         "referencePolicy": ["literal", "logical", "local", *(["enforced"] if integrity else [])],
-        "searchInclude": [f"{resource_type}:{p.name}" for p in references],
+        "searchInclude": ["*", *(f"{resource_type}:{p.name}" for p in references)],
         "searchParam": [*_COMMON, *(_search_param(p) for p in params.values())],
     }
     entry["operation"] = list(_OPERATIONS)
     if resource_type == "Patient":
         entry["operation"].append(_operation("everything", "Patient-everything"))
-    if dates:
-        entry["documentation"] = f"_sort by {', '.join([*SORTABLE, *dates])}"
+    entry["documentation"] = f"_sort by {', '.join(sortable)}"
     return entry
+
+
+def _sorts(resource_type: str, name: str) -> bool:
+    try:
+        parse_sort(resource_type, name)
+    except ValueError:
+        return False
+    return True
 
 
 def capability_statement(
@@ -110,7 +122,7 @@ def capability_statement(
     ]
     # _revinclude: any reference parameter of any type that can point at this type.
     for entry in resources:
-        entry["searchRevInclude"] = [
+        entry["searchRevInclude"] = ["*"] + [
             f"{other}:{p.name}"
             for other in resource_types
             for p in parameters_of(other).values()
@@ -133,8 +145,12 @@ def capability_statement(
                 "documentation": (
                     "Bearer tokens (hie tokens create). A submitter reads and writes only its own "
                     f"institution's data; admin and regulator tokens name the institution in "
-                    f"the {INSTITUTION_HEADER} header. Search paging: _count (at most 1000) and "
-                    "_offset, with next links; _total=accurate|none, _summary=count. Every R4 "
+                    f"the {INSTITUTION_HEADER} header. Search paging: _count (at most 1000); "
+                    "first, previous, next and last links carry a keyset cursor (_cursor) bound "
+                    "to the caller and the search, which survives concurrent writes; _offset "
+                    "pages by position. _sort on several keys (- descends), _include and "
+                    "_revinclude (:iterate, *), _summary=true|text|data|count|false and "
+                    "_elements (SUBSETTED tag), _total=accurate|none. Every R4 "
                     "search parameter of each type below, with chains (subject.name=) and "
                     "_has (_has:Observation:patient:code=). An unknown search parameter is "
                     "refused (400) unless 'Prefer: handling=lenient' asks to ignore it with a "

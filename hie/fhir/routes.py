@@ -518,7 +518,7 @@ async def type_history(
 @router.get(
     "/{resource_type}/{resource_id}",
     summary="read (conditional with If-None-Match, If-Modified-Since)",
-    openapi_extra=extra(),
+    openapi_extra=extra(query="read"),
 )
 async def read(
     request: Request,
@@ -540,6 +540,7 @@ async def read(
             call,
             resource_type,
             resource_id,
+            _pairs(request),
             if_none_match=if_none_match,
             if_modified_since=if_modified_since,
         ),
@@ -620,7 +621,9 @@ async def instance_history(
 
 
 @router.get(
-    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", openapi_extra=extra()
+    "/{resource_type}/{resource_id}/_history/{version_id}",
+    summary="vread",
+    openapi_extra=extra(query="read"),
 )
 async def vread(
     request: Request,
@@ -637,7 +640,9 @@ async def vread(
         resource_type=resource_type,
         action="fhir.vread",
         target=f"{resource_type}/{resource_id}/_history/{version_id}",
-        work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
+        work=lambda server, call: server.vread(
+            call, resource_type, resource_id, version_id, _pairs(request)
+        ),
     )
 
 

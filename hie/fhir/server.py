@@ -9,10 +9,13 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from hie.catalog import Catalog
 from hie.fhir import history, operations, patching, reads, writes
 from hie.fhir.calls import Call
 from hie.fhir.conditional import not_modified
+from hie.fhir.paging import Cursors
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
 
@@ -101,15 +104,23 @@ class FhirServer(Transactions):
         call: Call,
         resource_type: str,
         resource_id: str,
+        pairs: list[tuple[str, str]] | None = None,
         *,
         if_none_match: str | None = None,
         if_modified_since: str | None = None,
     ) -> Answer:
-        answer = reads.read(self.database, call, resource_type, resource_id)
+        answer = reads.read(self.database, call, resource_type, resource_id, pairs)
         return not_modified(answer, if_none_match, if_modified_since) or answer
 
-    def vread(self, call: Call, resource_type: str, resource_id: str, version_id: str) -> Answer:
-        return reads.vread(self.database, call, resource_type, resource_id, version_id)
+    def vread(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        version_id: str,
+        pairs: list[tuple[str, str]] | None = None,
+    ) -> Answer:
+        return reads.vread(self.database, call, resource_type, resource_id, version_id, pairs)
 
     def history(
         self,
@@ -128,7 +139,15 @@ class FhirServer(Transactions):
         self, call: Call, resource_type: str, pairs: list[tuple[str, str]], self_url: str
     ) -> Answer:
         zone = self.settings.zone
-        return reads.search_type(self.database, zone, call, resource_type, pairs, self_url)
+        return reads.search_type(
+            self.database, zone, self.cursors, call, resource_type, pairs, self_url
+        )
+
+    @cached_property
+    def cursors(self) -> Cursors:
+        """Paging cursors, sealed with a key derived from HIE_SECRET_KEY (made on first use:
+        ``hie ingest`` never pages)."""
+        return Cursors(self.settings.session_secret())
 
 
 __all__ = ["Call", "FhirServer", "Upload", "supported_types"]
