@@ -24,10 +24,18 @@ from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
-from hie.fhir.responses import Answer, bundle, failure
+from hie.fhir.responses import Answer, bundle, failure, information, resource_answer
 from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
 from hie.fhir.server import Call, FhirServer, Upload
-from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
+from hie.fhir.session import (
+    Prepared,
+    WriteRefused,
+    WriteSession,
+    Written,
+    new_id,
+    prepare,
+    refuse,
+)
 from hie.ingest import reject
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
@@ -347,10 +355,21 @@ class BundleProcessor:
                     for p in writes
                     if p.resource is not None and p.table is not None and p.index not in matched
                 }
-            answers = {
-                p.index: self.write_one(session, call, p, prepared, matched)
-                for p in sorted(writes, key=lambda p: _ORDER.get(p.method, 9))
-            }
+            answers: dict[int, Answer] = {}
+            ordered = sorted(writes, key=lambda p: _ORDER.get(p.method, 9))
+            # Plain creates and updates are written together; the rest one by one, in order.
+            together = [
+                p
+                for p in ordered
+                if p.index in prepared and p.index not in matched and p.if_match is None
+            ]
+            for plan, written in zip(
+                together, session.store_many([prepared[p.index] for p in together]), strict=True
+            ):
+                answers[plan.index] = self.written_answer(call, plan, written)
+            for plan in ordered:
+                if plan.index not in answers:
+                    answers[plan.index] = self.write_one(session, call, plan, prepared, matched)
             for plan in plans:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
@@ -398,7 +417,6 @@ class BundleProcessor:
         prepared: dict[int, Prepared],
         matched: dict[int, Answer],
     ) -> Answer:
-        from hie.fhir.responses import information, resource_answer
 
         if plan.index in matched:
             return matched[plan.index]
@@ -411,6 +429,10 @@ class BundleProcessor:
                 answer.headers["ETag"] = f'W/"{written.version}"'
             return answer
         stored = session.store(prepared[plan.index], if_match=plan.if_match)
+        return self.written_answer(call, plan, stored)
+
+    def written_answer(self, call: Call, plan: Entry, stored: Written) -> Answer:
+
         status = 201 if stored.status == "created" else 200
         return resource_answer(
             status,

@@ -22,7 +22,7 @@ from hie.fhir.content import content_hash, stored_form
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
-from hie.ingest import Arrival, store_record
+from hie.ingest import Arrival, Incoming, Stored, store_record, store_records
 from hie.normalize import NormalizedRecord
 from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
@@ -173,6 +173,31 @@ class WriteSession:
             if_match=if_match,
             persons_in_upload=self.persons,
         )
+        return self._stored(prepared, stored, if_match)
+
+    def store_many(self, prepared: list[Prepared]) -> list[Written]:
+        """:meth:`store` of many resources (no If-Match), in a few statements whatever their
+        number; a resource carrying a CDA document is stored on its own."""
+        written: list[Written | None] = [None] * len(prepared)
+        plain = [i for i, p in enumerate(prepared) if not cda_attachment(p.resource)]
+        stored = store_records(
+            self.conn,
+            self.arrival,
+            [
+                Incoming(p.table, p.record, p.sha256, resource=p.resource)
+                for p in (prepared[i] for i in plain)
+            ],
+            immutable=False,
+            persons_in_upload=self.persons,
+        )
+        for position, one in zip(plain, stored, strict=True):
+            written[position] = self._stored(prepared[position], one, None)
+        return [
+            w if w is not None else self.store(p) for w, p in zip(written, prepared, strict=True)
+        ]
+
+    def _stored(self, prepared: Prepared, stored: Stored, if_match: int | None) -> Written:
+        resource = prepared.resource
         result, head = stored.result, stored.result.head
         if result.status == "precondition-failed" or head is None:
             current = f"the current version is {head.version}" if head else "it does not exist"
