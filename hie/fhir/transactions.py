@@ -24,7 +24,7 @@ from hie.fhir.session import WriteRefused, WriteSession
 from hie.ingest import Arrival, reject
 from hie.storage import Connection, Database
 from hie.storage.catalog import CatalogCache
-from hie.storage.declarations import current_declaration
+from hie.storage.declarations import institution_and_declaration
 from hie.storage.fhir import load_resources
 from hie.storage.partitions import PartitionMaker
 from hie.storage.search import LiveRow
@@ -69,7 +69,9 @@ class Transactions:
 
     def context(self, scope: Scope) -> tuple[Catalog, list[str] | None]:
         with self.database.connection() as conn:
-            return self.catalogs.get(conn), current_declaration(conn, scope.institution_code)
+            return self.catalogs.get(conn), institution_and_declaration(
+                conn, scope.institution_code
+            )[1]
 
     def arrival(self, scope: Scope) -> Arrival:
         now = scope.received_at or datetime.now(UTC)
@@ -157,7 +159,7 @@ class Transactions:
             try:
                 # Pipeline mode: statements whose results are not read (version rows,
                 # aggregates, index rows) go out without waiting for each other's answers.
-                with self.database.transaction() as tx, tx.conn.pipeline():
+                with self.database.transaction(pipelined=True) as tx:
                     session = WriteSession(tx.conn, arrival, catalog, self.settings.zone)
                     answer = work(session, upload)
                     session.finish()
