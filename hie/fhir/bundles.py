@@ -293,7 +293,9 @@ class BundleProcessor:
             report.add(
                 Severity.ERROR,
                 BUNDLE.id,
-                f"the Bundle has {len(entries)} entries; at most {limit} are accepted",
+                f"the Bundle has {len(entries)} entries; at most {limit} are accepted in one "
+                "Bundle (HIE_MAX_BUNDLE_ENTRIES): split it, or send large loads as NDJSON to "
+                "POST /fhir/$import, which answers 202 and stores them as a job",
                 code="too-costly",
                 expression="Bundle.entry",
             )
