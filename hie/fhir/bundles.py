@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+import psycopg
+
 from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
@@ -41,6 +43,9 @@ from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
 
 _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+# Entries of a batch written together (one savepoint, a few statements): bounds what one
+# savepoint holds and what a failing group costs when its entries are then run one by one.
+BATCH_GROUP = 500
 _INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
 _CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
 
@@ -449,40 +454,92 @@ class BundleProcessor:
 
     def batch(self, call: Call, body: bytes, catalog: Catalog, plans: list[Entry]) -> Answer:
         def work(session: WriteSession, upload: Upload) -> Answer:
-            answers: dict[int, Answer] = {}
+            # Each answer is turned into its response entry at once, so the written resources
+            # of a group are let go before the next group is written.
+            entries: dict[int, dict[str, Any]] = {}
+            mode = call.prefs.return_mode
             ids = {
                 p.full_url: f"{p.resource_type}/{p.resource_id}"
                 for p in plans
                 if p.full_url and p.resource_id and p.method in ("POST", "PUT")
             }
-            _prefetch(session, plans)
+            for start in range(0, len(plans), BATCH_GROUP):
+                group = plans[start : start + BATCH_GROUP]
+                _prefetch(session, group)
+                answers = self.batch_group(session, call, group, ids)
+                for plan in group:
+                    if plan.method != "GET" and plan.index not in answers:
+                        answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
+                        if answers[plan.index].status >= 400:
+                            upload.rejected += 1
+                for index, answer in answers.items():
+                    entries[index] = _entry_json(answer, mode)
             for plan in plans:
                 if plan.method == "GET":
-                    continue
-                if plan.report.rejected:
-                    answers[plan.index] = failure(422, plan.report)
-                else:
-                    try:
-                        with session.conn.transaction():  # a savepoint: this entry alone
-                            answers[plan.index] = self.batch_entry(session, call, plan, ids)
-                            session.finish()
-                        continue
-                    except WriteRefused as exc:
-                        answers[plan.index] = failure(exc.status, exc.report)
-                        session.index = type(session.index)(session.institution_code)
-                        plan.report.extend(exc.report)
-                upload.rejected += 1
-                reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
-            for plan in plans:
-                if plan.method == "GET":
-                    answers[plan.index] = self.get(call, plan.url)
+                    entries[plan.index] = _entry_json(self.get(call, plan.url), mode)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
-                upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
-            entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
-            return Answer(200, bundle("batch-response", entries))
+                upload.outcome = "partial" if upload.rejected < len(entries) else "rejected"
+            return Answer(200, bundle("batch-response", [entries[p.index] for p in plans]))
 
         return self.server.write(call, body, catalog, work)
+
+    def batch_group(
+        self, session: WriteSession, call: Call, group: list[Entry], ids: dict[str, str]
+    ) -> dict[int, Answer]:
+        """The plain creates and updates of a group of batch entries (no condition, If-Match or
+        conditional reference), written together under one savepoint. When that fails, nothing
+        of it stays and each entry is then run on its own (and fails alone)."""
+        plain: list[Entry] = []
+        for plan in group:
+            if (
+                plan.method not in ("POST", "PUT")
+                or plan.report.rejected
+                or plan.condition
+                or plan.if_match is not None
+                or plan.resource is None
+                or plan.table is None
+                or _conditional_references(plan.resource, [])
+            ):
+                continue
+            problems: list[str] = []
+            _rewrite(None, plan.resource, ids, {}, problems)
+            if not problems:
+                plain.append(plan)
+        if not plain:
+            return {}
+        mark = session.mark()
+        try:
+            with session.conn.transaction():  # a savepoint: this group alone
+                prepared = [session.prepare(p.resource or {}, p.table) for p in plain if p.table]
+                written = session.store_many(prepared)
+                session.finish()
+        except (WriteRefused, psycopg.Error):
+            session.undo(mark)
+            return {}
+        return {
+            plan.index: self.written_answer(call, plan, one)
+            for plan, one in zip(plain, written, strict=True)
+        }
+
+    def batch_entry_answer(
+        self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]
+    ) -> Answer:
+        """One batch entry on its own, under a savepoint: its answer, or its failure counted as
+        a rejection."""
+        if not plan.report.rejected:
+            try:
+                with session.conn.transaction():  # a savepoint: this entry alone
+                    answer = self.batch_entry(session, call, plan, ids)
+                    session.finish()
+                return answer
+            except WriteRefused as exc:
+                session.index = type(session.index)(session.institution_code)
+                plan.report.extend(exc.report)
+                reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+                return failure(exc.status, exc.report)
+        reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+        return failure(422, plan.report)
 
     def batch_entry(
         self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]

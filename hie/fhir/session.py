@@ -141,6 +141,19 @@ class WriteSession:
     def institution_code(self) -> str:
         return self.arrival.institution_code
 
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where this request stands, for :meth:`undo` after a savepoint is rolled back."""
+        return self.written, self.unchanged, len(self.touched), self.index_rows
+
+    def undo(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what was done since ``mark`` (its savepoint was rolled back): the counts, the
+        touched ids, the unwritten index changes and the looked-up values (read again)."""
+        self.written, self.unchanged, touched, self.index_rows = mark
+        del self.touched[touched:]
+        self.index = IndexWriter(self.arrival.institution_code)
+        self._known.clear()
+        self._known_of.clear()
+
     def prepare(self, resource: dict[str, Any], table: Table) -> Prepared:
         return self.adopt(prepare(resource, table, self.zone))
 
