@@ -39,6 +39,7 @@ from hie.fhir.session import (
     refuse,
 )
 from hie.ingest import reject
+from hie.storage.search import LiveRow
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
 
@@ -224,6 +225,21 @@ def _prefetch(session: WriteSession, plans: list[Entry]) -> None:
     for plan in ready:
         _conditional_references(plan.resource, references)
     session.prefetch(references, lock=False)
+
+
+def _together(plan: Entry) -> bool:
+    """Whether a batch entry can be written with others (:meth:`BundleProcessor.batch_run`):
+    a valid create or update without If-Match or conditional references; a create may carry
+    ifNoneExist, a conditional update runs on its own."""
+    return (
+        plan.method in ("POST", "PUT")
+        and not plan.report.rejected
+        and not (plan.condition and plan.method != "POST")
+        and plan.if_match is None
+        and plan.resource is not None
+        and plan.table is not None
+        and not _conditional_references(plan.resource, [])
+    )
 
 
 def _id_map(writes: list[Entry]) -> dict[str, str]:
@@ -466,13 +482,22 @@ class BundleProcessor:
             for start in range(0, len(plans), BATCH_GROUP):
                 group = plans[start : start + BATCH_GROUP]
                 _prefetch(session, group)
-                answers = self.batch_group(session, call, group, ids)
+                # In the Bundle's order: runs of entries that can be written together, each
+                # other entry on its own between them.
+                answers: dict[int, Answer] = {}
+                run: list[Entry] = []
                 for plan in group:
-                    if plan.method != "GET" and plan.index not in answers:
-                        answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
-                        if answers[plan.index].status >= 400:
-                            upload.rejected += 1
+                    if plan.method == "GET":
+                        continue
+                    if _together(plan):
+                        run.append(plan)
+                        continue
+                    answers |= self.batch_run(session, call, run, ids)
+                    run = []
+                    answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
+                answers |= self.batch_run(session, call, run, ids)
                 for index, answer in answers.items():
+                    upload.rejected += answer.status >= 400
                     entries[index] = _entry_json(answer, mode)
             for plan in plans:
                 if plan.method == "GET":
@@ -484,43 +509,70 @@ class BundleProcessor:
 
         return self.server.write(call, body, catalog, work)
 
-    def batch_group(
-        self, session: WriteSession, call: Call, group: list[Entry], ids: dict[str, str]
+    def batch_run(
+        self, session: WriteSession, call: Call, run: list[Entry], ids: dict[str, str]
     ) -> dict[int, Answer]:
-        """The plain creates and updates of a group of batch entries (no condition, If-Match or
-        conditional reference), written together under one savepoint. When that fails, nothing
-        of it stays and each entry is then run on its own (and fails alone)."""
-        plain: list[Entry] = []
-        for plan in group:
-            if (
-                plan.method not in ("POST", "PUT")
-                or plan.report.rejected
-                or plan.condition
-                or plan.if_match is not None
-                or plan.resource is None
-                or plan.table is None
-                or _conditional_references(plan.resource, [])
-            ):
-                continue
+        """Consecutive batch entries that can be written together (see :func:`_together`),
+        with the result of writing them one after the other: a conditional create is matched
+        from the values prefetched for its group, unless an earlier entry of the run writes a
+        value it tests (it then runs on its own after the run, and matches that entry). The
+        creates and updates are written under one savepoint; when that fails, nothing of it
+        stays and each entry runs on its own (and fails alone)."""
+        answers: dict[int, Answer] = {}
+        plain: list[tuple[Entry, Prepared]] = []
+        matched: list[tuple[Entry, LiveRow]] = []
+        alone: list[Entry] = []
+        written_values: set[tuple[str, str, str]] = set()  # what the run's writes are found by
+        written_ids: set[tuple[str, str]] = set()
+        for plan in run:
+            if plan.condition:
+                key = session.single_value(plan.resource_type, plan.condition)
+                rows = (
+                    []
+                    if key is None
+                    else session.find(plan.resource_type, plan.condition, lock=True)
+                )
+                if (
+                    key is None
+                    or key in written_values
+                    or len(rows) > 1
+                    or any((plan.resource_type, r.resource_id) in written_ids for r in rows)
+                ):
+                    alone.append(plan)
+                    continue
+                if rows:
+                    plan.resource_id = rows[0].resource_id
+                    matched.append((plan, rows[0]))
+                    continue
             problems: list[str] = []
             _rewrite(None, plan.resource, ids, {}, problems)
-            if not problems:
-                plain.append(plan)
-        if not plain:
-            return {}
-        mark = session.mark()
-        try:
-            with session.conn.transaction():  # a savepoint: this group alone
-                prepared = [session.prepare(p.resource or {}, p.table) for p in plain if p.table]
-                written = session.store_many(prepared)
-                session.finish()
-        except (WriteRefused, psycopg.Error):
-            session.undo(mark)
-            return {}
-        return {
-            plan.index: self.written_answer(call, plan, one)
-            for plan, one in zip(plain, written, strict=True)
-        }
+            if problems or plan.resource is None or plan.table is None:
+                alone.append(plan)
+                continue
+            prepared = session.prepare(plan.resource, plan.table)
+            plain.append((plan, prepared))
+            written_ids.add((plan.resource_type, plan.resource_id or ""))
+            written_values.update(
+                (plan.resource_type, v.param, v.value) for v in prepared.index if v.value
+            )
+        if matched:
+            found = self.server.existing_many(session.conn, [r for _, r in matched], call, 200)
+            for (plan, _), answer in zip(matched, found, strict=True):
+                answers[plan.index] = answer
+        if plain:
+            mark = session.mark()
+            try:
+                with session.conn.transaction():  # a savepoint: these entries alone
+                    written = session.store_many([prepared for _, prepared in plain])
+                    session.finish()
+                for (plan, _), one in zip(plain, written, strict=True):
+                    answers[plan.index] = self.written_answer(call, plan, one)
+            except (WriteRefused, psycopg.Error):
+                session.undo(mark)
+                alone.extend(plan for plan, _ in plain)
+        for plan in sorted(alone, key=lambda p: p.index):
+            answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
+        return answers
 
     def batch_entry_answer(
         self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]

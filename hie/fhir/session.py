@@ -308,6 +308,16 @@ class WriteSession:
         canonical = "&".join(f"{k}={v}" for k, v in sorted(pairs))
         return f"{resource_type}?{canonical}", parsed
 
+    def single_value(self, resource_type: str, condition: str) -> ValueKey | None:
+        """(type, parameter, value) of a condition testing one value of one parameter (what
+        :meth:`prefetch` looks up in bulk); None for any other condition (or a bad one)."""
+        try:
+            parsed = self._parse(resource_type, condition)[1]
+        except WriteRefused:
+            return None
+        single = _single_value(parsed)
+        return None if single is None else (resource_type, single[0], single[1].code or "")
+
     def prefetch(self, conditions: Iterable[tuple[str, str]], *, lock: bool) -> None:
         """Resolve many conditions ((type, query) pairs) at once, before the entries that carry
         them: every lock in one statement (in a fixed order, so concurrent requests cannot

@@ -214,7 +214,21 @@ class Transactions:
 
     def existing(self, conn: Connection, row: LiveRow, call: Call, status: int) -> Answer:
         """The answer to a write that found its resource already stored (a condition matched)."""
-        resource = load_resources(conn, [row]).get(row.record_id) or {}
-        return resource_answer(
-            status, resource, row.version, row.last_updated, prefs=call.prefs, base=call.base
-        )
+        return self.existing_many(conn, [row], call, status)[0]
+
+    def existing_many(
+        self, conn: Connection, rows: list[LiveRow], call: Call, status: int
+    ) -> list[Answer]:
+        """:meth:`existing` of many matched resources, read in one query."""
+        resources = load_resources(conn, rows)
+        return [
+            resource_answer(
+                status,
+                resources.get(row.record_id) or {},
+                row.version,
+                row.last_updated,
+                prefs=call.prefs,
+                base=call.base,
+            )
+            for row in rows
+        ]
