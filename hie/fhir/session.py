@@ -9,7 +9,7 @@ makes concurrent identical requests see each other's result instead of creating 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -26,7 +26,7 @@ from hie.ingest import Arrival, Incoming, Stored, store_record, store_records
 from hie.normalize import NormalizedRecord
 from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
-from hie.storage.fhir import IndexValue, IndexWriter, lock_conditions
+from hie.storage.fhir import IndexedValue, IndexWriter, lock_conditions
 from hie.storage.records import get_head
 from hie.storage.search import LiveRow, TokenMatch, ValueCriterion, lookup_values, search
 from hie.validators import Report, Severity
@@ -77,16 +77,14 @@ class Prepared:
     table: Table
     record: NormalizedRecord
     sha256: bytes
-    index: list[IndexValue]
+    index: Sequence[IndexedValue]
 
 
 def prepare(resource: dict[str, Any], table: Table, zone: ZoneInfo) -> Prepared:
     """Stored form, normalized record and index values of a validated resource that has its
     final id and references. Pure: callers do it before the transaction when they can."""
     stored = canonical_identifiers(stored_form(resource))
-    values = [
-        IndexValue(r.param, r.system, r.value, r.low, r.high) for r in index_rows(stored, zone)
-    ]
+    values = index_rows(stored, zone)  # written with every field it has (IndexWriter)
     record = normalize_resource(stored, table)
     return Prepared(stored, table, record, content_hash(stored), values)
 
@@ -269,7 +267,11 @@ class WriteSession:
         )
 
     def _note(
-        self, resource_type: str, resource_id: str, row: LiveRow | None, values: list[IndexValue]
+        self,
+        resource_type: str,
+        resource_id: str,
+        row: LiveRow | None,
+        values: Sequence[IndexedValue],
     ) -> None:
         """Keep the looked-up values current after this request wrote (or deleted) a resource."""
         if not self._known:

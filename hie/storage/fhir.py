@@ -9,9 +9,14 @@ transaction costs a few round trips here, not tens of thousands).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from datetime import date, datetime
+from decimal import Decimal
+from functools import cache
+from typing import Any, Protocol, get_args, get_type_hints
+
+from psycopg import sql
 
 from hie.storage.database import Connection
 from hie.storage.search import LiveRow
@@ -26,15 +31,52 @@ class IndexValue:
     high: datetime | None = None
 
 
+class IndexedValue(Protocol):
+    """A search-index row of one resource: a dataclass whose fields are columns of
+    ``fhir_search_index`` (:class:`IndexValue`, or the FHIR layer's own ``IndexRow``). The
+    writer takes every field, so a column added to the table and the dataclass is written
+    without a change here."""
+
+    @property
+    def param(self) -> str: ...
+    @property
+    def system(self) -> str | None: ...
+    @property
+    def value(self) -> str | None: ...
+
+
+# The PostgreSQL array type of each Python field type of an index row.
+_SQL_TYPES: dict[Any, str] = {
+    str: "text",
+    datetime: "timestamptz",
+    date: "date",
+    int: "bigint",
+    float: "float8",
+    Decimal: "numeric",
+    bool: "bool",
+}
+
+
+@cache
+def _columns(cls: type) -> tuple[tuple[str, str], ...]:
+    """(column, SQL type) of each field of an index-row dataclass."""
+    hints = get_type_hints(cls)
+    found = []
+    for item in fields(cls):
+        kinds = [a for a in get_args(hints[item.name]) if a is not type(None)]
+        found.append((item.name, _SQL_TYPES[kinds[0] if kinds else hints[item.name]]))
+    return tuple(found)
+
+
 @dataclass
 class IndexWriter:
     """The live-resource and search-index changes of one transaction, written by :meth:`flush`."""
 
     institution_code: str
     _live: dict[tuple[str, str], LiveRow | None] = field(default_factory=dict)
-    _values: dict[tuple[str, str], list[IndexValue]] = field(default_factory=dict)
+    _values: dict[tuple[str, str], Sequence[IndexedValue]] = field(default_factory=dict)
 
-    def put(self, row: LiveRow, values: list[IndexValue]) -> None:
+    def put(self, row: LiveRow, values: Sequence[IndexedValue]) -> None:
         key = (row.resource_type, row.resource_id)
         self._live[key] = row
         self._values[key] = values
@@ -87,24 +129,30 @@ class IndexWriter:
                     [r.record_id for r in live],
                 ),
             )
-        columns: tuple[list[Any], ...] = ([], [], [], [], [], [], [])
+        by_class: dict[type, list[tuple[str, str, IndexedValue]]] = {}
         for (resource_type, resource_id), values in self._values.items():
             for v in values:
-                for column, item in zip(
-                    columns,
-                    (resource_type, resource_id, v.param, v.system, v.value, v.low, v.high),
-                    strict=True,
-                ):
-                    column.append(item)
-        if columns[0]:
+                by_class.setdefault(type(v), []).append((resource_type, resource_id, v))
+        for cls, rows in by_class.items():
+            columns = _columns(cls)
+            names = sql.SQL(", ").join(sql.Identifier(name) for name, _ in columns)
+            arrays = sql.SQL(", ").join(
+                sql.SQL("%s::{}[]").format(sql.SQL(kind)) for _, kind in columns
+            )
             conn.execute(
-                """
-                insert into fhir_search_index (institution_code, resource_type, resource_id,
-                    param, system, value, low, high)
-                select %s, * from unnest(%s::text[], %s::text[], %s::text[], %s::text[],
-                    %s::text[], %s::timestamptz[], %s::timestamptz[])
-                """,
-                (inst, *columns),
+                sql.SQL(
+                    """
+                    insert into fhir_search_index (institution_code, resource_type, resource_id,
+                        {names})
+                    select %s, * from unnest(%s::text[], %s::text[], {arrays})
+                    """
+                ).format(names=names, arrays=arrays),
+                (
+                    inst,
+                    [t for t, _, _ in rows],
+                    [i for _, i, _ in rows],
+                    *([getattr(v, name) for _, _, v in rows] for name, _ in columns),
+                ),
             )
         self._live.clear()
         self._values.clear()
