@@ -7,6 +7,7 @@ the end, whatever happens.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -118,6 +119,27 @@ class Served:
         children = psutil.Process(self.process.pid).children()
         workers = [c.pid for c in children if "spawn_main" in " ".join(c.cmdline())]
         return workers or [self.process.pid]
+
+    def cpu_seconds(self, url: str) -> tuple[float, float]:
+        """CPU seconds used so far by the answering processes and by the PostgreSQL backends
+        serving the database at ``url`` (on this machine): what a load costs whatever else runs
+        beside it."""
+        import psutil
+
+        web = sum(sum(psutil.Process(pid).cpu_times()[:2]) for pid in self.worker_pids())
+        with psycopg.connect(url, autocommit=True) as conn:
+            pids = [
+                row[0]
+                for row in conn.execute(
+                    "select pid from pg_stat_activity where datname = current_database()"
+                    " and pid <> pg_backend_pid()"
+                )
+            ]
+        database = 0.0
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):  # gone, or on another machine
+                database += sum(psutil.Process(pid).cpu_times()[:2])
+        return web, database
 
     def peak_rss_mib(self) -> float:
         """The largest resident set any answering process has had (VmHWM), in MiB."""
