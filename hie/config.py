@@ -6,6 +6,7 @@ Nothing else in hie reads ``os.environ``.
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from collections import Counter
 from functools import cached_property
@@ -112,6 +113,13 @@ class Settings(BaseSettings):
         description="An XML Schema for CDA R2 (e.g. HL7's normative CDA.xsd or CDA_SDTC.xsd) to "
         "use instead of the built-in one.",
     )
+    web_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Worker processes of hie serve; unset: one per core the process may use, at "
+        "most 8 (validation is CPU work: one process uses one core).",
+    )
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, gt=0)
 
@@ -179,6 +187,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def default_web_workers() -> int:
+    """One web process per core this process may run on, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
 
 
 def load_settings() -> Settings:

@@ -9,7 +9,7 @@ makes concurrent identical requests see each other's result instead of creating 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -23,7 +23,7 @@ from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of, referr
 from hie.fhir.parameters import index_rows
 from hie.fhir.rules import INTEGRITY, PRECONDITION, REFERENCED, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
-from hie.ingest import Arrival, store_record
+from hie.ingest import Arrival, Incoming, Stored, store_record, store_records
 from hie.normalize import NormalizedRecord
 from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
@@ -79,7 +79,7 @@ class Prepared:
     table: Table
     record: NormalizedRecord
     sha256: bytes
-    index: list[IndexValue]
+    index: Sequence[IndexValue]
 
 
 def prepare(resource: dict[str, Any], table: Table, zone: ZoneInfo) -> Prepared:
@@ -147,6 +147,20 @@ class WriteSession:
     def institution_code(self) -> str:
         return self.arrival.institution_code
 
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where this request stands, for :meth:`undo` after a savepoint is rolled back."""
+        return self.written, self.unchanged, len(self.touched), self.index_rows
+
+    def undo(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what was done since ``mark`` (its savepoint was rolled back): the counts, the
+        touched ids, the unwritten index changes and the looked-up values (read again)."""
+        self.written, self.unchanged, touched, self.index_rows = mark
+        del self.touched[touched:]
+        self.index = IndexWriter(self.arrival.institution_code)
+        self._known.clear()
+        self._known_of.clear()
+        self.discard()
+
     def prepare(self, resource: dict[str, Any], table: Table) -> Prepared:
         return self.adopt(prepare(resource, table, self.zone))
 
@@ -179,6 +193,31 @@ class WriteSession:
             if_match=if_match,
             persons_in_upload=self.persons,
         )
+        return self._stored(prepared, stored, if_match)
+
+    def store_many(self, prepared: list[Prepared]) -> list[Written]:
+        """:meth:`store` of many resources (no If-Match), in a few statements whatever their
+        number; a resource carrying a CDA document is stored on its own."""
+        written: list[Written | None] = [None] * len(prepared)
+        plain = [i for i, p in enumerate(prepared) if not cda_attachment(p.resource)]
+        stored = store_records(
+            self.conn,
+            self.arrival,
+            [
+                Incoming(p.table, p.record, p.sha256, resource=p.resource)
+                for p in (prepared[i] for i in plain)
+            ],
+            immutable=False,
+            persons_in_upload=self.persons,
+        )
+        for position, one in zip(plain, stored, strict=True):
+            written[position] = self._stored(prepared[position], one, None)
+        return [
+            w if w is not None else self.store(p) for w, p in zip(written, prepared, strict=True)
+        ]
+
+    def _stored(self, prepared: Prepared, stored: Stored, if_match: int | None) -> Written:
+        resource = prepared.resource
         result, head = stored.result, stored.result.head
         if result.status == "precondition-failed" or head is None:
             current = f"the current version is {head.version}" if head else "it does not exist"
@@ -241,7 +280,11 @@ class WriteSession:
         )
 
     def _note(
-        self, resource_type: str, resource_id: str, row: LiveRow | None, values: list[IndexValue]
+        self,
+        resource_type: str,
+        resource_id: str,
+        row: LiveRow | None,
+        values: Sequence[IndexValue],
     ) -> None:
         """Keep the looked-up values current after this request wrote (or deleted) a resource."""
         if not self._known:
@@ -279,6 +322,16 @@ class WriteSession:
             )
         canonical = "&".join(f"{k}={v}" for k, v in sorted(pairs))
         return f"{resource_type}?{canonical}", parsed
+
+    def single_value(self, resource_type: str, condition: str) -> ValueKey | None:
+        """(type, parameter, value) of a condition testing one value of one parameter (what
+        :meth:`prefetch` looks up in bulk); None for any other condition (or a bad one)."""
+        try:
+            parsed = self._parse(resource_type, condition)[1]
+        except WriteRefused:
+            return None
+        single = _single_value(parsed)
+        return None if single is None else (resource_type, single[0], single[1].code or "")
 
     def prefetch(self, conditions: Iterable[tuple[str, str]], *, lock: bool) -> None:
         """Resolve many conditions ((type, query) pairs) at once, before the entries that carry

@@ -9,6 +9,7 @@ transaction costs a few round trips here, not tens of thousands).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -42,9 +43,9 @@ class IndexWriter:
 
     institution_code: str
     _live: dict[tuple[str, str], LiveRow | None] = field(default_factory=dict)
-    _values: dict[tuple[str, str], list[IndexValue]] = field(default_factory=dict)
+    _values: dict[tuple[str, str], Sequence[IndexValue]] = field(default_factory=dict)
 
-    def put(self, row: LiveRow, values: list[IndexValue]) -> None:
+    def put(self, row: LiveRow, values: Sequence[IndexValue]) -> None:
         key = (row.resource_type, row.resource_id)
         self._live[key] = row
         self._values[key] = values

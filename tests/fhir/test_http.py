@@ -226,7 +226,12 @@ def test_bundles(client: TestClient, tokens: Tokens, fhir_settings: Any) -> None
         "entry": [{"request": {"method": "GET", "url": "Patient"}}]
         * (fhir_settings.max_bundle_entries + 1),
     }
-    assert client.post("/fhir", json=too_big, headers=h1).status_code == 413
+    refused = client.post("/fhir", json=too_big, headers=h1)
+    assert refused.status_code == 413
+    (issue,) = refused.json()["issue"]
+    assert issue["code"] == "too-costly"
+    assert f"at most {fhir_settings.max_bundle_entries} " in issue["diagnostics"]
+    assert "$import" in issue["diagnostics"]
     document = client.post(
         "/fhir", json={"resourceType": "Bundle", "type": "collection"}, headers=h1
     )
