@@ -19,7 +19,6 @@ from rich.progress import Progress
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.context import console, errors, fail, reported_errors
 from hie.validators.conformance import SERVER, Policy, load_context
-from hie.validators.fhir_rules.profiles import profile_type
 from hie.validators.files import STDIN, FileResult, Options, scan, validate_path
 from hie.validators.report import Severity
 
@@ -285,6 +284,8 @@ def validate(
         context = load_context(ig or [], policy, profile, platform_rules=platform)
     except (ValueError, OSError) as exc:
         raise fail(f"--ig: {exc}", 2) from None
+    if context.profiles:
+        from hie.validators.fhir_rules.profiles import profile_type  # R4's definitions: costly
     for canonical in context.profiles:
         if profile_type(canonical, context.conformance) is None:
             raise fail(f"--profile {canonical}: no such profile in R4 or the --ig resources", 2)
