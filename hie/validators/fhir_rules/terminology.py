@@ -15,7 +15,12 @@ import re
 from typing import Any
 
 from hie.validators.conformance import Context
-from hie.validators.fhir_rules.bindings import code_systems
+from hie.validators.fhir_rules.bindings import (
+    SNOMED,
+    code_systems,
+    snomed_id_error,
+    snomed_id_problem,
+)
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -303,6 +308,15 @@ def _check_compose(resource: ResourceNode, context: Context, report: Report) -> 
                 continue
             for position, filter_ in _objects(include.get("filter")):
                 _check_filter(f"{where}.filter[{position}]", system, filter_, context, report)
+            if system == SNOMED:
+                for position, concept in _objects(include.get("concept")):
+                    code = concept.get("code")
+                    if not isinstance(code, str):
+                        continue
+                    if (problem := snomed_id_problem(code)) is not None:
+                        snomed_id_error(
+                            f"{where}.concept[{position}]", code, problem, report, context
+                        )
 
 
 def _value_set_codes(value_set: dict[str, Any], system: str, context: Context) -> set[str] | None:
