@@ -352,7 +352,7 @@ def validate_resource(
         check_search_parameters(tree, report, context)
         check_search_sets(tree, report)
         check_specializations(tree, report, context)
-        check_differentials(tree, report)
+        check_differentials(tree, report, context)
         check_profiles(tree, report, context)
         check_references(tree, report, context, entry_types)
         check_measures(tree, report, context)
