@@ -352,3 +352,36 @@ def test_a_value_set_listing_snomed_codes_that_are_no_concepts_is_refused() -> N
     assert errors(check(value_set)) == {
         ("fhir.code.snomed-id", "ValueSet.compose.include[0].concept[0]")
     }
+
+
+def test_a_snomed_filter_constraint_must_be_ecl() -> None:
+    """ECL without refinements is parsed offline; refinements and long-form operators are left
+    to a terminology server."""
+
+    def refused(ecl: str) -> bool:
+        value_set = {
+            "resourceType": "ValueSet",
+            "status": "active",
+            "compose": {
+                "include": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "filter": [{"property": "constraint", "op": "=", "value": ecl}],
+                    }
+                ]
+            },
+        }
+        return ("fhir.terminology.filter", "ValueSet.compose.include[0].filter[0]") in errors(
+            check(value_set)
+        )
+
+    for valid in (
+        "<< 404684003 |Clinical finding|",
+        "(<< 19829001 AND << 301867009) MINUS << 195967001",
+        "^ 700043003",
+        "<< 404684003: 363698007 = << 39057004",
+        "descendantOf 404684003",
+    ):
+        assert not refused(valid), valid
+    for invalid in ("234234 << 234234", "<< 404684003 AND", "(< 404684003", "<<"):
+        assert refused(invalid), invalid
