@@ -83,3 +83,21 @@ def test_a_derived_profile_cannot_fix_a_value_its_base_fixes_otherwise() -> None
     # Without the base loaded, nothing to compare with.
     unknown = extension(derived_url, "http://elsewhere.example/ext", derived_url)
     assert refused(unknown) == []
+
+
+def test_a_type_profile_is_a_profile_of_the_elements_type() -> None:
+    def refused(code: str, canonical: str) -> list[str]:
+        observation = profile("Observation", "Observation.value[x]")
+        element = observation["differential"]["element"][0]
+        element["type"] = [{"code": code, "profile": [canonical]}]
+        report = validate_resource(observation, catalog=CATALOG, context=Context()).report
+        return [i.expression or "" for i in report.errors if i.rule == "fhir.profile.type-profile"]
+
+    core = "http://hl7.org/fhir/StructureDefinition/"
+    # Count is a type of its own in R4; SimpleQuantity is a profile of Quantity.
+    assert refused("Quantity", core + "Count") == [
+        "StructureDefinition.differential.element[0].type[0].profile[0]"
+    ]
+    assert refused("Quantity", core + "SimpleQuantity") == []
+    assert refused("Count", core + "Count") == []
+    assert refused("Resource", core + "Observation") == []

@@ -25,7 +25,7 @@ from hie.validators.fhir_rules.elements import resource_types
 from hie.validators.files import Options, validate_bytes
 
 # Measured 2026-11 on the 508 cases with an expectation; a drop below it is a regression.
-AGREEMENT_FLOOR = 0.96  # 96.1% overall, JSON and XML cases alike
+AGREEMENT_FLOOR = 0.962  # 96.3% overall, JSON and XML cases alike
 PROFILE_STEP_FLOOR = 0.92  # 93.0% of the 100 profile steps with an expectation
 ALL_TYPES = Catalog(
     Table(f"FHIR.{t}", t, t, "FHIR R4", fhir_resource_type=t) for t in sorted(resource_types())

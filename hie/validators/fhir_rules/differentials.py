@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from hie.validators.conformance import SERVER, Context
-from hie.validators.fhir_rules.elements import children, is_fhir_type
+from hie.validators.fhir_rules.elements import children, is_fhir_type, is_resource_type
 from hie.validators.fhir_rules.tree import Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -29,6 +29,15 @@ PATH = register(
     fix="Correct the path against the type's definition in R4 (e.g. Observation.value[x] or "
     "Observation.valueQuantity); put slice names in the element's id, not in its path.",
 )
+TYPE_PROFILE = register(
+    "fhir.profile.type-profile",
+    summary="A profile named on an element's type (type.profile) is a profile of that type "
+    "(Count is a type of its own, not a profile of Quantity; SimpleQuantity is one).",
+    fix="Name the type the profile is for as the element's type code (Count for Count), or a "
+    "profile of the element's type.",
+)
+# R4's profiles of Quantity, whose StructureDefinitions hie's type list names as types.
+_QUANTITY_PROFILES = {"SimpleQuantity": "Quantity", "MoneyQuantity": "Quantity"}
 FIXED = register(
     "fhir.profile.fixed",
     summary="A profile does not fix an element to another value than its base profile fixes it "
@@ -113,6 +122,34 @@ def _check_fixed(where: str, data: dict[str, Any], context: Context, report: Rep
         )
 
 
+def _check_type_profiles(where: str, elements: list[Any], context: Context, report: Report) -> None:
+    from hie.validators.fhir_rules.profiles.definitions import profile_type
+
+    for index, element in enumerate(elements):
+        for position, type_ in enumerate(element.get("type") or []):
+            code = type_.get("code") if isinstance(type_, dict) else None
+            profiles = type_.get("profile") if isinstance(type_, dict) else None
+            if not isinstance(code, str) or not isinstance(profiles, list):
+                continue
+            for number, canonical in enumerate(profiles):
+                if not isinstance(canonical, str):
+                    continue
+                found = profile_type(canonical, context.conformance)
+                found = _QUANTITY_PROFILES.get(found or "", found)
+                if found is None or found == code or code == "Element":
+                    continue
+                if code in ("Resource", "DomainResource") and is_resource_type(found):
+                    continue
+                at = f"{where}.differential.element[{index}].type[{position}].profile[{number}]"
+                report.add(
+                    Severity.ERROR,
+                    TYPE_PROFILE.id,
+                    f"{at}: {canonical} is a profile of {found}, but the element's type is {code}",
+                    code="structure",
+                    expression=at,
+                )
+
+
 def check_differentials(tree: Tree, report: Report, context: Context = SERVER) -> None:
     for resource in tree.resources:
         data = resource.data
@@ -124,6 +161,9 @@ def check_differentials(tree: Tree, report: Report, context: Context = SERVER) -
             continue
         differential = data.get("differential")
         elements: Any = differential.get("element") if isinstance(differential, dict) else None
+        listed = [e for e in elements if isinstance(e, dict)] if isinstance(elements, list) else []
+        if len(listed) == len(elements or []):
+            _check_type_profiles(resource.path, listed, context, report)
         for index, element in enumerate(elements if isinstance(elements, list) else []):
             path = element.get("path") if isinstance(element, dict) else None
             if isinstance(path, str) and _known(path, root) is False:
