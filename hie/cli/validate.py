@@ -275,6 +275,13 @@ def validate(
             "it against the profile's target types (HL7's -assumeValidRestReferences)."
         ),
     ] = False,
+    for_publication: Annotated[
+        bool,
+        typer.Option(
+            help="Also check what HL7 requires of resources it publishes: the owning work group "
+            "of canonical resources at HL7 URLs (HL7's -forPublication)."
+        ),
+    ] = False,
     mode: Annotated[
         str | None,
         typer.Option(
@@ -347,6 +354,7 @@ def validate(
         security_checks=security_checks,
         valid_rest_references=assume_valid_rest_references or base.valid_rest_references,
         json_comments=allow_json_comments,
+        for_publication=for_publication,
     )
     try:
         context = load_context(ig or [], policy, profile, platform_rules=platform)

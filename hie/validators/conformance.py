@@ -158,6 +158,8 @@ class Policy:
     # RESTful references (Group/1) are taken to point at a resource of the type they name, so a
     # profile's targetProfile types are checked against it (HL7's -assumeValidRestReferences).
     valid_rest_references: bool = False
+    # Rules for resources HL7 publishes (HL7's -forPublication): the owning work group.
+    for_publication: bool = False
 
 
 @dataclass(frozen=True)

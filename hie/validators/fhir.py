@@ -43,6 +43,7 @@ from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.measures import check_measures
 from hie.validators.fhir_rules.platform import check_platform
 from hie.validators.fhir_rules.profiles import check_profiles
+from hie.validators.fhir_rules.publication import check_publication
 from hie.validators.fhir_rules.questionnaire import check_questionnaires
 from hie.validators.fhir_rules.references import check_references
 from hie.validators.fhir_rules.search_parameters import check_search_parameters
@@ -357,6 +358,7 @@ def validate_resource(
         check_references(tree, report, context, entry_types)
         check_measures(tree, report, context)
         check_value_set_parameters(tree, report)
+        check_publication(tree, report, context)
     except RecursionError:
         report.add(
             Severity.FATAL,

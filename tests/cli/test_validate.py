@@ -349,3 +349,25 @@ def test_a_json_array_for_a_single_valued_element_is_refused_with_its_path(
                 f"error fhir.structure.json-type Observation.{element}: single-valued in R4 "
                 "(max 1): write it as a JSON object, not an array" in result.stdout
             )
+
+
+def test_for_publication_requires_the_work_group_of_hl7_canonical_resources(
+    tmp_path: Path,
+) -> None:
+    code_system = {
+        "resourceType": "CodeSystem",
+        "url": "http://hl7.org/fhir/narrative-status",
+        "status": "active",
+        "content": "complete",
+        "concept": [{"code": "generated"}],
+    }
+    path = tmp_path / "cs.json"
+    path.write_text(json.dumps(code_system))
+    assert run(str(path), "--mode", "hl7").exit_code == 0
+    published = run(str(path), "--mode", "hl7", "--for-publication")
+    assert published.exit_code == 1
+    assert "fhir.publication.work-group" in published.output
+    wg = "http://hl7.org/fhir/StructureDefinition/structuredefinition-wg"
+    code_system["extension"] = [{"url": wg, "valueCode": "fhir"}]
+    path.write_text(json.dumps(code_system))
+    assert run(str(path), "--mode", "hl7", "--for-publication").exit_code == 0
