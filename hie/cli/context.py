@@ -9,15 +9,17 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import typer
 from rich.console import Console
 from rich.table import Table as RichTable
 
-from hie.config import Settings, load_settings
 from hie.errors import HieError, InvalidInput
-from hie.storage import Database, open_database
+
+if TYPE_CHECKING:
+    from hie.config import Settings
+    from hie.storage import Database
 
 
 def _width(stream: TextIO) -> int | None:
@@ -80,6 +82,10 @@ def reported_errors() -> Iterator[None]:
 @contextmanager
 def database(settings: Settings | None = None, *, migrate: bool = True) -> Iterator[Database]:
     """The platform database, brought up to the current schema unless ``migrate`` is False."""
+    # Imported here: psycopg and the settings are not needed by `hie validate`.
+    from hie.config import load_settings
+    from hie.storage import open_database
+
     with reported_errors():
         settings = settings or load_settings()
         db = open_database(settings, migrate=migrate)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import os
 import re
 import signal
 import sys
@@ -9,26 +11,64 @@ from types import FrameType
 from typing import Annotated, Any
 
 import typer
+from typer import _click as click  # typer's own click, which its groups are typed with
+from typer.core import TyperGroup
 
 from hie import __version__
-from hie.cli import (
-    audit,
-    catalog,
-    db,
-    declarations,
-    demo,
-    doctor,
-    ingest,
-    institutions,
-    jobs,
-    push,
-    reports,
-    tokens,
-    validate,
-    worker,
-)
 from hie.cli.context import console, errors, reported_errors
 from hie.errors import HieError
+
+# Every command but serve, in the order help lists them, with the module and attribute that
+# define it: a command's module (and what it imports: the web stack, psycopg, the validators)
+# is imported only when that command runs or help lists it, so `hie validate` does not pay for
+# `hie demo`'s imports.
+_COMMANDS: dict[str, tuple[str, str]] = {
+    "report": ("hie.cli.reports", "report"),
+    "ingest": ("hie.cli.ingest", "ingest"),
+    "validate": ("hie.cli.validate", "validate"),
+    "demo": ("hie.cli.demo", "demo"),
+    "synth": ("hie.cli.demo", "synth"),
+    "push": ("hie.cli.push", "push"),
+    "doctor": ("hie.cli.doctor", "doctor"),
+    "serve": ("", ""),  # defined below
+    "db": ("hie.cli.db", "app"),
+    "catalog": ("hie.cli.catalog", "app"),
+    "institutions": ("hie.cli.institutions", "app"),
+    "declarations": ("hie.cli.declarations", "app"),
+    "tokens": ("hie.cli.tokens", "app"),
+    "audit": ("hie.cli.audit", "app"),
+    "jobs": ("hie.cli.jobs", "app"),
+    "worker": ("hie.cli.worker", "worker"),
+    "status": ("hie.cli.worker", "status"),
+    "metrics": ("hie.cli.reports", "metrics_app"),
+}
+_SETTINGS: dict[str, Any] = {"rich_markup_mode": "rich", "pretty_exceptions_enable": False}
+
+
+class _LazyCommands(TyperGroup):
+    """The top-level group, building each command from its module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and _COMMANDS.get(cmd_name, ("", ""))[0]:
+            command = _load(cmd_name)
+            self.add_command(command, cmd_name)
+        return command
+
+
+def _load(name: str) -> click.Command:
+    module, attribute = _COMMANDS[name]
+    target = getattr(importlib.import_module(module), attribute)
+    holder = typer.Typer(**_SETTINGS)
+    if isinstance(target, typer.Typer):
+        holder.add_typer(target, name=name)
+    else:
+        holder.command(name)(target)
+    return typer.main.get_group(holder).commands[name]
+
 
 app = typer.Typer(
     name="hie",
@@ -36,26 +76,9 @@ app = typer.Typer(
     "documents and FHIR resources, and reports each institution's upload completeness.\n\n"
     "With no HIE_DATABASE_URL it runs on an embedded PostgreSQL in HIE_DATA_DIR.",
     no_args_is_help=True,
-    rich_markup_mode="rich",
-    pretty_exceptions_enable=False,
+    cls=_LazyCommands,
+    **_SETTINGS,
 )
-app.add_typer(db.app, name="db")
-app.add_typer(catalog.app, name="catalog")
-app.add_typer(institutions.app, name="institutions")
-app.add_typer(declarations.app, name="declarations")
-app.add_typer(tokens.app, name="tokens")
-app.add_typer(audit.app, name="audit")
-app.add_typer(jobs.app, name="jobs")
-app.command("worker")(worker.worker)
-app.command("status")(worker.status)
-app.add_typer(reports.metrics_app, name="metrics")
-app.command("report")(reports.report)
-app.command("ingest")(ingest.ingest)
-app.command("validate")(validate.validate)
-app.command("demo")(demo.demo)
-app.command("synth")(demo.synth)
-app.command("push")(push.push)
-app.command("doctor")(doctor.doctor)
 
 
 def _show_version(value: bool) -> None:
@@ -149,11 +172,15 @@ def _human_metavars() -> None:
 
 
 def _help_width() -> None:
-    """Help and tables use the terminal's width; piped, a generous one instead of rich's 80."""
-    from typer import rich_utils
+    """Help and tables use the terminal's width; piped, a generous one instead of rich's 80.
+    Said through typer's own variable rather than by importing its help module (rich's
+    Markdown, a tenth of a second), which a command that prints no help never needs."""
+    if "TERMINAL_WIDTH" not in os.environ and not sys.stdout.isatty():
+        if "typer.rich_utils" in sys.modules:  # already imported: too late for the variable
+            from typer import rich_utils
 
-    if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty():
-        rich_utils.MAX_WIDTH = 120
+            rich_utils.MAX_WIDTH = 120
+        os.environ["TERMINAL_WIDTH"] = "120"
 
 
 def _stop_on_sigterm() -> None:

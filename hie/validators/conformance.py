@@ -148,12 +148,18 @@ class Policy:
     # A Coding's display that is not one of its code's displays is a warning, not an error
     # (HL7's -display-issues-are-warnings): the code carries the meaning, the display is text.
     display_warnings: bool = False
+    # A code that no terminology server can know in an external code system not bundled here
+    # (a SNOMED CT code that is no concept identifier) is a warning, not an error as in HL7's
+    # validator: HAPI, whose verdict the server follows, checks no external terminology.
+    code_warnings: bool = False
     # An Observation with a vital sign code (LOINC 8310-5, ...) is checked against R4's vital
     # signs profile for it (bodytemp, ...), as HL7's validator does; False: only a warning.
     vital_signs_profiles: bool = True
     # RESTful references (Group/1) are taken to point at a resource of the type they name, so a
     # profile's targetProfile types are checked against it (HL7's -assumeValidRestReferences).
     valid_rest_references: bool = False
+    # Rules for resources HL7 publishes (HL7's -forPublication): the owning work group.
+    for_publication: bool = False
 
 
 @dataclass(frozen=True)
@@ -181,6 +187,7 @@ SERVER = Context(
     policy=Policy(
         any_extension=True,
         display_warnings=True,
+        code_warnings=True,
         vital_signs_profiles=False,
         relative_canonicals=True,
         valid_rest_references=True,

@@ -43,6 +43,7 @@ from hie.validators.fhir_rules.invariants import check_invariants
 from hie.validators.fhir_rules.measures import check_measures
 from hie.validators.fhir_rules.platform import check_platform
 from hie.validators.fhir_rules.profiles import check_profiles
+from hie.validators.fhir_rules.publication import check_publication
 from hie.validators.fhir_rules.questionnaire import check_questionnaires
 from hie.validators.fhir_rules.references import check_references
 from hie.validators.fhir_rules.search_parameters import check_search_parameters
@@ -352,11 +353,12 @@ def validate_resource(
         check_search_parameters(tree, report, context)
         check_search_sets(tree, report)
         check_specializations(tree, report, context)
-        check_differentials(tree, report)
+        check_differentials(tree, report, context)
         check_profiles(tree, report, context)
         check_references(tree, report, context, entry_types)
         check_measures(tree, report, context)
         check_value_set_parameters(tree, report)
+        check_publication(tree, report, context)
     except RecursionError:
         report.add(
             Severity.FATAL,

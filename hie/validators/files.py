@@ -169,10 +169,10 @@ def sniff(data: bytes) -> str:
 
 def validate_bytes(path: str, data: bytes, options: Options) -> FileResult:
     """Validate one file's bytes; never raises on bad content."""
-    from hie.validators.cda import CdaSchema, validate_cda
-
     kind = sniff(data)
     if kind == "cda":
+        from hie.validators.cda import CdaSchema, validate_cda
+
         result = validate_cda(
             data,
             catalog=options.catalog,

@@ -109,6 +109,24 @@ def test_many_files_in_parallel_give_the_same_verdicts(tmp_path: Path) -> None:
     assert sum(1 for r in parallel if r["valid"]) == 10
 
 
+def test_parallel_results_keep_the_order_given_and_read_standard_input(tmp_path: Path) -> None:
+    """Workers take the largest files first; the report still follows the arguments, and a
+    ``-`` among many files is the piped document, not an empty one."""
+    names = []
+    for n in range(18):
+        source = FIXTURES / ("C0002-valid.xml" if n % 3 else "HSDA00.01-valid.xml")
+        (tmp_path / f"{n:02d}.xml").write_bytes(source.read_bytes() + b" " * (n * 1000))
+        names.append(str(tmp_path / f"{n:02d}.xml"))
+    arguments = [*names[:9], "-", *names[9:]]
+    piped = (FIXTURES / "broken-realm.xml").read_bytes()
+    serial = run(*arguments, "--jobs", "1", "--format", "json", stdin=piped)
+    parallel = run(*arguments, "--jobs", "2", "--format", "json", stdin=piped)
+    reports = json.loads(parallel.stdout)
+    assert [r["path"] for r in reports] == [*names[:9], "<stdin>", *names[9:]]
+    assert reports == json.loads(serial.stdout)
+    assert not reports[9]["valid"] and reports[9]["format"] == "cda"
+
+
 FHIR = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 
 
@@ -331,3 +349,25 @@ def test_a_json_array_for_a_single_valued_element_is_refused_with_its_path(
                 f"error fhir.structure.json-type Observation.{element}: single-valued in R4 "
                 "(max 1): write it as a JSON object, not an array" in result.stdout
             )
+
+
+def test_for_publication_requires_the_work_group_of_hl7_canonical_resources(
+    tmp_path: Path,
+) -> None:
+    code_system = {
+        "resourceType": "CodeSystem",
+        "url": "http://hl7.org/fhir/narrative-status",
+        "status": "active",
+        "content": "complete",
+        "concept": [{"code": "generated"}],
+    }
+    path = tmp_path / "cs.json"
+    path.write_text(json.dumps(code_system))
+    assert run(str(path), "--mode", "hl7").exit_code == 0
+    published = run(str(path), "--mode", "hl7", "--for-publication")
+    assert published.exit_code == 1
+    assert "fhir.publication.work-group" in published.output
+    wg = "http://hl7.org/fhir/StructureDefinition/structuredefinition-wg"
+    code_system["extension"] = [{"url": wg, "valueCode": "fhir"}]
+    path.write_text(json.dumps(code_system))
+    assert run(str(path), "--mode", "hl7", "--for-publication").exit_code == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import copy
 from typing import Any
 
@@ -131,3 +132,44 @@ def test_groups_are_matched_by_code_when_there_are_several() -> None:
         ("fhir.measure.group", "MeasureReport.group[1]"),
         ("fhir.measure.group", "MeasureReport"),
     }
+
+
+def test_cql_criteria_name_definitions_of_the_library_they_name() -> None:
+    cql = (
+        "library Screening version '1'\ndefine \"Initial Population\": true\ndefine Adults: true\n"
+    )
+    library = {
+        "resourceType": "Library",
+        "url": "http://example.org/fhir/Library/screening",
+        "name": "Screening",
+        "status": "active",
+        "type": {"coding": [{"code": "logic-library"}]},
+        "content": [{"contentType": "text/cql", "data": base64.b64encode(cql.encode()).decode()}],
+    }
+    screening = {
+        **measure("cohort"),
+        "library": [library["url"]],
+        "group": [
+            {
+                "population": [
+                    {
+                        **population("initial-population"),
+                        "criteria": {
+                            "language": "text/cql.identifier",
+                            "expression": 'Screening."Initial Population"',
+                        },
+                    }
+                ],
+                "stratifier": [
+                    {"criteria": {"language": "text/cql", "expression": name}}
+                    for name in ("Screening.Adults", "Screening.Children", "Elsewhere.Children")
+                ],
+            }
+        ],
+    }
+    context = Context(Conformance([library]))
+    found = validate_resource(screening, catalog=CATALOG, context=context).report
+    # Only the definition missing from a known library; a library not loaded is not judged.
+    assert [(i.rule, i.expression) for i in found.errors if i.rule.startswith("fhir.measure")] == [
+        ("fhir.measure.criteria", "Measure.group[0].stratifier[1].criteria")
+    ]

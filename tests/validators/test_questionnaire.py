@@ -334,6 +334,29 @@ def test_answering_a_disabled_question_is_an_error_and_required_applies_only_whe
     }
 
 
+def test_a_fhirpath_enable_when_expression_decides_whether_an_item_may_be_answered() -> None:
+    """Kanta's enableWhen extension (a FHIRPath string over the response), which HL7's
+    validator evaluates: true enables the item, false or empty does not."""
+    expression = "QuestionnaireResponse.descendants().where(linkId='gate').answer.value = 1"
+    kanta = "http://phr.kanta.fi/StructureDefinition/fiphr-ext-questionnaire-enablewhen"
+    q = questionnaire(
+        {"linkId": "gate", "type": "integer"},
+        {
+            "linkId": "follow-up",
+            "type": "string",
+            "extension": [{"url": kanta, "valueString": expression}],
+        },
+    )
+    follow_up = answered("follow-up", {"valueString": "details"})
+    assert errors(response(answered("gate", {"valueInteger": 1}), follow_up), q) == set()
+    assert errors(response(answered("gate", {"valueInteger": 0}), follow_up), q) == {
+        ("fhir.questionnaire.enable-when", "QuestionnaireResponse.item[1]")
+    }
+    assert errors(response(follow_up), q) == {
+        ("fhir.questionnaire.enable-when", "QuestionnaireResponse.item[0]")
+    }
+
+
 @pytest.mark.parametrize(
     ("operator", "expected", "enabled"),
     [

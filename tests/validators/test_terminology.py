@@ -49,13 +49,14 @@ def test_codes_of_hl7_code_systems_are_checked() -> None:
         },
     }
     assert ("fhir.code.unknown", "Contract.legalState.coding[0].code") in errors(check(contract))
-    # SNOMED CT and local code systems need a terminology server or are unknown: not decided.
+    # Whether SNOMED CT has a concept needs a terminology server, local code systems are
+    # unknown: not decided (a code that cannot be a concept identifier is, further below).
     observation: dict[str, Any] = {
         "resourceType": "Observation",
         "status": "final",
         "code": {
             "coding": [
-                {"system": "http://snomed.info/sct", "code": "276885007x"},
+                {"system": "http://snomed.info/sct", "code": "999999999999009"},
                 {"system": "http://hospital.example.cn/lab", "code": "X1"},
             ]
         },
@@ -310,3 +311,77 @@ def test_odd_shapes_never_raise() -> None:
     ):
         report = check(resource)
         assert all(i.severity is not Severity.FATAL for i in report.issues)
+
+
+def observation_coded(code: str) -> dict[str, Any]:
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+    }
+
+
+def test_a_snomed_code_that_is_no_concept_identifier_is_refused_offline() -> None:
+    """No terminology server is needed to know that a letter, a wrong check digit or a
+    description's partition is no SNOMED CT concept; expressions are left to a server."""
+    where = ("fhir.code.snomed-id", "Observation.code.coding[0].code")
+    for concept in ("276885007", "22298006", "35901911000001104", "404684003"):
+        assert where not in errors(check(observation_coded(concept))), concept
+    expression = "404684003:363698007=39057004"
+    assert where not in errors(check(observation_coded(expression)))
+    for wrong in ("276885007x", "276885008", "1", "0276885007", "6547210000124112"):
+        assert where in errors(check(observation_coded(wrong))), wrong
+    # The platform stores what HAPI stores (no external terminology): a warning there.
+    stored = check(observation_coded("276885007x"), SERVER)
+    assert not stored.errors and {i.rule for i in stored.warnings} == {where[0]}
+
+
+def test_a_value_set_listing_snomed_codes_that_are_no_concepts_is_refused() -> None:
+    value_set = {
+        "resourceType": "ValueSet",
+        "status": "active",
+        "compose": {
+            "include": [
+                {
+                    "system": "http://snomed.info/sct",
+                    "concept": [{"code": "1"}, {"code": "22298006"}],
+                }
+            ]
+        },
+    }
+    assert errors(check(value_set)) == {
+        ("fhir.code.snomed-id", "ValueSet.compose.include[0].concept[0]")
+    }
+
+
+def test_a_snomed_filter_constraint_must_be_ecl() -> None:
+    """ECL without refinements is parsed offline; refinements and long-form operators are left
+    to a terminology server."""
+
+    def refused(ecl: str) -> bool:
+        value_set = {
+            "resourceType": "ValueSet",
+            "status": "active",
+            "compose": {
+                "include": [
+                    {
+                        "system": "http://snomed.info/sct",
+                        "filter": [{"property": "constraint", "op": "=", "value": ecl}],
+                    }
+                ]
+            },
+        }
+        return ("fhir.terminology.filter", "ValueSet.compose.include[0].filter[0]") in errors(
+            check(value_set)
+        )
+
+    for valid in (
+        "<< 404684003 |Clinical finding|",
+        "(<< 19829001 AND << 301867009) MINUS << 195967001",
+        "^ 700043003",
+        "<< 404684003: 363698007 = << 39057004",
+        "descendantOf 404684003",
+    ):
+        assert not refused(valid), valid
+    for invalid in ("234234 << 234234", "<< 404684003 AND", "(< 404684003", "<<"):
+        assert refused(invalid), invalid

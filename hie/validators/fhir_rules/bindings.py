@@ -74,6 +74,15 @@ NOT_A_CODE_SYSTEM = register(
 )
 
 _VALUE_SET_FOLDERS = ("http://hl7.org/fhir/ValueSet/", "http://terminology.hl7.org/ValueSet/")
+SNOMED = "http://snomed.info/sct"
+SNOMED_ID = register(
+    "fhir.code.snomed-id",
+    summary="A SNOMED CT code that is not an expression is a concept identifier: 6 to 18 digits "
+    "without a leading zero, a concept partition (00 or 10 before the last digit) and a valid "
+    "Verhoeff check digit (SNOMED CT Technical Implementation Guide, SCTID).",
+    fix="Copy the concept id from a SNOMED CT browser; a code with a letter, a wrong last digit "
+    "or a description id is no concept, so no terminology server knows it.",
+)
 
 
 @dataclass(frozen=True)
@@ -371,9 +380,48 @@ def _display_ok(display: str, names: list[str]) -> bool:
     return not any(names) or any(" ".join(n.split()).casefold() == wanted for n in names)
 
 
+# Verhoeff's tables: multiplication in the dihedral group D5, and the position permutation.
+_D5 = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 2, 3, 4, 0, 6, 7, 8, 9, 5],
+    [2, 3, 4, 0, 1, 7, 8, 9, 5, 6], [3, 4, 0, 1, 2, 8, 9, 5, 6, 7],
+    [4, 0, 1, 2, 3, 9, 5, 6, 7, 8], [5, 9, 8, 7, 6, 0, 4, 3, 2, 1],
+    [6, 5, 9, 8, 7, 1, 0, 4, 3, 2], [7, 6, 5, 9, 8, 2, 1, 0, 4, 3],
+    [8, 7, 6, 5, 9, 3, 2, 1, 0, 4], [9, 8, 7, 6, 5, 4, 3, 2, 1, 0],
+]  # fmt: skip
+_PERMUTATION = [
+    [0, 1, 2, 3, 4, 5, 6, 7, 8, 9], [1, 5, 7, 6, 2, 8, 3, 0, 9, 4],
+    [5, 8, 0, 3, 7, 9, 6, 1, 4, 2], [8, 9, 1, 6, 0, 4, 3, 5, 2, 7],
+    [9, 4, 5, 3, 1, 2, 6, 8, 7, 0], [4, 2, 8, 6, 5, 7, 3, 9, 0, 1],
+    [2, 7, 9, 3, 8, 0, 6, 4, 1, 5], [7, 0, 4, 6, 9, 1, 3, 2, 5, 8],
+]  # fmt: skip
+_IDENTIFIER = re.compile(r"[0-9A-Za-z]+")
+
+
+def snomed_id_problem(code: str) -> str | None:
+    """Why ``code`` cannot be a SNOMED CT concept, or None when it can (or when it is a
+    post-coordinated expression, which only a terminology server judges)."""
+    if not _IDENTIFIER.fullmatch(code):
+        return None  # an expression: 123456007:246075003=387517004, ...
+    if not code.isascii() or not code.isdigit():
+        return "a concept identifier has digits only"
+    if not 6 <= len(code) <= 18 or code.startswith("0"):
+        return "a concept identifier has 6 to 18 digits and no leading zero"
+    if code[-3:-1] not in ("00", "10"):
+        return f"partition {code[-3:-1]} is not a concept's (00 or 10): a description or other id"
+    check = 0
+    for position, digit in enumerate(reversed(code)):
+        check = _D5[check][_PERMUTATION[position % 8][int(digit)]]
+    if check != 0:
+        return "the last digit is not the identifier's Verhoeff check digit"
+    return None
+
+
 def _check_coding(where: str, coding: dict[str, Any], context: Context, report: Report) -> None:
     system, code = coding.get("system"), coding.get("code")
     if not isinstance(system, str) or not isinstance(code, str):
+        return
+    if system == SNOMED and (problem := snomed_id_problem(code)) is not None:
+        snomed_id_error(f"{where}.code", code, problem, report, context)
         return
     known = code_systems().get(system)
     if known is not None:
@@ -418,6 +466,16 @@ def _check_coding(where: str, coding: dict[str, Any], context: Context, report: 
             code="code-invalid",
             expression=f"{where}.code",
         )
+
+
+def snomed_id_error(where: str, code: str, problem: str, report: Report, context: Context) -> None:
+    report.add(
+        Severity.WARNING if context.policy.code_warnings else Severity.ERROR,
+        SNOMED_ID.id,
+        f"{where}: {code!r} is not a SNOMED CT concept: {problem}",
+        code="code-invalid",
+        expression=where,
+    )
 
 
 def _not_a_code_system(where: str, system: str, what: str, report: Report) -> None:

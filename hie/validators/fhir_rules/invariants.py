@@ -183,6 +183,9 @@ def _holds(invariant: Invariant, target: _Target) -> bool | None:
     """The expression's verdict, or None when fhirpathpy cannot evaluate it on this value."""
     if invariant.evaluate is None:
         return None
+    shortcut = _SHORTCUTS.get(invariant.key)
+    if shortcut is not None and (verdict := shortcut(target)) is not None:
+        return verdict
     owner = target.owner
     root = owner
     while root.parent is not None and root.role == "contained":
@@ -204,6 +207,138 @@ def _holds(invariant: Invariant, target: _Target) -> bool | None:
     # Only a definite false is a violation: an empty result (e.g. a comparison of values of
     # different precision) is not, so fhirpathpy's gaps never reject a valid resource.
     return bool(result != [False])
+
+
+# -- the same verdict as the expression, computed in Python for the usual shapes -------------
+#
+# The Bundle and Quantity invariants run on every entry and every quantity: through fhirpathpy
+# they were a quarter of a Synthea bundle's validation. Each shortcut answers only for plainly
+# shaped values (JSON objects and strings where R4 puts them, no primitive extensions) and
+# returns None for anything else, which fhirpathpy then evaluates as before;
+# tests/validators/test_fhir_invariants.py holds both to the same verdicts.
+
+
+def _present(data: dict[str, Any], name: str) -> bool | None:
+    """``name.exists()`` for a complex element, or None for a shape left to fhirpathpy."""
+    value = data.get(name)
+    if value is None and name not in data:
+        return False
+    return True if isinstance(value, dict) and value else None
+
+
+def _plain_entries(bundle: Any) -> list[dict[str, Any]] | None:
+    entries = bundle.get("entry", []) if isinstance(bundle, dict) else None
+    if isinstance(entries, list) and all(isinstance(e, dict) for e in entries):
+        return entries
+    return None
+
+
+def _entries_all(target: _Target, element: str, types: tuple[str, ...]) -> bool | None:
+    """bdl-3, bdl-4: ``entry.all(ELEMENT.exists() = (%resource.type = one of TYPES))``."""
+    bundle_type = target.owner.data.get("type")
+    entries = _plain_entries(target.value)
+    if not isinstance(bundle_type, str) or entries is None:
+        return None
+    expected = bundle_type in types
+    verdicts = [_present(entry, element) for entry in entries]
+    if None in verdicts:
+        return None
+    return all(verdict == expected for verdict in verdicts)
+
+
+def _bdl_7(target: _Target) -> bool | None:
+    """``(type = 'history') or entry.where(fullUrl.exists())
+    .select(fullUrl & resource.meta.versionId).isDistinct()``."""
+    bundle_type = target.value.get("type")
+    entries = _plain_entries(target.value)
+    if not isinstance(bundle_type, str) or entries is None:
+        return None
+    if bundle_type == "history":
+        return True
+    keys = []
+    for entry in entries:
+        full_url = entry.get("fullUrl")
+        if "_fullUrl" in entry or (full_url is None and "fullUrl" in entry):
+            return None
+        if full_url is None:
+            continue
+        resource = entry.get("resource", {})
+        meta = resource.get("meta", {}) if isinstance(resource, dict) else None
+        version = meta.get("versionId", "") if isinstance(meta, dict) else None
+        if not isinstance(full_url, str) or not isinstance(version, str):
+            return None
+        if isinstance(meta, dict) and "_versionId" in meta:
+            return None
+        keys.append(full_url + version)
+    return len(set(keys)) == len(keys)
+
+
+def _bdl_5(target: _Target) -> bool | None:
+    """``resource.exists() or request.exists() or response.exists()``."""
+    if not isinstance(target.value, dict):
+        return None
+    verdicts = [_present(target.value, name) for name in ("resource", "request", "response")]
+    if True in verdicts:
+        return True
+    return None if None in verdicts else False
+
+
+def _bdl_8(target: _Target) -> bool | None:
+    """``fullUrl.contains('/_history/').not()``."""
+    full_url = target.value.get("fullUrl") if isinstance(target.value, dict) else None
+    if not isinstance(full_url, str) or "_fullUrl" in target.value:
+        return None
+    return "/_history/" not in full_url
+
+
+def _qty_3(target: _Target) -> bool | None:
+    """``code.empty() or system.exists()`` (run only when the quantity has a code)."""
+    value = target.value
+    if not isinstance(value, dict) or not isinstance(value.get("code"), str):
+        return None
+    if "_code" in value or "_system" in value:
+        return None
+    system = value.get("system")
+    if isinstance(system, str):
+        return True
+    return False if "system" not in value else None
+
+
+def _contained_meta(target: _Target, names: tuple[str, ...]) -> bool | None:
+    """dom-4, dom-5: none of the contained resources' ``meta`` has any of ``names``."""
+    contained = target.value.get("contained")
+    if not isinstance(contained, list) or not all(isinstance(c, dict) for c in contained):
+        return None
+    for item in contained:
+        meta = item.get("meta", {})
+        if not isinstance(meta, dict):
+            return None
+        if any(name in meta or f"_{name}" in meta for name in names):
+            return None
+    return True
+
+
+def _dom_2(target: _Target) -> bool | None:
+    """``contained.contained.empty()``."""
+    contained = target.value.get("contained")
+    if not isinstance(contained, list) or not all(isinstance(c, dict) for c in contained):
+        return None
+    return True if not any("contained" in item for item in contained) else None
+
+
+_SHORTCUTS: dict[str, Callable[[_Target], bool | None]] = {
+    "bdl-3": lambda t: _entries_all(t, "request", ("batch", "transaction", "history")),
+    "bdl-4": lambda t: _entries_all(
+        t, "response", ("batch-response", "transaction-response", "history")
+    ),
+    "bdl-5": _bdl_5,
+    "bdl-7": _bdl_7,
+    "bdl-8": _bdl_8,
+    "qty-3": _qty_3,
+    "dom-2": _dom_2,
+    "dom-4": lambda t: _contained_meta(t, ("versionId", "lastUpdated")),
+    "dom-5": lambda t: _contained_meta(t, ("security",)),
+}
 
 
 def check_invariants(tree: Tree, report: Report) -> None:

@@ -1,14 +1,24 @@
-"""A MeasureReport against the Measure it reports on, when that Measure is known.
+"""A MeasureReport against the Measure it reports on, when that Measure is known; a Measure's
+CQL criteria against the libraries it names.
 
 The Measure is found by ``MeasureReport.measure`` among the loaded conformance resources
 (``hie validate --ig``) or the report's contained resources (``#id``). Groups, populations and
 stratifiers are matched to the Measure's by code (a coding with the same system and code, or the
 same text when neither has codings), as HL7's validator does; the Measure's scoring decides
 whether a group has a measureScore.
+
+A Measure criterion in CQL (``text/cql``, ``text/cql.identifier``) written ``Library.Name``, where
+``Library`` is the name of a Library of ``Measure.library`` loaded here, must name a definition
+of that library (its ELM, else its CQL source): HL7's validator reports "The function ... does
+not exist in the library". A criterion naming a library not loaded is not judged.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from typing import Any
 
 from hie.validators.conformance import Context
@@ -16,6 +26,7 @@ from hie.validators.fhir_rules.shapes import objects
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
+from hie.validators.xml import parse_xml
 
 GROUP = register(
     "fhir.measure.group",
@@ -56,12 +67,22 @@ SCORE = register(
     "reports.",
 )
 
+CRITERIA = register(
+    "fhir.measure.criteria",
+    summary="A Measure's CQL criterion Library.Name names a definition (define) of that library "
+    "when the library is known (Measure.library, loaded with --ig).",
+    fix="Correct the expression to a definition of the library, or add the definition to the "
+    "library's CQL and its ELM.",
+)
+
 _SCORING = "http://terminology.hl7.org/CodeSystem/measure-scoring"
 _POPULATION = "http://terminology.hl7.org/CodeSystem/measure-population"
 
 
 def check_measures(tree: Tree, report: Report, context: Context) -> None:
     for resource in tree.resources:
+        if resource.type == "Measure":
+            _criteria(resource, context, report)
         if resource.type == "MeasureReport":
             measure = _measure(resource, context)
             if measure is not None:
@@ -83,6 +104,89 @@ def _measure(resource: ResourceNode, context: Context) -> dict[str, Any] | None:
                 return item
         return None
     return context.conformance.resolve(canonical, "Measure")
+
+
+_CQL = ("text/cql", "text/cql.identifier", "text/cql-identifier")
+_ELM = "urn:hl7-org:elm:r1"
+_DEFINE = re.compile(
+    r'^\s*define\s+(?:(?:public|private)\s+)?(?:fluent\s+)?(?:function\s+)?("[^"]+"|\w+)', re.M
+)
+
+
+def _definitions(library: dict[str, Any]) -> set[str] | None:
+    """The names a Library defines, from its ELM (XML or JSON), else its CQL; None when it has
+    neither in a form read here."""
+    sources: dict[str, bytes] = {}
+    for content in objects(library.get("content")):
+        kind, data = content.get("contentType"), content.get("data")
+        if isinstance(kind, str) and isinstance(data, str):
+            try:
+                sources.setdefault(kind.split(";")[0].strip(), base64.b64decode(data))
+            except (binascii.Error, ValueError):
+                continue
+    if "application/elm+xml" in sources:
+        tree = parse_xml(sources["application/elm+xml"]).tree
+        if tree is not None:
+            return {
+                str(d.get("name"))
+                for d in tree.getroot().iter(f"{{{_ELM}}}def")
+                if d.get("name") is not None
+            }
+    if "application/elm+json" in sources:
+        try:
+            elm = json.loads(sources["application/elm+json"])
+            defs = elm["library"]["statements"]["def"]
+            return {d["name"] for d in defs if isinstance(d, dict) and "name" in d}
+        except (ValueError, KeyError, TypeError):
+            pass
+    if "text/cql" in sources:
+        text = sources["text/cql"].decode("utf-8", "replace")
+        return {name.strip('"') for name in _DEFINE.findall(text)}
+    return None
+
+
+def _criteria(resource: ResourceNode, context: Context, report: Report) -> None:
+    libraries: dict[str, tuple[str, dict[str, Any]]] = {}
+    for canonical in resource.data.get("library") or []:
+        library = (
+            context.conformance.resolve(canonical, "Library")
+            if isinstance(canonical, str)
+            else None
+        )
+        if library is not None and isinstance(library.get("name"), str):
+            libraries[library["name"]] = (canonical, library)
+    if not libraries:
+        return
+    places: list[tuple[str, Any]] = []
+    for g, group in enumerate(objects(resource.data.get("group"))):
+        where = f"{resource.path}.group[{g}]"
+        for p, population in enumerate(objects(group.get("population"))):
+            places.append((f"{where}.population[{p}].criteria", population.get("criteria")))
+        for s, stratifier in enumerate(objects(group.get("stratifier"))):
+            places.append((f"{where}.stratifier[{s}].criteria", stratifier.get("criteria")))
+            for c, component in enumerate(objects(stratifier.get("component"))):
+                at = f"{where}.stratifier[{s}].component[{c}].criteria"
+                places.append((at, component.get("criteria")))
+    for d, data in enumerate(objects(resource.data.get("supplementalData"))):
+        places.append((f"{resource.path}.supplementalData[{d}].criteria", data.get("criteria")))
+    for path, criterion in places:
+        if not isinstance(criterion, dict) or criterion.get("language") not in _CQL:
+            continue
+        expression = criterion.get("expression")
+        if not isinstance(expression, str) or "." not in expression:
+            continue
+        name, definition = expression.split(".", 1)
+        if name.strip('"') not in libraries:
+            continue
+        canonical, library = libraries[name.strip('"')]
+        defined = _definitions(library)
+        if defined is not None and definition.strip('"') not in defined:
+            _error(
+                report,
+                CRITERIA.id,
+                path,
+                f"{definition.strip(chr(34))} is not defined in the library {canonical}",
+            )
 
 
 def _codings(concept: Any) -> set[tuple[str, str]]:

@@ -15,7 +15,12 @@ import re
 from typing import Any
 
 from hie.validators.conformance import Context
-from hie.validators.fhir_rules.bindings import code_systems
+from hie.validators.fhir_rules.bindings import (
+    SNOMED,
+    code_systems,
+    snomed_id_error,
+    snomed_id_problem,
+)
 from hie.validators.fhir_rules.tree import ResourceNode, Tree
 from hie.validators.report import Report, Severity
 from hie.validators.rules import register
@@ -48,9 +53,12 @@ FILTER = register(
     "fhir.terminology.filter",
     summary="A ValueSet filter's value fits its property: 'true' or 'false' for a boolean "
     "property (notSelectable, inactive), system(|version)#code of a known code for a Coding "
-    "property, a code of the code system for a hierarchy filter on 'concept'.",
-    fix="Write the value as the property's type requires (true/false, or "
-    "http://example.org/cs#code) and check that the code exists in that code system.",
+    "property, a code of the code system for a hierarchy filter on 'concept', a SNOMED CT "
+    "expression constraint (ECL) for SNOMED CT's 'constraint' (parsed offline without "
+    "refinements).",
+    fix="Write the value as the property's type requires (true/false, "
+    "http://example.org/cs#code, << 404684003 |Clinical finding|) and check that the code "
+    "exists in that code system.",
 )
 CONCEPT_MAP_SOURCE = register(
     "fhir.terminology.concept-map-source",
@@ -233,11 +241,83 @@ def _declared_types(system: str, context: Context) -> dict[str, str]:
     }
 
 
+# SNOMED CT Expression Constraint Language, the part without refinements, dotted attributes,
+# filters or alternate identifiers (those are left to a terminology server): concept references
+# (an id, optionally with |term|), *, constraint operators, ^ (member of), parentheses, and
+# AND, OR, MINUS or a comma between sub-expressions (ECL 2.x, brief syntax).
+_ECL_TERM = re.compile(r"\|[^|]*\|")
+_ECL_TOKEN = re.compile(
+    r"\s*(<<!|<!|<<|<|>>!|>!|>>|>|!!<|!!>|\^|\*|\(|\)|,|\d{6,18}|AND\b|OR\b|MINUS\b)", re.I
+)
+# Refinements, dots, filters, cardinalities, concrete values, and operators in their long form
+# (descendantOf, memberOf, ...): left to a terminology server.
+_ECL_UNJUDGED = re.compile(r"[:.{}\[\]=#@\"']|\b(?!(?:AND|OR|MINUS)\b)[A-Za-z]+", re.I)
+_ECL_OPERATORS = {"<<!", "<!", "<<", "<", ">>!", ">!", ">>", ">", "!!<", "!!>"}
+
+
+def ecl_problem(expression: str) -> str | None:
+    """Why ``expression`` is not ECL, or None when it is (or is beyond the part read here)."""
+    text = _ECL_TERM.sub(" ", expression)
+    if _ECL_UNJUDGED.search(text):
+        return None
+    tokens: list[str] = []
+    position = 0
+    while text[position:].strip():
+        match = _ECL_TOKEN.match(text, position)
+        if match is None:
+            return f"unexpected text at {text[position:].strip()[:20]!r}"
+        tokens.append(match[1].upper())
+        position = match.end()
+    at = 0
+
+    def sub() -> bool:
+        nonlocal at
+        if at < len(tokens) and tokens[at] in _ECL_OPERATORS:
+            at += 1
+        if at < len(tokens) and tokens[at] == "^":
+            at += 1
+        if at < len(tokens) and (tokens[at] == "*" or tokens[at].isdigit()):
+            at += 1
+            return True
+        if at < len(tokens) and tokens[at] == "(":
+            at += 1
+            if not compound() or at >= len(tokens) or tokens[at] != ")":
+                return False
+            at += 1
+            return True
+        return False
+
+    def compound() -> bool:
+        nonlocal at
+        if not sub():
+            return False
+        while at < len(tokens) and tokens[at] in ("AND", "OR", "MINUS", ","):
+            at += 1
+            if not sub():
+                return False
+        return True
+
+    if not compound() or at != len(tokens):
+        shown = tokens[at] if at < len(tokens) else "the end"
+        return f"parse error at {shown!r}"
+    return None
+
+
 def _check_filter(
     where: str, system: str, filter_: dict[str, Any], context: Context, report: Report
 ) -> None:
     prop, value, op = filter_.get("property"), filter_.get("value"), filter_.get("op")
     if not isinstance(prop, str) or not isinstance(value, str):
+        return
+    if system == SNOMED and prop in ("constraint", "expression") and op == "=":
+        if (problem := ecl_problem(value)) is not None:
+            _error(
+                report,
+                FILTER.id,
+                where,
+                f"the filter value {value!r} is not a valid SNOMED CT expression constraint "
+                f"(ECL): {problem}",
+            )
         return
     type_ = _declared_types(system, context).get(prop)
     if type_ is None and prop in ("notSelectable", "inactive"):
@@ -303,6 +383,15 @@ def _check_compose(resource: ResourceNode, context: Context, report: Report) -> 
                 continue
             for position, filter_ in _objects(include.get("filter")):
                 _check_filter(f"{where}.filter[{position}]", system, filter_, context, report)
+            if system == SNOMED:
+                for position, concept in _objects(include.get("concept")):
+                    code = concept.get("code")
+                    if not isinstance(code, str):
+                        continue
+                    if (problem := snomed_id_problem(code)) is not None:
+                        snomed_id_error(
+                            f"{where}.concept[{position}]", code, problem, report, context
+                        )
 
 
 def _value_set_codes(value_set: dict[str, Any], system: str, context: Context) -> set[str] | None:

@@ -3,19 +3,45 @@ its conditions name (True, False, or None when hie cannot tell)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import cache
 from typing import Any
 
+from hie.validators.fhir_rules.fhirpath import LOCK, compile_r4
 from hie.validators.fhir_rules.questionnaire.answers import answer_value
 from hie.validators.fhir_rules.questionnaire.comparisons import compare, equal, ordered
 from hie.validators.fhir_rules.questionnaire.json_values import SDC, extension_value
 from hie.validators.fhir_rules.shapes import objects
 
-# Non-standard FHIRPath enableWhen extensions HL7's validator honours: hie cannot evaluate them,
-# so the items they govern are neither required nor forbidden here.
-_ENABLE_EXPRESSIONS = (
-    SDC + "sdc-questionnaire-enableWhenExpression",
-    "http://phr.kanta.fi/StructureDefinition/fiphr-ext-questionnaire-enablewhen",
-)
+# FHIRPath enableWhen extensions HL7's validator honours: SDC's (an Expression, possibly in a
+# language other than FHIRPath or with variables, which hie does not evaluate) and Kanta's (a
+# FHIRPath string over the response). The item is enabled when the expression is true.
+_SDC_EXPRESSION = SDC + "sdc-questionnaire-enableWhenExpression"
+_KANTA_EXPRESSION = "http://phr.kanta.fi/StructureDefinition/fiphr-ext-questionnaire-enablewhen"
+
+
+@cache
+def _compiled(expression: str) -> Callable[..., Any] | None:
+    try:
+        return compile_r4(expression)
+    except Exception:  # fhirpathpy raises plain Exceptions on what it cannot parse
+        return None
+
+
+def _expression_enabled(expression: str, response: dict[str, Any]) -> bool | None:
+    """Whether a FHIRPath enableWhen expression holds on ``response`` (HL7's validator: true
+    enables, false or empty does not); None when it cannot be evaluated here."""
+    evaluate = _compiled(expression)
+    if evaluate is None:
+        return None
+    try:
+        with LOCK:
+            result = evaluate(response, {"resource": response, "rootResource": response})
+    except Exception:  # an expression fhirpathpy cannot evaluate: undecided, never a crash
+        return None
+    if result in ([], [False]):
+        return False
+    return True if result == [True] else None
 
 
 class Conditions:
@@ -27,8 +53,14 @@ class Conditions:
 
     def enabled(self, q_item: dict[str, Any], scope: list[dict[str, Any]]) -> bool | None:
         """Whether ``q_item`` is enabled where ``scope`` ends; None when hie cannot tell."""
-        if any(extension_value(q_item, url) is not None for url in _ENABLE_EXPRESSIONS):
+        if extension_value(q_item, _SDC_EXPRESSION) is not None:
             return None
+        kanta = extension_value(q_item, _KANTA_EXPRESSION)
+        if kanta is not None:
+            key, expression = kanta
+            if key != "valueString" or not isinstance(expression, str) or not scope:
+                return None
+            return _expression_enabled(expression, scope[0])
         conditions = objects(q_item.get("enableWhen"))
         if not conditions:
             return True
