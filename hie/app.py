@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -153,3 +156,18 @@ def _database_status(database: Database) -> dict[str, Any]:
         "schema_version": row["v"] if row else None,
         "latency_ms": round((time.perf_counter() - started) * 1000, 1),
     }
+
+
+def create_worker_app() -> FastAPI:
+    """The app of one worker process of ``hie serve --workers N``, which ends when the process
+    that started it is gone: a supervisor killed with SIGKILL cannot stop its workers, and the
+    orphans would keep the port and hold the embedded PostgreSQL open."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os.kill(os.getpid(), signal.SIGTERM)  # uvicorn's graceful shutdown, lifespan included
+
+    threading.Thread(target=watch, name="hie-parent-watch", daemon=True).start()
+    return create_app()

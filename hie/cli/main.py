@@ -136,7 +136,7 @@ def serve(
     # joins the one PostgreSQL of the data folder; the last to leave stops it), its own
     # background writer of read audit entries.
     uvicorn.run(
-        "hie.app:create_app",
+        "hie.app:create_worker_app",
         factory=True,
         host=host,
         port=port,

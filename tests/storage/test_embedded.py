@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from hie.server import free_port
@@ -105,7 +106,9 @@ def test_a_server_left_by_a_killed_process_is_reported_and_stopped(tmp_path: Pat
     env["HIE_DATA_DIR"] = str(data_dir)
     port = free_port()
     server = subprocess.Popen(
-        [sys.executable, "-m", "hie", "serve", "--port", str(port)],
+        # One process: killed, it leaves the server running (workers of a supervisor end
+        # with it, next test).
+        [sys.executable, "-m", "hie", "serve", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -126,7 +129,9 @@ def test_a_server_left_by_a_killed_process_is_reported_and_stopped(tmp_path: Pat
 
     # hie db stop, for a server left running: here one started and held by a killed process.
     server = subprocess.Popen(
-        [sys.executable, "-m", "hie", "serve", "--port", str(port)],
+        # One process: killed, it leaves the server running (workers of a supervisor end
+        # with it, next test).
+        [sys.executable, "-m", "hie", "serve", "--port", str(port), "--workers", "1"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -140,4 +145,32 @@ def test_a_server_left_by_a_killed_process_is_reported_and_stopped(tmp_path: Pat
     assert stopped.returncode == 0, stopped.stderr
     assert "stopped the embedded PostgreSQL" in stopped.stdout
     assert not (pgdata / "postmaster.pid").exists()
+    assert "stopped (it starts with" in hie(data_dir, "db", "status").stdout
+
+
+def test_killing_the_supervisor_of_several_workers_leaves_nothing_running(tmp_path: Path) -> None:
+    """``hie serve --workers 2`` killed with SIGKILL: its workers notice, shut down (closing
+    their connections) and, the last holders gone, the embedded PostgreSQL stops too."""
+    data_dir = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(data_dir)
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hie", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_until_serving(server, port)
+        workers = psutil.Process(server.pid).children()
+        assert len([w for w in workers if "spawn_main" in " ".join(w.cmdline())]) == 2
+    finally:
+        server.kill()
+        server.wait(timeout=60)
+    _, alive = psutil.wait_procs(workers, timeout=60)
+    assert not alive, [p.cmdline() for p in alive]
+    deadline = time.monotonic() + 60
+    while (data_dir / "postgres" / "postmaster.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
     assert "stopped (it starts with" in hie(data_dir, "db", "status").stdout
