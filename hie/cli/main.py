@@ -18,6 +18,7 @@ from hie.cli import (
     declarations,
     demo,
     doctor,
+    events,
     ingest,
     institutions,
     jobs,
@@ -46,6 +47,7 @@ app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(events.app, name="events")
 app.command("worker")(worker.worker)
 app.command("status")(worker.status)
 app.add_typer(reports.metrics_app, name="metrics")
