@@ -115,7 +115,7 @@ def test_an_accepted_upload_is_one_event_published_with_the_documented_schema(
     messages = consumer.drain()
     assert [key for key, _, _ in messages] == [
         "record.accepted.hospital.C0002",
-        "record.rejected.hospital.unknown",
+        "record.rejected.hospital.C0002",
     ]
     (_, properties, accepted), (_, _, rejected) = messages
     assert set(accepted) == SCHEMA_KEYS
