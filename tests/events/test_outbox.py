@@ -178,3 +178,32 @@ def test_a_rolled_back_write_leaves_no_event(event_settings: Settings) -> None:
     finally:
         database.close()
     assert outbox(event_settings) == []  # ...and gone with it
+
+
+def test_fhir_versions_deletes_and_refusals_are_events_in_order(
+    client: TestClient, token: str, event_settings: Settings, consumer: Consumer
+) -> None:
+    headers = {"Authorization": f"Bearer {token}"}
+    url = "/fhir/Patient/p1"
+    assert client.put(url, json={"resourceType": "Patient", "id": "p1"}, headers=headers).is_success
+    changed = {"resourceType": "Patient", "id": "p1", "gender": "female"}
+    assert client.put(url, json=changed, headers=headers).is_success
+    assert client.put(url, json=changed, headers=headers).is_success  # unchanged: no event
+    assert client.delete(url, headers=headers).is_success
+    bad = {"resourceType": "Patient", "id": "p2", "gender": "nonsense"}
+    assert client.put("/fhir/Patient/p2", json=bad, headers=headers).status_code in (400, 422)
+
+    assert relay_until_drained(event_settings) == len(outbox(event_settings))
+    bodies = [body for _, _, body in consumer.drain()]
+    accepted = [b for b in bodies if b["type"] == "record.accepted"]
+    assert [(b["record"]["version"], b["record"]["deleted"]) for b in accepted] == [
+        (1, False),
+        (2, False),
+        (3, True),
+    ]
+    record = accepted[1]["record"]
+    assert (record["kind"], record["resource_type"], record["id"]) == ("fhir", "Patient", "p1")
+    assert accepted[1]["link"] == "fhir/Patient/p1/_history/2"
+    rejected = [b for b in bodies if b["type"] == "record.rejected"]
+    assert len(rejected) == 1 and rejected[0]["rules"] and rejected[0]["record"] is None
+    assert "female" not in str(bodies)  # no content
