@@ -109,6 +109,8 @@ def relay(
     from hie.events.relay import Relay
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    # pika logs each failed connection attempt with a traceback; the relay says it in one line.
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
     with reported_errors():
         settings = load_settings()
     url = _broker_url(settings)
