@@ -3,6 +3,7 @@ event, each record's in order; a duplicate carries the same event id. And `hie e
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -61,6 +62,13 @@ def published(settings: Settings) -> tuple[int, int]:
     return row["done"], row["total"]
 
 
+def pending(env: dict[str, str]) -> int:
+    out = subprocess.run(
+        [*HIE, "events", "status", "--json"], env=env, capture_output=True, text=True, check=True
+    ).stdout
+    return int(json.loads(out)["pending"])
+
+
 def wait_for(condition: object, seconds: float = 120) -> None:
     deadline = time.monotonic() + seconds
     while not condition():  # type: ignore[operator]
@@ -75,6 +83,8 @@ def test_relay_killed_mid_stream_and_restarted_publishes_every_event_in_order_pe
     total = RECORDS * VERSIONS
     relay = [*HIE, "events", "relay", "--batch", "5"]
     env = hie_env(event_settings)
+
+    assert pending(env) == total  # what `hie events status` tells before any relay ran
 
     first = subprocess.Popen(relay, env=env)
     try:
@@ -92,6 +102,7 @@ def test_relay_killed_mid_stream_and_restarted_publishes_every_event_in_order_pe
         second.send_signal(signal.SIGTERM)  # a clean stop
         assert second.wait(timeout=60) == 0
 
+    assert pending(env) == 0
     assert event_settings.database_url is not None
     with psycopg.connect(event_settings.database_url.get_secret_value()) as conn:
         ids = {str(row[0]) for row in conn.execute("select event_id from event_outbox")}
