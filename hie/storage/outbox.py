@@ -106,3 +106,19 @@ def try_relay_lock(conn: Connection) -> bool:
     """Become this database's relay: True while no other connection holds the relay lock."""
     row = conn.execute("select pg_try_advisory_lock(%s) as locked", (RELAY_LOCK,)).fetchone()
     return bool(row and row["locked"])
+
+
+def purge_published(conn: Connection, before: datetime, limit: int = 10_000) -> int:
+    """Delete at most ``limit`` events published before ``before``, oldest first; how many.
+    Pending events are never deleted, however old."""
+    cursor = conn.execute(
+        """
+        delete from event_outbox where seq in (
+            select seq from event_outbox
+            where published_at is not null and published_at < %s
+            order by seq limit %s
+        )
+        """,
+        (before, limit),
+    )
+    return cursor.rowcount
