@@ -67,6 +67,10 @@ class Settings(BaseSettings):
         description="amqp:// URL of RabbitMQ; unset runs tasks in-process.",
     )
     task_queue: str = Field(default="hie", description="Name of the Celery queue.")
+    events_exchange: str = Field(
+        default="hie.events",
+        description="RabbitMQ topic exchange the relay publishes record events to.",
+    )
     timezone: str = Field(default="Asia/Shanghai", description="Time zone of months and days.")
     secret_key: SecretStr | None = Field(
         default=None,

@@ -7,13 +7,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from hie.catalog import Table
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
 from hie.storage import Connection
+from hie.storage.outbox import NewEvent, append_events
 from hie.storage.records import (
     Head,
     NewVersion,
@@ -107,6 +108,9 @@ def store_record(
         arrival, table, record, content_sha256, raw_xml, resource, deleted, chain_key, person_key
     )
     result = write_version(conn, new, immutable=immutable, if_match=if_match)
+    if result.written and result.head is not None:
+        # The event of this version, in its transaction: it exists if and only if the version does.
+        append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])
     return Stored(result, record, table, chain_key, person_key)
 
 
@@ -154,6 +158,14 @@ def store_records(
         for item, (chain_key, person_key) in zip(incoming, keys, strict=True)
     ]
     results = write_versions(conn, news, immutable=immutable)
+    # The events of the versions written, in one statement of the same transaction.
+    events = [
+        _accepted(arrival, item.table, item.record, result.head.version, False)
+        for result, item in zip(results, incoming, strict=True)
+        if result.written and result.head is not None
+    ]
+    if events:
+        append_events(conn, events)
     return [
         Stored(result, item.record, item.table, chain_key, person_key)
         for result, item, (chain_key, person_key) in zip(results, incoming, keys, strict=True)
@@ -224,6 +236,37 @@ def _new_version(
     )
 
 
-def reject(conn: Connection, arrival: Arrival, rules: list[str]) -> None:
-    """Count one rejected document or resource for the report, with the rules that fired."""
+def _accepted(
+    arrival: Arrival, table: Table, record: NormalizedRecord, version: int, deleted: bool
+) -> NewEvent:
+    return NewEvent(
+        event_id=uuid4(),
+        outcome="accepted",
+        institution_code=arrival.institution_code,
+        received_at=arrival.received_at,
+        upload_id=arrival.upload_id,
+        table_code=table.code,
+        record_kind=record.kind,
+        logical_id=record.logical_id,
+        version=version,
+        deleted=deleted,
+        replaces=record.replaces,
+    )
+
+
+def reject(
+    conn: Connection, arrival: Arrival, rules: list[str], *, table: Table | None = None
+) -> None:
+    """Count one rejected document or resource for the report, with the rules that fired, and
+    write its ``record.rejected`` event (``table`` when it could be told)."""
     count_rejection(conn, arrival.institution_code, arrival.day, rules)
+    event = NewEvent(
+        event_id=uuid4(),
+        outcome="rejected",
+        institution_code=arrival.institution_code,
+        received_at=arrival.received_at,
+        upload_id=arrival.upload_id,
+        table_code=table.code if table is not None else None,
+        rules=tuple(sorted(set(rules))),
+    )
+    append_events(conn, [event])

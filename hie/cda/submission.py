@@ -172,7 +172,8 @@ def _store(
 ) -> CdaReceipt:
     """Store a validated document, or record why it was refused."""
     if report.rejected or record is None or table is None:
-        return _refuse(conn, arrival, upload, report, 422, sorted({i.rule for i in report.errors}))
+        rules = sorted({i.rule for i in report.errors})
+        return _refuse(conn, arrival, upload, report, 422, rules, table)
     stored = store_record(
         conn, arrival, table, record, content_sha256=digest, raw_xml=body, immutable=True
     )
@@ -196,7 +197,7 @@ def _store(
         code="conflict",
         expression="/ClinicalDocument/id",
     )
-    return _refuse(conn, arrival, upload, report, 409, [DOCUMENT_CONFLICT.id])
+    return _refuse(conn, arrival, upload, report, 409, [DOCUMENT_CONFLICT.id], table)
 
 
 def _refuse(
@@ -206,13 +207,15 @@ def _refuse(
     report: Report,
     status: int,
     rules: list[str],
+    table: Table | None = None,
 ) -> CdaReceipt:
-    """Record a refused upload and count it as rejected, with the rules that refused it."""
+    """Record a refused upload and count it as rejected, with the rules that refused it (and
+    its table when it could be told, for the event's routing key)."""
     outcome = report.to_operation_outcome()
     upload.outcome, upload.http_status, upload.receipt = "rejected", status, outcome
     upload.rejected_count = 1
     record_upload(conn, upload)
-    reject(conn, arrival, rules)
+    reject(conn, arrival, rules, table=table)
     return CdaReceipt(status, outcome)
 
 

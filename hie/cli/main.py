@@ -38,6 +38,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("hie.cli.tokens", "app"),
     "audit": ("hie.cli.audit", "app"),
     "jobs": ("hie.cli.jobs", "app"),
+    "events": ("hie.cli.events", "app"),
     "worker": ("hie.cli.worker", "worker"),
     "status": ("hie.cli.worker", "status"),
     "metrics": ("hie.cli.reports", "metrics_app"),

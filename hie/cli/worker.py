@@ -1,5 +1,6 @@
 """``hie worker``: every background process one machine runs, as child processes: the Celery
-workers of all queues, and beat (the schedule; one per platform). ``--only`` runs one of them,
+workers of all queues, beat (the schedule; one per platform) and the events relay (publishes the
+outbox; a second one stands by). ``--only`` runs one of them,
 for machines that split the roles; ``celery -A hie.workers worker -Q <prefix>.ingest`` still
 runs one queue alone."""
 
@@ -18,7 +19,7 @@ from hie.cli.context import console, fail, reported_errors
 from hie.config import load_settings
 from hie.workers.app import QUEUES, queue_name
 
-ROLES = ("celery", "beat")
+ROLES = ("celery", "beat", "relay")
 
 
 def commands(
@@ -42,12 +43,17 @@ def commands(
         out.append(
             [*base, "beat", "--loglevel", "INFO", "--schedule", f"{data_dir}/celerybeat-schedule"]
         )
+    if only in (None, "relay"):
+        out.append([sys.executable, "-m", "hie", "events", "relay"])
     return out
 
 
 def worker(
     only: Annotated[
-        str | None, typer.Option(help="Run only 'celery' (the workers) or 'beat' (the schedule).")
+        str | None,
+        typer.Option(
+            help="Run only 'celery' (the workers), 'beat' (the schedule) or 'relay' (events)."
+        ),
     ] = None,
     queue: Annotated[
         list[str] | None,
@@ -57,9 +63,9 @@ def worker(
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,
 ) -> None:
-    """Start the background processes of this machine: Celery workers for every queue and
-    beat. Needs HIE_BROKER_URL (without a broker, `hie serve` works jobs itself). Stops them
-    all on Ctrl-C or SIGTERM; exits when one of them exits."""
+    """Start the background processes of this machine: Celery workers for every queue, beat
+    and the events relay. Needs HIE_BROKER_URL (without a broker, `hie serve` works jobs
+    itself). Stops them all on Ctrl-C or SIGTERM; exits when one of them exits."""
     with reported_errors():
         settings = load_settings()
     if only is not None and only not in ROLES:
@@ -82,7 +88,8 @@ def worker(
     )
     children = [subprocess.Popen(line) for line in lines]  # noqa: S603 (our own interpreter)
     for line, child in zip(lines, children, strict=True):
-        console.print(f"started {line[5]} (pid {child.pid})", highlight=False)
+        role = line[-1] if line[2] == "hie" else line[5]  # celery's worker, beat; the relay
+        console.print(f"started {role} (pid {child.pid})", highlight=False)
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for child in children:

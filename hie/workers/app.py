@@ -111,6 +111,11 @@ def configure(settings: Settings) -> Celery:
                 "task": "hie.workers.maintenance.create_partitions",
                 "schedule": 6 * 3600.0,
             },
+            # Events published a week ago leave the outbox.
+            "purge-events": {
+                "task": "hie.workers.maintenance.purge_events",
+                "schedule": crontab(minute=15, hour=3),
+            },
             # The month in progress, refreshed every hour.
             "report-current-month": {
                 "task": "hie.workers.reports.compute_month_report",

@@ -71,7 +71,9 @@ def test_hie_worker_runs_every_queue_and_beat_or_one_of_them(
     from hie.cli.worker import commands
 
     both = commands("hie", str(tmp_path), only=None, queues=None, concurrency=None)
-    assert [line[5] for line in both] == ["worker", "beat"]
+    assert [line[5] for line in both[:2]] == ["worker", "beat"]
+    assert both[2][-3:] == ["hie", "events", "relay"]
+    assert commands("hie", str(tmp_path), only="relay", queues=None, concurrency=None) == [both[2]]
     assert both[0][both[0].index("-Q") + 1] == "hie.ingest,hie.figures,hie.maintenance"
     ingest = commands("hie", str(tmp_path), only="celery", queues=["ingest"], concurrency=4)
     assert len(ingest) == 1 and "hie.ingest" in ingest[0] and "4" in ingest[0]
