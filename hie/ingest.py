@@ -13,6 +13,7 @@ from hie.catalog import Table
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
+from hie.persons.service import index_stored
 from hie.storage import Connection
 from hie.storage.records import NewVersion, WriteResult, get_head, write_version
 from hie.storage.uploads import count_rejection
@@ -114,6 +115,8 @@ def store_record(
         immutable=immutable,
         if_match=if_match,
     )
+    if result.written:
+        index_stored(conn, arrival.institution_code, record, deleted=deleted)
     return Stored(result, record, table, chain_key, person_key)
 
 

@@ -20,6 +20,7 @@ from hie.cli import (
     doctor,
     ingest,
     institutions,
+    persons,
     push,
     reports,
     tokens,
@@ -43,6 +44,7 @@ app.add_typer(institutions.app, name="institutions")
 app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
+app.add_typer(persons.app, name="persons")
 app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)
