@@ -40,6 +40,7 @@ from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
+from hie.fhir.pix import ihe_pix
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
@@ -50,6 +51,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+PIX = "Patient/$ihe-pix"
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
@@ -253,6 +255,26 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
             f"{AUDIT_EVENT}/{event_id}",
             lambda: read_audit(server.database, event_id),
         )
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
+@router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin)")
+async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        agent = Agent.of(principal, address_of(request))
+        pairs = _pairs(request)
+        query = masked_query(pairs) or None
+        try:
+            principal.require_role("admin")
+        except PermissionDenied:
+            record_read(server.database, agent, "fhir.pix", PIX, status=403, query=query)
+            raise
+        with server.database.connection() as conn:
+            answer = ihe_pix(conn, pairs)
+        record_read(server.database, agent, "fhir.pix", PIX, status=answer.status, query=query)
+        return answer
 
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 

@@ -1,0 +1,122 @@
+"""PIXm (ITI-83) ``Patient/$ihe-pix`` over the person index: one resident uploaded by two
+hospitals under different identifiers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from hie.config import Settings
+from tests.fhir.conftest import Tokens, auth
+
+RESIDENT_ID = "urn:oid:2.16.156.10011.1.3"
+HEALTH_CARD = "urn:oid:2.16.156.10011.1.19"
+INPATIENT = "urn:oid:2.16.156.10011.1.12"
+ZHANG_ID = "11010519491231002X"
+ZHANG_LEGACY = "110105491231002"
+PIX = "/fhir/Patient/$ihe-pix"
+
+
+def zhang(pid: str, *identifiers: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "resourceType": "Patient",
+        "id": pid,
+        "identifier": [{"system": s, "value": v} for s, v in identifiers],
+        "name": [{"text": "张伟"}],
+        "gender": "male",
+        "birthDate": "1949-12-31",
+    }
+
+
+@pytest.fixture(scope="module")
+def uploaded(client: TestClient, tokens: Tokens) -> None:
+    for token, resource in (
+        (tokens.h1, zhang("zhang-h1", (RESIDENT_ID, ZHANG_ID), (HEALTH_CARD, "HC-778"))),
+        (tokens.h2, zhang("zhang-h2", (HEALTH_CARD, "HC-778"), (INPATIENT, "ZY-55"))),
+    ):
+        response = client.put(f"/fhir/Patient/{resource['id']}", json=resource, headers=auth(token))
+        assert response.status_code == 201, response.text
+
+
+def pix(client: TestClient, token: str, **params: str):
+    return client.get(PIX, params=params, headers=auth(token))
+
+
+def test_resident_id_cross_references_both_hospitals(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    response = pix(client, tokens.admin, sourceIdentifier=f"{RESIDENT_ID}|{ZHANG_LEGACY}")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["resourceType"] == "Parameters"
+    identifiers = [
+        p["valueIdentifier"] for p in body["parameter"] if p["name"] == "targetIdentifier"
+    ]
+    assert {"system": HEALTH_CARD, "value": "HC-778"} in identifiers
+    assert {
+        "system": INPATIENT,
+        "value": "ZY-55",
+        "assigner": {"identifier": {"system": "urn:oid:2.16.156.10011.1.5", "value": "H2"}},
+    } in identifiers
+    targets = {
+        (p["valueReference"]["reference"], p["valueReference"]["identifier"]["value"])
+        for p in body["parameter"]
+        if p["name"] == "targetId"
+    }
+    assert targets == {("Patient/zhang-h1", "H1"), ("Patient/zhang-h2", "H2")}
+
+
+def test_target_system_limits_the_identifiers(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    response = pix(
+        client,
+        tokens.admin,
+        sourceIdentifier="2.16.156.10011.1.12|ZY-55",
+        targetSystem=RESIDENT_ID,
+    )
+    assert response.status_code == 200, response.text
+    identifiers = [
+        p["valueIdentifier"]
+        for p in response.json()["parameter"]
+        if p["name"] == "targetIdentifier"
+    ]
+    assert identifiers == [{"system": RESIDENT_ID, "value": ZHANG_ID}]
+
+
+def test_unknown_source_is_404_unknown_target_domain_403_and_missing_source_400(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    assert pix(client, tokens.admin, sourceIdentifier=f"{HEALTH_CARD}|nobody").status_code == 404
+    assert (
+        pix(
+            client,
+            tokens.admin,
+            sourceIdentifier=f"{HEALTH_CARD}|HC-778",
+            targetSystem="urn:oid:1.2.3",
+        ).status_code
+        == 403
+    )
+    missing = pix(client, tokens.admin)
+    assert missing.status_code == 400
+    assert missing.json()["resourceType"] == "OperationOutcome"
+
+
+def test_only_an_administrator_may_cross_reference_and_every_ask_is_audited(
+    client: TestClient, tokens: Tokens, uploaded: None, fhir_settings: Settings
+) -> None:
+    refused = pix(client, tokens.h2, sourceIdentifier=f"{RESIDENT_ID}|{ZHANG_ID}")
+    assert refused.status_code == 403
+    assert pix(client, tokens.regulator, sourceIdentifier=f"{HEALTH_CARD}|HC-778").status_code == (
+        403
+    )
+    client.get("/fhir/AuditEvent", headers=auth(tokens.admin))  # waits for queued read entries
+    with psycopg.connect(fhir_settings.database_url.get_secret_value()) as conn:
+        rows = conn.execute(
+            "select outcome, detail::text from audit_event where action = 'fhir.pix'"
+        ).fetchall()
+    assert len(rows) >= 2
+    assert all(ZHANG_ID not in detail and ZHANG_LEGACY not in detail for _, detail in rows)
