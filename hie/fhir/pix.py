@@ -40,11 +40,9 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> Answer:
     for target in targets:
         if target not in KNOWN_SYSTEMS:
             return error(403, "not-found", "targetSystem not found")
-    # A medical-record number names a patient only with its institution: system|value@institution
-    # is not standard, so the local systems are searched in every institution.
+    # A medical-record number names a patient only with its institution, which ITI-83 has no
+    # place for: it is looked up in every institution.
     persons = service.find_persons(conn, system, value)
-    if not persons and system in LOCAL_SYSTEMS:
-        persons = _local_persons(conn, system, value.strip())
     if not persons:
         return error(404, "not-found", "sourceIdentifier Patient Identifier not found")
     parameters: list[dict[str, Any]] = []
@@ -77,13 +75,3 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> Answer:
                     }
                 )
     return Answer(200, {"resourceType": "Parameters", "parameter": parameters})
-
-
-def _local_persons(conn: Connection, system: str, value: str) -> list[int]:
-    rows = conn.execute(
-        "select distinct l.person_id from person_identifier i"
-        " join person_link l using (institution_code, record_id)"
-        " where i.system = %s and i.value = %s order by 1",
-        (system, value),
-    ).fetchall()
-    return [int(r["person_id"]) for r in rows]

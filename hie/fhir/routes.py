@@ -40,6 +40,7 @@ from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
+from hie.fhir.pdq import search_patients
 from hie.fhir.pix import ihe_pix
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
@@ -259,6 +260,24 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
+def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -> Answer:
+    server = _server(request)
+    with server.database.connection() as conn:
+        answer, persons = search_patients(
+            conn, server.settings.zone, _base(request), pairs, str(request.url)
+        )
+    record_read(
+        server.database,
+        Agent.of(principal, address_of(request)),
+        "fhir.pdq",
+        "Patient",
+        status=answer.status,
+        query=masked_query(pairs) or None,
+        persons=persons,
+    )
+    return answer
+
+
 @router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin)")
 async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
@@ -318,6 +337,13 @@ async def search(
     prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
+    if (
+        resource_type == "Patient"
+        and principal.role == "admin"
+        and request.headers.get(INSTITUTION_HEADER) is None
+    ):
+        # No institution named: the region's Patients through the person index (PDQm).
+        return await run_in_threadpool(lambda: _respond(_pdq(request, principal, pairs), request))
     return await _run(
         request,
         principal,

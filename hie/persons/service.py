@@ -286,7 +286,12 @@ def find_persons(conn: Connection, system: str, value: str, institution: str = "
         value = normalized
     elif system in REGIONAL_SYSTEMS:
         value = value.upper()
-    return persons_with(conn, system, value, "" if system in REGIONAL_SYSTEMS else institution)
+    if system in REGIONAL_SYSTEMS:
+        return persons_with(conn, system, value)
+    if institution:
+        return persons_with(conn, system, value, institution)
+    # A medical-record number without its institution: whoever holds it anywhere.
+    return store.persons_by_number(conn, system, value)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,19 @@ def persons_by_keys(conn: Connection, keys: list[KeyRow]) -> list[tuple[int, Key
     return [(r["person_id"], (r["system"], r["value"], r["key_institution"])) for r in rows]
 
 
+def persons_by_number(conn: Connection, system: str, value: str) -> list[int]:
+    """The persons a medical-record number names at any institution."""
+    rows = conn.execute(
+        """
+        select distinct l.person_id from person_identifier i
+        join person_link l using (institution_code, record_id)
+        where i.system = %s and i.value = %s order by 1
+        """,
+        (system, value),
+    ).fetchall()
+    return [int(r["person_id"]) for r in rows]
+
+
 def values_of(conn: Connection, person_id: int, system: str) -> set[str]:
     rows = conn.execute(
         """

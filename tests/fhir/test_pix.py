@@ -120,3 +120,81 @@ def test_only_an_administrator_may_cross_reference_and_every_ask_is_audited(
         ).fetchall()
     assert len(rows) >= 2
     assert all(ZHANG_ID not in detail and ZHANG_LEGACY not in detail for _, detail in rows)
+
+
+def test_pdqm_across_institutions_by_identifier_and_demographics(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    response = client.get(
+        "/fhir/Patient",
+        params={"identifier": f"2.16.156.10011.1.3|{ZHANG_LEGACY}"},
+        headers=auth(tokens.admin),
+    )
+    assert response.status_code == 200, response.text
+    entries = response.json()["entry"]
+    found = {(e["resource"]["id"], e["resource"]["meta"]["source"]) for e in entries}
+    assert found == {
+        ("zhang-h1", "urn:hie:institution:H1"),
+        ("zhang-h2", "urn:hie:institution:H2"),
+    }
+
+    # By demographics: H1's Patient carries the name as text only, both match; a wrong birth
+    # date matches none.
+    by_name = client.get(
+        "/fhir/Patient",
+        params={"name": "张伟", "birthdate": "1949-12-31", "gender": "male"},
+        headers=auth(tokens.admin),
+    )
+    assert by_name.status_code == 200, by_name.text
+    assert {e["resource"]["id"] for e in by_name.json()["entry"]} == {"zhang-h1", "zhang-h2"}
+    none = client.get(
+        "/fhir/Patient",
+        params={"name": "张伟", "birthdate": "1950-01-01"},
+        headers=auth(tokens.admin),
+    )
+    assert none.json().get("entry", []) == []
+
+
+def test_pdqm_brings_the_persons_records_at_other_institutions(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    # An older record at H1 under the legacy number, its birth date mistyped: the demographics
+    # do not match it, the person index brings it along.
+    old = zhang("zhang-old", (RESIDENT_ID, ZHANG_LEGACY))
+    old["birthDate"] = "1949-12-13"
+    assert (
+        client.put("/fhir/Patient/zhang-old", json=old, headers=auth(tokens.h1)).status_code == 201
+    )
+    response = client.get(
+        "/fhir/Patient",
+        params={"name": "张伟", "birthdate": "1949-12-31"},
+        headers=auth(tokens.admin),
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    modes = {e["resource"]["id"]: e["search"]["mode"] for e in body["entry"]}
+    assert modes == {"zhang-h1": "match", "zhang-h2": "match", "zhang-old": "include"}
+    assert body["total"] == 2
+    by_number = client.get(
+        "/fhir/Patient", params={"identifier": f"{INPATIENT}|ZY-55"}, headers=auth(tokens.admin)
+    )
+    assert {e["resource"]["id"] for e in by_number.json()["entry"]} == {
+        "zhang-h1",
+        "zhang-h2",
+        "zhang-old",
+    }
+    client.delete("/fhir/Patient/zhang-old", headers=auth(tokens.h1))
+
+
+def test_pdqm_refuses_other_parameters_and_a_submitter_stays_in_its_institution(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    refused = client.get(
+        "/fhir/Patient", params={"_has:Encounter:subject:status": "x"}, headers=auth(tokens.admin)
+    )
+    assert refused.status_code == 400
+    own = client.get(
+        "/fhir/Patient", params={"identifier": f"{HEALTH_CARD}|HC-778"}, headers=auth(tokens.h2)
+    )
+    assert own.status_code == 200
+    assert {e["resource"]["id"] for e in own.json()["entry"]} == {"zhang-h2"}
