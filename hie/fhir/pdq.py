@@ -1,5 +1,5 @@
 """IHE PDQm (ITI-78) across institutions: ``GET /fhir/Patient`` without ``X-HIE-Institution``,
-for an administrator (the clinician role will follow).
+for an administrator or a clinician (demographics, no clinical content).
 
 ``identifier`` is answered by the person index (any of a resident's identifiers, a resident ID
 in either form); the demographic parameters by each institution's own search; both given, the

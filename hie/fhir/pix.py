@@ -1,7 +1,8 @@
 """IHE PIXm (ITI-83) ``Patient/$ihe-pix``: the identifiers and Patient resources the person index
 links to one source identifier, across institutions.
 
-Until the clinician role exists, only an administrator may ask: the answer crosses institutions.
+An administrator or a clinician may ask (the answer crosses institutions: identifiers and
+Patient references, no clinical content).
 An unknown source identifier is 404, a ``targetSystem`` the platform does not know is 403, as
 ITI-83 asks."""
 

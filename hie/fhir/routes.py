@@ -278,7 +278,7 @@ def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -
     return answer
 
 
-@router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin)")
+@router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin, clinician)")
 async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
         server = _server(request)
@@ -286,7 +286,7 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
         pairs = _pairs(request)
         query = masked_query(pairs) or None
         try:
-            principal.require_role("admin")
+            principal.require_role("admin", "clinician")
         except PermissionDenied:
             record_read(server.database, agent, "fhir.pix", PIX, status=403, query=query)
             raise
@@ -339,7 +339,7 @@ async def search(
     pairs = _pairs(request)
     if (
         resource_type == "Patient"
-        and principal.role == "admin"
+        and principal.role in ("admin", "clinician")
         and request.headers.get(INSTITUTION_HEADER) is None
     ):
         # No institution named: the region's Patients through the person index (PDQm).

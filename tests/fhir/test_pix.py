@@ -10,6 +10,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hie.config import Settings
+from hie.storage import open_database
+from hie.storage.tokens import create_token
 from tests.fhir.conftest import Tokens, auth
 
 RESIDENT_ID = "urn:oid:2.16.156.10011.1.3"
@@ -198,3 +200,45 @@ def test_pdqm_refuses_other_parameters_and_a_submitter_stays_in_its_institution(
     )
     assert own.status_code == 200
     assert {e["resource"]["id"] for e in own.json()["entry"]} == {"zhang-h2"}
+
+
+@pytest.fixture(scope="module")
+def clinician(fhir_settings: Settings, tokens: Tokens) -> str:
+    """A clinician at H2."""
+    database = open_database(fhir_settings)
+    try:
+        with database.transaction() as tx:
+            return create_token(
+                tx.conn, role="clinician", institution_code="H2", label="", actor="t"
+            )[1]
+    finally:
+        database.close()
+
+
+def test_a_clinician_looks_residents_up_across_institutions(
+    client: TestClient, clinician: str, uploaded: None
+) -> None:
+    found = pix(client, clinician, sourceIdentifier=f"{HEALTH_CARD}|HC-778")
+    assert found.status_code == 200, found.text
+    searched = client.get(
+        "/fhir/Patient", params={"identifier": f"{HEALTH_CARD}|HC-778"}, headers=auth(clinician)
+    )
+    assert {e["resource"]["id"] for e in searched.json()["entry"]} == {"zhang-h1", "zhang-h2"}
+
+
+def test_a_clinician_reads_its_own_institution_and_writes_nothing(
+    client: TestClient, clinician: str, uploaded: None
+) -> None:
+    assert client.get("/fhir/Patient/zhang-h2", headers=auth(clinician)).status_code == 200
+    # Another institution's records wait for consent: 403 whether the record exists or not.
+    other = auth(clinician, **{"X-HIE-Institution": "H1"})
+    existing = client.get("/fhir/Patient/zhang-h1", headers=other)
+    missing = client.get("/fhir/Patient/nobody", headers=other)
+    assert existing.status_code == missing.status_code == 403
+    assert existing.json() == missing.json()
+    written = client.put(
+        "/fhir/Patient/zhang-h2",
+        json=zhang("zhang-h2", (HEALTH_CARD, "HC-778")),
+        headers=auth(clinician),
+    )
+    assert written.status_code == 403

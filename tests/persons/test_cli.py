@@ -66,3 +66,8 @@ def test_dismissed_reviews_leave_the_list(region: Database, store: StoreFn, hie)
     hie("persons", "review", "--dismiss", str(item["id"]))
     assert "0 open" in hie("persons", "review")
     assert "already dismissed" in hie("persons", "review", "--dismiss", str(item["id"]), expect=1)
+
+
+def test_a_clinician_token_belongs_to_an_institution(region: Database, hie) -> None:
+    hie("tokens", "create", "H2", "--role", "clinician")
+    assert "needs an institution" in hie("tokens", "create", "--role", "clinician", expect=1)

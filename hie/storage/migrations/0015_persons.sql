@@ -71,3 +71,11 @@ create table person_history (
     undone_by bigint references person_history (id)
 );
 create index person_history_person_idx on person_history (person_id, id);
+
+-- The clinician role: bound to an institution like a submitter; reads its own institution and
+-- looks residents up in the person index, writes nothing.
+alter table access_token drop constraint access_token_role_check;
+alter table access_token add constraint access_token_role_check
+    check (role in ('submitter', 'regulator', 'admin', 'clinician'));
+alter table access_token add constraint access_token_clinician_institution_check
+    check (role <> 'clinician' or institution_code is not null);
