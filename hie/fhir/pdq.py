@@ -41,6 +41,8 @@ def search_patients(
             f" Valid search parameters for this search are: {sorted(PARAMETERS)}"
         )
         return error(400, "processing", message), []
+    if any(k.startswith("identifier:") for k, _ in criteria):
+        return error(400, "not-supported", "identifier takes no modifier across institutions"), []
     if not criteria:
         return error(400, "required", f"name at least one of {sorted(PARAMETERS)}"), []
     matched: set[Found] | None = None

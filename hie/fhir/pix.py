@@ -26,26 +26,27 @@ def _system(raw: str) -> str:
     return canonical_system(raw if ":" in raw else f"urn:oid:{raw}")
 
 
-def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> Answer:
+def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> tuple[Answer, list[int]]:
+    """The Parameters answer, and the persons it names (for the audit trail)."""
     sources = [v for k, v in pairs if k == "sourceIdentifier"]
     targets = [_system(s) for k, v in pairs if k == "targetSystem" for s in v.split(",") if s]
     unknown = sorted({k for k, _ in pairs} - {"sourceIdentifier", "targetSystem", "_format"})
     if unknown:
-        return error(400, "not-supported", f"unknown parameter {unknown[0]} for $ihe-pix")
+        return error(400, "not-supported", f"unknown parameter {unknown[0]} for $ihe-pix"), []
     if len(sources) != 1 or "|" not in sources[0]:
-        return error(400, "required", "sourceIdentifier=system|value is required, exactly once")
+        return error(400, "required", "sourceIdentifier=system|value is required, exactly once"), []
     system, _, value = sources[0].partition("|")
     system = _system(system)
     if not system or not value.strip():
-        return error(400, "required", "sourceIdentifier needs both a system and a value")
+        return error(400, "required", "sourceIdentifier needs both a system and a value"), []
     for target in targets:
         if target not in KNOWN_SYSTEMS:
-            return error(403, "not-found", "targetSystem not found")
+            return error(403, "not-found", "targetSystem not found"), []
     # A medical-record number names a patient only with its institution, which ITI-83 has no
     # place for: it is looked up in every institution.
     persons = service.find_persons(conn, system, value)
     if not persons:
-        return error(404, "not-found", "sourceIdentifier Patient Identifier not found")
+        return error(404, "not-found", "sourceIdentifier Patient Identifier not found"), []
     parameters: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
     for person in persons:
@@ -75,4 +76,4 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> Answer:
                         },
                     }
                 )
-    return Answer(200, {"resourceType": "Parameters", "parameter": parameters})
+    return Answer(200, {"resourceType": "Parameters", "parameter": parameters}), persons

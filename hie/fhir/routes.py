@@ -291,8 +291,16 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
             record_read(server.database, agent, "fhir.pix", PIX, status=403, query=query)
             raise
         with server.database.connection() as conn:
-            answer = ihe_pix(conn, pairs)
-        record_read(server.database, agent, "fhir.pix", PIX, status=answer.status, query=query)
+            answer, persons = ihe_pix(conn, pairs)
+        record_read(
+            server.database,
+            agent,
+            "fhir.pix",
+            PIX,
+            status=answer.status,
+            query=query,
+            persons=persons,
+        )
         return answer
 
     return await run_in_threadpool(lambda: _respond(blocking(), request))

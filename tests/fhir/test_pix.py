@@ -121,6 +121,12 @@ def test_only_an_administrator_may_cross_reference_and_every_ask_is_audited(
             "select outcome, detail::text from audit_event where action = 'fhir.pix'"
         ).fetchall()
     assert len(rows) >= 2
+    with psycopg.connect(fhir_settings.database_url.get_secret_value()) as conn:
+        answered = conn.execute(
+            "select detail->'persons' from audit_event where action = 'fhir.pix'"
+            " and outcome = 0 limit 1"
+        ).fetchone()
+    assert answered is not None and len(answered[0]) == 1  # which resident was looked up
     assert all(ZHANG_ID not in detail and ZHANG_LEGACY not in detail for _, detail in rows)
 
 
@@ -242,3 +248,14 @@ def test_a_clinician_reads_its_own_institution_and_writes_nothing(
         headers=auth(clinician),
     )
     assert written.status_code == 403
+
+
+def test_pdqm_refuses_a_modifier_on_identifier(
+    client: TestClient, tokens: Tokens, uploaded: None
+) -> None:
+    response = client.get(
+        "/fhir/Patient",
+        params={"identifier:of-type": f"{HEALTH_CARD}|HC-778"},
+        headers=auth(tokens.admin),
+    )
+    assert response.status_code == 400
