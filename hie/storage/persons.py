@@ -124,50 +124,59 @@ def put_link(
     demographics: dict[str, Any],
     keys: list[KeyRow],
 ) -> None:
-    """Link a record (again), replacing its identifiers with ``keys``."""
+    """Link a record (again), replacing its identifiers with ``keys``: one statement, as it
+    runs for every stored Patient and document (identifiers kept are neither deleted nor
+    inserted, so the parts cannot collide)."""
+    systems, values, institutions = (
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
     conn.execute(
         """
-        insert into person_link (institution_code, record_id, person_id, rule, score,
-                                 name, birth_date, gender, address)
-        values (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        on conflict (institution_code, record_id) do update set
-            person_id = excluded.person_id, rule = excluded.rule, score = excluded.score,
-            name = excluded.name, birth_date = excluded.birth_date, gender = excluded.gender,
-            address = excluded.address, linked_at = now()
-        """,
-        (
-            institution_code,
-            record_id,
-            person_id,
-            rule,
-            score,
-            demographics.get("name"),
-            demographics.get("birth_date"),
-            demographics.get("gender"),
-            demographics.get("address"),
+        with link as (
+            insert into person_link (institution_code, record_id, person_id, rule, score,
+                                     name, birth_date, gender, address)
+            values (%(inst)s, %(rec)s, %(person)s, %(rule)s, %(score)s,
+                    %(name)s, %(birth)s, %(gender)s, %(address)s)
+            on conflict (institution_code, record_id) do update set
+                person_id = excluded.person_id, rule = excluded.rule, score = excluded.score,
+                name = excluded.name, birth_date = excluded.birth_date,
+                gender = excluded.gender, address = excluded.address, linked_at = now()
+            returning 1
         ),
-    )
-    conn.execute(
-        "delete from person_identifier where institution_code = %s and record_id = %s",
-        (institution_code, record_id),
-    )
-    if keys:
-        conn.execute(
-            """
-            insert into person_identifier (institution_code, record_id, system, value,
-                                           key_institution)
-            select %s, %s, k.system, k.value, k.inst
-            from unnest(%s::text[], %s::text[], %s::text[]) as k (system, value, inst)
-            on conflict do nothing
-            """,
-            (
-                institution_code,
-                record_id,
-                [k[0] for k in keys],
-                [k[1] for k in keys],
-                [k[2] for k in keys],
-            ),
+        keys as (
+            select * from unnest(%(systems)s::text[], %(values)s::text[], %(insts)s::text[])
+                as k (system, value, inst)
+        ),
+        gone as (
+            delete from person_identifier i
+            where i.institution_code = %(inst)s and i.record_id = %(rec)s
+              and not exists (
+                select 1 from keys k
+                where k.system = i.system and k.value = i.value and k.inst = i.key_institution
+              )
         )
+        insert into person_identifier (institution_code, record_id, system, value,
+                                       key_institution)
+        select %(inst)s, %(rec)s, k.system, k.value, k.inst from keys k, link
+        on conflict do nothing
+        """,
+        {
+            "inst": institution_code,
+            "rec": record_id,
+            "person": person_id,
+            "rule": rule,
+            "score": score,
+            "name": demographics.get("name"),
+            "birth": demographics.get("birth_date"),
+            "gender": demographics.get("gender"),
+            "address": demographics.get("address"),
+            "systems": systems,
+            "values": values,
+            "insts": institutions,
+        },
+    )
 
 
 def delete_link(conn: Connection, institution_code: str, record_id: str) -> None:

@@ -170,3 +170,15 @@ def test_no_resident_id_number_in_messages(region: Database, store: StoreFn) -> 
     with region.transaction() as tx, pytest.raises(Conflict) as raised:
         service.merge(tx.conn, a or 0, b or 0, actor="admin")
     assert ZHANG_ID not in str(raised.value) and OTHER_ID not in str(raised.value)
+
+
+def test_an_updated_patient_is_found_by_its_new_identifiers_only(
+    region: Database, store: StoreFn
+) -> None:
+    store("H1", patient("a", (HEALTH_CARD, "HC-OLD"), (HEALTH_RECORD, "JK-1")))
+    store("H1", patient("a", (HEALTH_CARD, "HC-NEW"), (HEALTH_RECORD, "JK-1")))
+    with region.connection() as conn:
+        linked = service.person_of_record(conn, "H1", "Patient/a")
+        assert service.find_persons(conn, HEALTH_CARD, "HC-NEW") == [linked]
+        assert service.find_persons(conn, HEALTH_RECORD, "jk-1") == [linked]
+        assert service.find_persons(conn, HEALTH_CARD, "HC-OLD") == []
