@@ -104,7 +104,7 @@ def link_record(
             else:
                 person_id = store.create_person(conn)
             review_id = None
-            if best is not None and verdict(best[1].value) == "review":
+            if best is not None and best[0] != person_id and verdict(best[1].value) == "review":
                 review_id = store.add_review(
                     conn, institution, record_id, person_id, best[0], best[1].value, best[1].parts
                 )

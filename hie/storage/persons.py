@@ -303,18 +303,33 @@ def add_review(
     candidate_id: int,
     score: float,
     parts: dict[str, float],
-) -> int:
+) -> int | None:
+    """A review item, or None when the record already waits for review with this candidate."""
     row = conn.execute(
         """
         insert into person_review (institution_code, record_id, person_id, candidate_id, score,
                                    parts)
-        values (%s, %s, %s, %s, %s, %s) returning id
+        select %s, %s, %s, %s, %s, %s
+        where not exists (
+            select 1 from person_review
+            where status = 'open' and institution_code = %s and record_id = %s
+              and candidate_id = %s
+        )
+        returning id
         """,
-        (institution_code, record_id, person_id, candidate_id, score, Jsonb(parts)),
+        (
+            institution_code,
+            record_id,
+            person_id,
+            candidate_id,
+            score,
+            Jsonb(parts),
+            institution_code,
+            record_id,
+            candidate_id,
+        ),
     ).fetchone()
-    if row is None:
-        raise RuntimeError("insert returned no row")
-    return int(row["id"])
+    return None if row is None else int(row["id"])
 
 
 def open_reviews(conn: Connection, limit: int = 100) -> list[dict[str, Any]]:

@@ -182,3 +182,11 @@ def test_an_updated_patient_is_found_by_its_new_identifiers_only(
         assert service.find_persons(conn, HEALTH_CARD, "HC-NEW") == [linked]
         assert service.find_persons(conn, HEALTH_RECORD, "jk-1") == [linked]
         assert service.find_persons(conn, HEALTH_CARD, "HC-OLD") == []
+
+
+def test_an_uncertain_record_sent_again_is_reviewed_once(region: Database, store: StoreFn) -> None:
+    store("H1", patient("a", (RESIDENT_ID, ZHANG_ID)))
+    district = patient("c", address="南京市玄武区孝陵卫街道200号")
+    store("D1", district)
+    store("D1", {**district, "telecom": [{"system": "phone", "value": "025-1"}]})
+    assert len(reviews(region)) == 1
