@@ -10,7 +10,7 @@ medians and their ratio are printed, and every entry is in the table at the end.
 compared: their entry is part of their transaction.
 Run:
 
-    .venv/bin/python benchmarks/audit_overhead.py [--patients 2000] [--rounds 6] [--requests 300]
+    .venv/bin/python -m benchmarks.audit_overhead [--patients 2000] [--rounds 6] [--requests 300]
 
 It makes a scratch database on HIE_TEST_POSTGRES_URL (default: the local server) and drops it.
 """
@@ -18,30 +18,25 @@ It makes a scratch database on HIE_TEST_POSTGRES_URL (default: the local server)
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import secrets
 import statistics
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
 from fastapi.testclient import TestClient
-from psycopg import sql
 
 import hie.fhir.routes as fhir_routes
+from benchmarks.scratch import scratch_database, settings_for
 from hie.app import create_app
-from hie.config import Settings
 from hie.registry import Institution
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FAMILIES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"]
 
 
@@ -108,52 +103,40 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300, help="requests per round")
     args = parser.parse_args()
 
-    name = f"hie_bench_audit_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = psycopg.conninfo.make_conninfo(ADMIN_URL, dbname=name)
-    try:
-        with tempfile.TemporaryDirectory() as data:
-            settings = Settings(
-                database_url=url, data_dir=Path(data), secret_key=secrets.token_urlsafe(48)
+    with scratch_database("hie_bench_audit") as url, tempfile.TemporaryDirectory() as data:
+        settings = settings_for(url, Path(data))
+        database = open_database(settings)
+        with database.transaction() as tx:
+            add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
+            _, token = create_token(
+                tx.conn, role="submitter", institution_code="H1", label="", actor="bench"
             )
-            database = open_database(settings)
-            with database.transaction() as tx:
-                add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
-                _, token = create_token(
-                    tx.conn, role="submitter", institution_code="H1", label="", actor="bench"
-                )
-            database.close()
-            headers = {"Authorization": f"Bearer {token}"}
-            with TestClient(create_app(settings)) as client:
-                began = time.perf_counter()
-                _load(client, headers, args.patients)
-                print(f"{args.patients} patients stored in {time.perf_counter() - began:.1f} s")
-                # As autovacuum would soon: without statistics the planner scans the index.
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute("analyze")
-                audited_call: Callable[..., None] = fhir_routes.record_read
+        database.close()
+        headers = {"Authorization": f"Bearer {token}"}
+        with TestClient(create_app(settings)) as client:
+            began = time.perf_counter()
+            _load(client, headers, args.patients)
+            print(f"{args.patients} patients stored in {time.perf_counter() - began:.1f} s")
+            # As autovacuum would soon: without statistics the planner scans the index.
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("analyze")
+            audited_call: Callable[..., None] = fhir_routes.record_read
 
-                def skipped(*_args: object, **_kwargs: object) -> None:
-                    return None
+            def skipped(*_args: object, **_kwargs: object) -> None:
+                return None
 
-                _round(client, headers, _requests(args.patients, 50, 0))  # warm-up
-                timings: dict[str, list[float]] = {"audited": [], "unaudited": []}
-                for r in range(args.rounds * 2):
-                    audited = r % 2 == 0
-                    fhir_routes.record_read = audited_call if audited else skipped  # type: ignore[assignment]
-                    urls = _requests(args.patients, args.requests, r // 2 + 1)
-                    key = "audited" if audited else "unaudited"
-                    timings[key] += _round(client, headers, urls)
-                fhir_routes.record_read = audited_call  # type: ignore[assignment]
-            with psycopg.connect(url) as conn:
-                row = conn.execute("select count(*) from audit_event").fetchone()
-                entries = row[0] if row else 0
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
-            admin.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+            _round(client, headers, _requests(args.patients, 50, 0))  # warm-up
+            timings: dict[str, list[float]] = {"audited": [], "unaudited": []}
+            for r in range(args.rounds * 2):
+                audited = r % 2 == 0
+                fhir_routes.record_read = audited_call if audited else skipped  # type: ignore[assignment]
+                urls = _requests(args.patients, args.requests, r // 2 + 1)
+                key = "audited" if audited else "unaudited"
+                timings[key] += _round(client, headers, urls)
+            fhir_routes.record_read = audited_call  # type: ignore[assignment]
+        with psycopg.connect(url) as conn:
+            row = conn.execute("select count(*) from audit_event").fetchone()
+            entries = row[0] if row else 0
 
     base = statistics.median(timings["unaudited"]) * 1000
     with_audit = statistics.median(timings["audited"]) * 1000

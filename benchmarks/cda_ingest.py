@@ -2,35 +2,30 @@
 store path (validate, normalize, store with aggregates and receipt), each against a bare lxml parse
 of the same documents measured in the same run.
 
-    .venv/bin/python benchmarks/cda_ingest.py [--documents 2000]
+    .venv/bin/python -m benchmarks.cda_ingest [--documents 2000]
 
 Uses the project's own valid fixtures, each copied with fresh document ids. The store path runs on a
-scratch database on HIE_TEST_POSTGRES_URL (default: the local server), dropped afterwards.
+scratch database (benchmarks/scratch.py, HIE_TEST_POSTGRES_URL), dropped afterwards.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 from lxml import etree  # type: ignore[import-untyped]
-from psycopg import sql
 
+from benchmarks.scratch import scratch_database, settings_for
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cda.submission import CdaPipeline, submit_cda
-from hie.config import Settings
 from hie.registry import Institution
 from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.validators.cda import CdaSchema, validate_cda
 from hie.validators.xml import hardened_parser
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cda"
 
 
@@ -74,14 +69,9 @@ def main() -> None:
             raise RuntimeError("a benchmark document is invalid")
     rate("validation (all five layers)", len(docs), time.perf_counter() - started, bare)
 
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = Settings(
-        database_url=ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", data_dir=Path("/nonexistent")
-    )
-    database = open_database(settings)
-    try:
+    with scratch_database() as url:
+        settings = settings_for(url)
+        database = open_database(settings)
         with database.transaction() as tx:
             add_institution(
                 tx.conn, Institution("455755678", "南京鼓楼医院", "hospital"), actor="b"
@@ -107,10 +97,7 @@ def main() -> None:
             raise RuntimeError(f"not all stored: {set(statuses)}")
         label = f"whole store path ({args.threads} in parallel)"
         rate(label, len(more), time.perf_counter() - started, bare)
-    finally:
         database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

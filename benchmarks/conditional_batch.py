@@ -12,10 +12,9 @@ Each run gets a fresh database and the app on a local uvicorn server:
 
 It prints seconds and resources per second of each, and the ratio conditional / plain.
 
-    .venv/bin/python benchmarks/conditional_batch.py [--entries 2382]
+    .venv/bin/python -m benchmarks.conditional_batch [--entries 2382]
 
-Uses HIE_TEST_POSTGRES_URL (default postgresql://postgres@127.0.0.1:5432/postgres) to create
-databases of its own, dropped at the end.
+Its scratch databases are made by benchmarks/scratch.py (HIE_TEST_POSTGRES_URL) and dropped.
 """
 
 from __future__ import annotations
@@ -23,32 +22,20 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
-import secrets
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import httpx
-import psycopg
-from psycopg import sql
 
+from benchmarks.scratch import SYNTHEA, hospital_site
 from hie.app import create_app
-from hie.config import Settings
-from hie.registry import Institution
 from hie.server import BackgroundServer
-from hie.storage import open_database
-from hie.storage.institutions import add_institution
-from hie.storage.tokens import create_token
 
-ROOT = Path(__file__).resolve().parents[1]
-SYNTHEA = ROOT.parent / "shared" / "data" / "synthea-r4"
 TYPES = ("Organization", "Practitioner", "Location", "PractitionerRole")
 
 
@@ -94,31 +81,10 @@ def entries(size: int, conditional: bool) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def served(admin_url: str) -> Iterator[tuple[str, dict[str, str]]]:
+def served(admin_url: str | None = None) -> Iterator[tuple[str, dict[str, str]]]:
     """A fresh migrated database with one hospital, the app serving it; (FHIR base, headers)."""
-    name = f"hie_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = urlunsplit(urlsplit(admin_url)._replace(path=f"/{name}"))
-    try:
-        settings = Settings(
-            database_url=url, data_dir=Path("/nonexistent"), secret_key=secrets.token_urlsafe(48)
-        )
-        database = open_database(settings)
-        with database.transaction() as tx:
-            add_institution(tx.conn, Institution("BENCH", "基准医院", "hospital"), actor="bench")
-            token = create_token(
-                tx.conn, role="submitter", institution_code="BENCH", label="", actor="bench"
-            )[1]
-        database.close()
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"}
-        with BackgroundServer(create_app(settings)) as server:
-            yield f"{server.url}/fhir", headers
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+    with hospital_site() as site, BackgroundServer(create_app(site.settings)) as server:
+        yield f"{server.url}/fhir", site.headers
 
 
 def post(
@@ -154,9 +120,6 @@ def main() -> None:
     args = parser.parse_args()
     if not SYNTHEA.is_dir():
         sys.exit(f"no Synthea bundles at {SYNTHEA}")
-    admin_url = os.environ.get(
-        "HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-    )
     plain, conditional = entries(args.entries, False), entries(args.entries, True)
     print(f"{args.entries} entries from {len(_originals())} distinct Synthea resources")
 
@@ -165,11 +128,11 @@ def main() -> None:
         shown = ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items()))
         print(f"{label:34s} {seconds:7.2f} s {rate:8.0f} resources/s   ({shown})")
 
-    with served(admin_url) as (base, headers):
+    with served() as (base, headers):
         warm_up(base, headers)
         plain_s, statuses = post(base, headers, plain)
     line("plain creates (fresh database)", plain_s, statuses)
-    with served(admin_url) as (base, headers):
+    with served() as (base, headers):
         warm_up(base, headers)
         first_s, statuses = post(base, headers, conditional)
         line("ifNoneExist, all new (fresh db)", first_s, statuses)

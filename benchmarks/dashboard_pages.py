@@ -4,18 +4,16 @@ The stored reports (12 months) and the aggregates behind the pages are generated
 page is requested in-process through the ASGI app (no network), signed in as a regulator, and the
 median of the runs is printed. Run:
 
-    .venv/bin/python benchmarks/dashboard_pages.py [--institutions 1000] [--repeat 15]
+    .venv/bin/python -m benchmarks.dashboard_pages [--institutions 1000] [--repeat 15]
 
-It makes a scratch database on HIE_TEST_POSTGRES_URL (default: the local server) and drops it.
+Its scratch database is made by benchmarks/scratch.py (HIE_TEST_POSTGRES_URL) and dropped.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import re
-import secrets
 import statistics
 import tempfile
 import time
@@ -25,19 +23,16 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import psycopg
 from fastapi.testclient import TestClient
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from benchmarks.scratch import scratch_database, settings_for
 from hie.app import create_app
-from hie.config import Settings
 from hie.metrics.timeliness import summarize
 from hie.storage import Database, open_database
 from hie.storage.partitions import PartitionMaker
 from hie.storage.tokens import create_token
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MONTH = date(2019, 7, 1)
 ZONE = ZoneInfo("Asia/Shanghai")
 HOSPITAL_TABLES = [f"C{n:04d}" for n in range(1, 54)]
@@ -228,54 +223,44 @@ def main() -> None:
     parser.add_argument("--institutions", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=15)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            settings = Settings(
-                database_url=url, data_dir=Path(data_dir), secret_key=secrets.token_urlsafe(48)
+    with scratch_database() as url, tempfile.TemporaryDirectory() as data_dir:
+        settings = settings_for(url, Path(data_dir))
+        database = open_database(settings)
+        try:
+            started = time.perf_counter()
+            fixture = fill(database, args.institutions)
+            print(
+                f"generated {args.institutions} institutions "
+                f"in {time.perf_counter() - started:.1f} s"
             )
-            database = open_database(settings)
-            try:
-                started = time.perf_counter()
-                fixture = fill(database, args.institutions)
+        finally:
+            database.close()
+        month = f"month={MONTH:%Y-%m}"
+        hospital = f"/dashboard/institutions/{fixture['hospital']}?{month}"
+        district = f"/dashboard/institutions/{fixture['district']}?{month}"
+        pages = {
+            "month overview": f"/dashboard?{month}",
+            "month overview, sorted by records": f"/dashboard?{month}&sort=records&dir=desc",
+            "month overview, English": f"/dashboard?{month}&lang=en",
+            "overview CSV export": f"/dashboard?{month}&export=csv&table=all",
+            "overview XLSX export": f"/dashboard?{month}&export=xlsx&table=all",
+            "institution page (hospital)": hospital,
+            "institution page (district)": district,
+            "institution grid CSV export": f"{hospital}&export=csv&table=tables",
+            "table page (C0002)": f"/dashboard/tables/C0002?{month}",
+            "table page (HSDA00.01)": f"/dashboard/tables/HSDA00.01?{month}",
+        }
+        with TestClient(create_app(settings), follow_redirects=False) as client:
+            sign_in(client, fixture["token"])
+            print(f"{args.institutions} institutions, median of {args.repeat} requests:")
+            for label, path in pages.items():
+                timings = measure(client, path, args.repeat)
+                median = statistics.median(timings) * 1000
+                verdict = "ok" if median < 300 else "SLOW"
                 print(
-                    f"generated {args.institutions} institutions "
-                    f"in {time.perf_counter() - started:.1f} s"
+                    f"  {label:<36} {median:7.1f} ms  (min {min(timings) * 1000:.1f}, "
+                    f"max {max(timings) * 1000:.1f})  {verdict}"
                 )
-            finally:
-                database.close()
-            month = f"month={MONTH:%Y-%m}"
-            hospital = f"/dashboard/institutions/{fixture['hospital']}?{month}"
-            district = f"/dashboard/institutions/{fixture['district']}?{month}"
-            pages = {
-                "month overview": f"/dashboard?{month}",
-                "month overview, sorted by records": f"/dashboard?{month}&sort=records&dir=desc",
-                "month overview, English": f"/dashboard?{month}&lang=en",
-                "overview CSV export": f"/dashboard?{month}&export=csv&table=all",
-                "overview XLSX export": f"/dashboard?{month}&export=xlsx&table=all",
-                "institution page (hospital)": hospital,
-                "institution page (district)": district,
-                "institution grid CSV export": f"{hospital}&export=csv&table=tables",
-                "table page (C0002)": f"/dashboard/tables/C0002?{month}",
-                "table page (HSDA00.01)": f"/dashboard/tables/HSDA00.01?{month}",
-            }
-            with TestClient(create_app(settings), follow_redirects=False) as client:
-                sign_in(client, fixture["token"])
-                print(f"{args.institutions} institutions, median of {args.repeat} requests:")
-                for label, path in pages.items():
-                    timings = measure(client, path, args.repeat)
-                    median = statistics.median(timings) * 1000
-                    verdict = "ok" if median < 300 else "SLOW"
-                    print(
-                        f"  {label:<36} {median:7.1f} ms  (min {min(timings) * 1000:.1f}, "
-                        f"max {max(timings) * 1000:.1f})  {verdict}"
-                    )
-    finally:
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

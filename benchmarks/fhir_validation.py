@@ -1,7 +1,7 @@
 """Resources per second through validate_resource vs a bare fhir.resources (R4B) parse of the
 same resources: the entries of the Synthea R4 transaction bundles, measured in the same run.
 
-    .venv/bin/python benchmarks/fhir_validation.py [../shared/data/synthea-r4] [--repeat N]
+    .venv/bin/python -m benchmarks.fhir_validation [../shared/data/synthea-r4] [--repeat N]
 """
 
 from __future__ import annotations

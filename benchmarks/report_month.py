@@ -3,31 +3,24 @@
 
 The report reads only the aggregates, so both runs should take the same time. Run:
 
-    .venv/bin/python benchmarks/report_month.py [--institutions 1000] [--repeat 5]
+    .venv/bin/python -m benchmarks.report_month [--institutions 1000] [--repeat 5]
 
-It makes a scratch database on HIE_TEST_POSTGRES_URL (default: the local server) and drops it.
+Its scratch databases are made by benchmarks/scratch.py (HIE_TEST_POSTGRES_URL) and dropped.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
 import time
-import uuid
 from datetime import date, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import psycopg
-from psycopg import sql
-
-from hie.config import Settings
+from benchmarks.scratch import scratch_database, settings_for
 from hie.metrics.report import compute_month
 from hie.storage import Database, open_database
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 MONTH = date(2019, 7, 1)
 ZONE = ZoneInfo("Asia/Shanghai")
 
@@ -98,22 +91,17 @@ def measure(database: Database, repeat: int) -> list[float]:
 
 
 def run(institutions: int, total_records: int, repeat: int) -> tuple[list[float], int]:
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    database = open_database(Settings(database_url=url, data_dir=Path("/nonexistent")))
-    try:
-        fill(database, institutions, total_records)
-        with database.connection() as conn:
-            row = conn.execute(
-                "select sum(records)::bigint as n from monthly_table_count"
-            ).fetchone()
-        return measure(database, repeat), int(row["n"]) if row else 0
-    finally:
-        database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    with scratch_database() as url:
+        database = open_database(settings_for(url))
+        try:
+            fill(database, institutions, total_records)
+            with database.connection() as conn:
+                row = conn.execute(
+                    "select sum(records)::bigint as n from monthly_table_count"
+                ).fetchone()
+            return measure(database, repeat), int(row["n"]) if row else 0
+        finally:
+            database.close()
 
 
 def main() -> None:

@@ -1,7 +1,7 @@
 """``hie validate`` speed: files per second on the C-CDA set and on the FHIR R4 examples, against a
 bare parse (lxml / json) of the same files measured in the same run.
 
-    .venv/bin/python benchmarks/validate_files.py [--shared ../shared/data] [--jobs N]
+    .venv/bin/python -m benchmarks.validate_files [--shared ../shared/data] [--jobs N]
 
 Reads the public test material beside the checkout; the project itself never needs it.
 """

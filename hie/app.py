@@ -31,9 +31,13 @@ from hie.http import (
     install_error_handlers,
 )
 from hie.http.errors import RETRY_AFTER_SECONDS
+from hie.jobs.routes import BULK_PATHS
+from hie.jobs.routes import router as jobs_router
+from hie.jobs.runner import start_runner, stop_runner
 from hie.storage import Database, open_database
 from hie.validators.cda import CdaSchema
 from hie.workers import broker_status, configure
+from hie.workers.app import queue_status
 from hie.workers.runtime import bind_runtime
 
 
@@ -64,9 +68,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         bind_runtime(settings, db)
         app.state.celery = celery
         start_read_trail(db)  # reads' audit entries, written in the background
+        if celery.conf.task_always_eager:
+            # No broker: bulk jobs are worked by a thread of this process.
+            await run_in_threadpool(start_runner, settings, db)
         try:
             yield
         finally:
+            await run_in_threadpool(stop_runner, db)
             await run_in_threadpool(stop_read_trail, db)
             bind_runtime(settings, None)
             if owned:
@@ -83,11 +91,16 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     # Innermost first: an unexpected error is answered inside every other middleware.
     app.add_middleware(UnexpectedErrors)
     app.add_middleware(RefuseUnstorable)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        larger=dict.fromkeys(BULK_PATHS, settings.max_import_bytes),
+    )
     install_error_handlers(app)
     app.include_router(institutions_router)
     app.include_router(catalog_router)
     app.include_router(reports_router)
+    app.include_router(jobs_router)  # before /fhir: POST /fhir/$import is not a resource type
     app.include_router(fhir_router)
     app.include_router(cda_router)
     app.include_router(dashboard_router)
@@ -111,6 +124,11 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
         checks: dict[str, Any] = {"database": database, "broker": broker}
         down = [name for name, check in checks.items() if check["status"] != "ok"]
         body = {"status": "unavailable" if down else "ok", "version": __version__, **checks}
+        if broker["status"] == "ok" and broker.get("mode") == "rabbitmq":
+            try:
+                body["queues"] = await run_in_threadpool(queue_status, request.app.state.celery)
+            except Exception as exc:
+                body["queues"] = {"status": "unavailable", "error": type(exc).__name__}
         if down:
             body["unavailable"] = down
         return JSONResponse(

@@ -10,8 +10,8 @@ its original receipt), so a retry after a lost response or an unknown commit sto
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,6 +27,7 @@ FHIR_TYPE = "application/fhir+json"
 class Receipt:
     status: int
     body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
     def outcome(self) -> str:
@@ -139,9 +140,9 @@ class PlatformClient:
         self,
         method: str,
         path: str,
-        body: bytes,
+        body: bytes | Callable[[], Iterable[bytes]],
         media_type: str,
-        params: dict[str, str],
+        params: dict[str, str] | None,
         headers: dict[str, str] | None = None,
     ) -> Receipt:
         waited = 0.0
@@ -152,7 +153,8 @@ class PlatformClient:
                 response = self._http.request(
                     method,
                     path,
-                    content=body,
+                    # A stream is made again for each attempt: a bulk upload is never in memory.
+                    content=body() if callable(body) else body,
                     params=params,
                     headers={"Content-Type": media_type, **(headers or {})},
                 )
@@ -169,7 +171,7 @@ class PlatformClient:
                         payload = response.json()
                     except ValueError:
                         payload = {"text": response.text}
-                    return Receipt(response.status_code, payload)
+                    return Receipt(response.status_code, payload, dict(response.headers))
                 retry = Retry(path, response.status_code, response.reason_phrase, delay)
             if self._on_retry is not None:
                 self._on_retry(retry)
@@ -205,3 +207,21 @@ class PlatformClient:
         if received_at:
             headers["X-HIE-Received-At"] = received_at.isoformat()
         return self._send(method, f"/fhir{resource_path}", body, FHIR_TYPE, {}, headers)
+
+    def submit_bulk(
+        self,
+        path: str,
+        content: Callable[[], Iterable[bytes]],
+        media_type: str,
+        *,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Receipt:
+        """A bulk upload (``/fhir/$import``, ``/cda/batch``), streamed from ``content()``; its
+        202 carries the job's URL in ``Content-Location``."""
+        return self._send("POST", path, content, media_type, params or {}, headers)
+
+    def job(self, url: str) -> Receipt:
+        """A job's state: 202 (``X-Progress``) while it runs, 200 with its summary at the end."""
+        # No params: httpx would replace the query of the URL (a page's ``state=``, ``after=``).
+        return self._send("GET", url, b"", "application/json", None)

@@ -6,6 +6,7 @@ Nothing else in hie reads ``os.environ``.
 from __future__ import annotations
 
 import math
+import os
 import secrets
 from collections import Counter
 from functools import cached_property
@@ -73,13 +74,51 @@ class Settings(BaseSettings):
         "only in the embedded development mode.",
     )
     max_request_bytes: int = Field(default=20 * MiB, gt=0, description="Largest accepted body.")
+    max_import_bytes: int = Field(
+        default=1024 * MiB,
+        gt=0,
+        description="Largest body of a bulk upload (POST /fhir/$import, POST /cda/batch); each "
+        "item in it is still held to HIE_MAX_REQUEST_BYTES.",
+    )
+    max_import_items: int = Field(
+        default=1_000_000, gt=0, description="Most items (lines, zip entries) in one bulk upload."
+    )
     max_bundle_entries: int = Field(
         default=10_000, gt=0, description="Most entries in one transaction or batch Bundle."
+    )
+    # HAPI FHIR JPA's defaults: a write whose literal reference names a missing resource is
+    # refused (400), and so is the delete of a resource others still reference (409).
+    enforce_referential_integrity_on_write: bool = Field(
+        default=True,
+        description="Refuse a FHIR create, update or patch whose relative reference points to a "
+        "resource this institution does not have (HAPI's default).",
+    )
+    enforce_referential_integrity_on_delete: bool = Field(
+        default=True,
+        description="Refuse (409) deleting a FHIR resource that other resources still reference.",
+    )
+    allow_multiple_delete: bool = Field(
+        default=False,
+        description="Let a conditional delete (DELETE /fhir/<Type>?criteria) remove more than one "
+        "resource; without it, several matches are 412 (HAPI's default).",
+    )
+    max_multiple_delete: int = Field(
+        default=100,
+        gt=0,
+        description="Most resources one conditional delete may remove when multiple deletes are "
+        "allowed; more matches are 412.",
     )
     cda_schema: Path | None = Field(
         default=None,
         description="An XML Schema for CDA R2 (e.g. HL7's normative CDA.xsd or CDA_SDTC.xsd) to "
         "use instead of the built-in one.",
+    )
+    web_workers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Worker processes of hie serve; unset: one per core the process may use, at "
+        "most 8 (validation is CPU work: one process uses one core).",
     )
     db_pool_min: int = Field(default=1, ge=0)
     db_pool_max: int = Field(default=10, gt=0)
@@ -148,6 +187,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
+
+
+def default_web_workers() -> int:
+    """One web process per core this process may run on, at most 8."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
 
 
 def load_settings() -> Settings:

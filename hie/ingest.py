@@ -15,7 +15,15 @@ from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
 from hie.persons.service import index_stored
 from hie.storage import Connection
-from hie.storage.records import NewVersion, WriteResult, get_head, write_version
+from hie.storage.records import (
+    Head,
+    NewVersion,
+    WriteResult,
+    get_head,
+    get_heads,
+    write_version,
+    write_versions,
+)
 from hie.storage.uploads import count_rejection
 
 
@@ -68,6 +76,17 @@ def person_key_of(
     return None if stored is None or stored.deleted else stored.person_key
 
 
+@dataclass
+class Incoming:
+    """One validated, normalized record of a request, to be written by :func:`store_records`."""
+
+    table: Table
+    record: NormalizedRecord
+    content_sha256: bytes
+    raw_xml: bytes | None = None
+    resource: dict[str, Any] | None = None
+
+
 def store_record(
     conn: Connection,
     arrival: Arrival,
@@ -85,39 +104,130 @@ def store_record(
     """Write ``record`` as a new version (or find it unchanged/conflicting), with its aggregates."""
     chain_key = chain_key_of(conn, arrival, record)
     person_key = person_key_of(conn, arrival, record, persons_in_upload or {})
-    units, unkeyed = (
-        ([], []) if deleted else units_of(table, record, chain_key=chain_key, person_key=person_key)
+    new = _new_version(
+        arrival, table, record, content_sha256, raw_xml, resource, deleted, chain_key, person_key
     )
-    result = write_version(
-        conn,
-        NewVersion(
-            institution_code=arrival.institution_code,
-            table_code=table.code,
-            logical_id=record.logical_id,
-            content_sha256=content_sha256,
-            received_at=arrival.received_at,
-            day=arrival.day,
-            upload_id=arrival.upload_id,
-            raw_xml=raw_xml,
-            resource=resource,
-            normalized=record.to_json(),
-            deleted=deleted,
-            chain_key=chain_key,
-            person_key=person_key if record.patient is not None else None,
-            units=units,
-            unkeyed=unkeyed,
-            latency_bucket=(
-                latency_bucket(record.effective_time, arrival.received_at)
-                if record.effective_time is not None
-                else None
-            ),
-        ),
-        immutable=immutable,
-        if_match=if_match,
-    )
+    result = write_version(conn, new, immutable=immutable, if_match=if_match)
     if result.written:
         index_stored(conn, arrival.institution_code, record, deleted=deleted)
     return Stored(result, record, table, chain_key, person_key)
+
+
+def store_records(
+    conn: Connection,
+    arrival: Arrival,
+    incoming: list[Incoming],
+    *,
+    immutable: bool,
+    persons_in_upload: Mapping[str, str | None] | None = None,
+) -> list[Stored]:
+    """:func:`store_record` of many records (no If-Match, none deleted), as if one after the
+    other, in a few statements: the heads the chain and person keys need are read together,
+    and the versions with their aggregates are written together (``write_versions``)."""
+    persons = persons_in_upload or {}
+    wanted: set[str] = set()
+    for item in incoming:
+        record = item.record
+        if record.replaces:
+            wanted.add(record.replaces)
+        if not (record.patient is not None and record.patient.person_key):
+            reference = record.subject_reference
+            if reference is not None and reference not in persons:
+                wanted.add(reference)
+    heads = get_heads(conn, arrival.institution_code, sorted(wanted))
+    chains: dict[str, str] = {}  # chain keys of this request's earlier records
+    keys: list[tuple[str, str | None]] = []
+    for item in incoming:
+        record = item.record
+        chain_key = _chain_key(record, heads.get(record.replaces or ""), chains)
+        chains[record.logical_id] = chain_key
+        keys.append((chain_key, _person_key(record, persons, heads)))
+    news = [
+        _new_version(
+            arrival,
+            item.table,
+            item.record,
+            item.content_sha256,
+            item.raw_xml,
+            item.resource,
+            False,
+            chain_key,
+            person_key,
+        )
+        for item, (chain_key, person_key) in zip(incoming, keys, strict=True)
+    ]
+    results = write_versions(conn, news, immutable=immutable)
+    for result, item in zip(results, incoming, strict=True):
+        if result.written:
+            index_stored(conn, arrival.institution_code, item.record, deleted=False)
+    return [
+        Stored(result, item.record, item.table, chain_key, person_key)
+        for result, item, (chain_key, person_key) in zip(results, incoming, keys, strict=True)
+    ]
+
+
+def _chain_key(record: NormalizedRecord, parent: Head | None, earlier: Mapping[str, str]) -> str:
+    """:func:`chain_key_of` with the parent's head read beforehand."""
+    if record.replaces:
+        if record.replaces in earlier:
+            return earlier[record.replaces]
+        if parent is not None and parent.chain_key:
+            return parent.chain_key
+        return record.replaces
+    return record.chain_id or record.logical_id
+
+
+def _person_key(
+    record: NormalizedRecord, persons: Mapping[str, str | None], heads: Mapping[str, Head]
+) -> str | None:
+    """:func:`person_key_of` with the subjects' heads read beforehand."""
+    if record.patient is not None and record.patient.person_key:
+        return record.patient.person_key
+    reference = record.subject_reference
+    if reference is None:
+        return None
+    if reference in persons:
+        return persons[reference]
+    stored = heads.get(reference)
+    return None if stored is None or stored.deleted else stored.person_key
+
+
+def _new_version(
+    arrival: Arrival,
+    table: Table,
+    record: NormalizedRecord,
+    content_sha256: bytes,
+    raw_xml: bytes | None,
+    resource: dict[str, Any] | None,
+    deleted: bool,
+    chain_key: str,
+    person_key: str | None,
+) -> NewVersion:
+    units, unkeyed = (
+        ([], []) if deleted else units_of(table, record, chain_key=chain_key, person_key=person_key)
+    )
+    return NewVersion(
+        institution_code=arrival.institution_code,
+        table_code=table.code,
+        logical_id=record.logical_id,
+        content_sha256=content_sha256,
+        received_at=arrival.received_at,
+        day=arrival.day,
+        upload_id=arrival.upload_id,
+        raw_xml=raw_xml,
+        resource=resource,
+        normalized=record.to_json(),
+        deleted=deleted,
+        chain_key=chain_key,
+        person_key=person_key if record.patient is not None else None,
+        units=units,
+        unkeyed=unkeyed,
+        latency_bucket=(
+            latency_bucket(record.effective_time, arrival.received_at)
+            if record.effective_time is not None
+            else None
+        ),
+    )
 
 
 def reject(conn: Connection, arrival: Arrival, rules: list[str]) -> None:

@@ -59,7 +59,11 @@ class FhirIngest:
         from hie.fhir.bundles import BundleProcessor
         from hie.fhir.responses import Preferences
 
-        self.server = _CountingServer(settings, db)
+        # A backfill arrives in any order and a plain create gets a new id (so "Patient/p1" in
+        # a file names no stored id): it skips the referential integrity check of writes, as
+        # a bulk load into HAPI is run with it off. Deletes inside Bundles are still checked.
+        unchecked = settings.model_copy(update={"enforce_referential_integrity_on_write": False})
+        self.server = _CountingServer(unchecked, db)
         self.bundles = BundleProcessor(self.server)
         self.call = Call(
             Scope(institution, None, moment),

@@ -20,11 +20,13 @@ from hie.cli import (
     doctor,
     ingest,
     institutions,
+    jobs,
     persons,
     push,
     reports,
     tokens,
     validate,
+    worker,
 )
 from hie.cli.context import console, errors, reported_errors
 from hie.errors import HieError
@@ -45,6 +47,9 @@ app.add_typer(declarations.app, name="declarations")
 app.add_typer(tokens.app, name="tokens")
 app.add_typer(audit.app, name="audit")
 app.add_typer(persons.app, name="persons")
+app.add_typer(jobs.app, name="jobs")
+app.command("worker")(worker.worker)
+app.command("status")(worker.status)
 app.add_typer(reports.metrics_app, name="metrics")
 app.command("report")(reports.report)
 app.command("ingest")(ingest.ingest)
@@ -75,22 +80,48 @@ def root(
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=64,
+            help="Worker processes (default HIE_WEB_WORKERS, else one per core, at most 8).",
+        ),
+    ] = None,
 ) -> None:
     """Run the HTTP platform (uvicorn); migrations are applied at start."""
     import uvicorn
 
     from hie.app import create_app
+    from hie.config import default_web_workers, load_settings
 
     with reported_errors():
+        # Built here first so that a bad setting is reported before any worker starts (and the
+        # embedded mode's session key is made once, not by each worker at the same moment).
         application = create_app()
+        processes = workers or load_settings().web_workers or default_web_workers()
     console.print(
-        f"hie {__version__} serving on http://{host}:{port}: dashboard /dashboard, "
-        f"API docs /docs, health /healthz (Ctrl-C stops it)"
+        f"hie {__version__} serving on http://{host}:{port} ({processes} worker process"
+        f"{'es' if processes > 1 else ''}): dashboard /dashboard, API docs /docs, health "
+        "/healthz (Ctrl-C stops it)"
     )
     # uvicorn shuts down on SIGTERM itself (closing the database in the app's lifespan), then
     # re-raises the signal to the handler it found: the default one, so the exit says SIGTERM.
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    uvicorn.run(application, host=host, port=port, log_level="info")
+    if processes == 1:
+        uvicorn.run(application, host=host, port=port, log_level="info")
+        return
+    # Each worker builds its own app: its own database pool (with the embedded server, each
+    # joins the one PostgreSQL of the data folder; the last to leave stops it), its own
+    # background writer of read audit entries.
+    uvicorn.run(
+        "hie.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=processes,
+        log_level="info",
+    )
 
 
 # What to type, not Python's type names: typer prints <str>, <bool>, <list[Path]>.

@@ -59,6 +59,14 @@ def push(
             "answers 503 (or 408, 429, 502, 504) before push stops.",
         ),
     ] = 300.0,
+    asynchronous: Annotated[
+        bool,
+        typer.Option(
+            "--async",
+            help="Upload in bulk: resources and NDJSON as one $import job, CDA documents as one "
+            "zip batch, then follow the jobs with a progress bar.",
+        ),
+    ] = False,
 ) -> None:
     """Validate files as the server would, then upload those that pass. Exit code 1 if any file
     was invalid or rejected, or the platform stayed unavailable.
@@ -82,6 +90,10 @@ def push(
         errors.print(f"{server}{retry.path}: {why}, retrying in {retry.delay:g} s", highlight=False)
 
     client = PlatformClient(server, token, retry_for=retry_for, on_retry=waiting)
+    if asynchronous:
+        with client:
+            _push_async(client, files, options, skip_invalid, outcomes, reasons)
+        _finish(len(files), server, outcomes, reasons)
     with client, Progress(console=errors, transient=True) as bar:
         task = bar.add_task("pushing", total=len(files))
         for index, path in enumerate(files):
@@ -122,7 +134,46 @@ def push(
                 _note(path, receipt, reasons)
                 if receipt.outcome == UNAVAILABLE:
                     break
-    print_counts(f"{len(files)} file(s) to {server}", "outcome", outcomes)
+    _finish(len(files), server, outcomes, reasons)
+
+
+def _push_async(
+    client: PlatformClient,
+    files: list[str],
+    options: Options,
+    skip_invalid: bool,
+    outcomes: Counter[str],
+    reasons: Counter[str],
+) -> None:
+    from hie.cli.push_async import is_unit_bundle, send_jobs
+
+    fhir: list[tuple[Path, str]] = []
+    cda: list[Path] = []
+    for path in files:
+        local = validate_path(path, options)
+        if local.report.rejected and skip_invalid:
+            outcomes["invalid here, not sent"] += 1
+            reasons.update(issue.rule for issue in local.report.errors)
+            continue
+        body = Path(path).read_bytes()
+        kind = sniff(body)
+        if kind == "cda":
+            cda.append(Path(path))
+        elif kind == "fhir-xml":
+            outcomes["not sent: the platform takes FHIR as JSON"] += 1
+        elif kind == "fhir-json" and is_unit_bundle(body):
+            method, resource_path = _fhir_route(body)
+            receipt = client.submit_fhir(body, resource_path=resource_path, method=method)
+            outcomes[receipt.outcome] += 1
+            _note(path, receipt, reasons)
+        else:
+            fhir.append((Path(path), kind))
+    # A job that fails or is refused is counted under its own label.
+    send_jobs(client, fhir, cda, outcomes, reasons)
+
+
+def _finish(count: int, server: str, outcomes: Counter[str], reasons: Counter[str]) -> None:
+    print_counts(f"{count} file(s) to {server}", "outcome", outcomes)
     if reasons:
         print_counts("rejections by rule", "rule", reasons)
     failed = sum(
@@ -134,6 +185,10 @@ def push(
             "not sent: the platform takes FHIR as JSON",
             UNAVAILABLE,
             NOT_SENT,
+            "failed on the platform",
+            "job failed",
+            "$import not accepted",
+            "CDA batch not accepted",
         )
     )
     raise typer.Exit(1 if failed else 0)

@@ -43,6 +43,8 @@ _INTERACTIONS = {
     "create": "create",
     "update": "update",
     "delete": "delete",
+    "patch": "patch",
+    "operation": "operation",
     "transaction": "transaction",
     "batch": "batch",
 }

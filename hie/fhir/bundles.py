@@ -6,11 +6,11 @@ references rewritten, and every entry written in one database transaction, in FH
 (DELETE, POST, PUT, GET). Any failure rolls all of it back and rejects each resource in it.
 A batch runs each entry on its own (a savepoint each): one failing entry fails only itself.
 
-References are not required to point to stored resources (a regional exchange receives data out
-of order, as HAPI does with referential integrity off); but a ``urn:uuid:`` reference must name
-an entry of the same Bundle, and a conditional reference (``Practitioner?identifier=…``) must
-match exactly one stored resource of the institution, otherwise the transaction is rejected
-naming each unresolved reference.
+A ``urn:uuid:`` reference must name an entry of the same Bundle, and a conditional reference
+(``Practitioner?identifier=…``) must match exactly one stored resource of the institution,
+otherwise the transaction is rejected naming each unresolved reference. Relative references
+must name a resource the institution has once the whole Bundle is written (referential
+integrity, integrity.py, unless turned off: a regional exchange may receive data out of order).
 """
 
 from __future__ import annotations
@@ -20,19 +20,36 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
+import psycopg
+
 from hie.audit import mask
 from hie.catalog import Catalog, Table
 from hie.fhir.content import parse_etag
 from hie.fhir.parameters import reference_target
-from hie.fhir.responses import Answer, bundle, failure
-from hie.fhir.rules import BUNDLE, PRECONDITION, REFERENCE, REQUEST
+from hie.fhir.patch import Patch, PatchError, parse_patch, patch_from_binary
+from hie.fhir.patching import apply_to_stored, single_target
+from hie.fhir.responses import Answer, bundle, failure, information, resource_answer
+from hie.fhir.rules import BUNDLE, PATCH, PRECONDITION, REFERENCE, REQUEST
 from hie.fhir.server import Call, FhirServer, Upload
-from hie.fhir.session import Prepared, WriteRefused, WriteSession, new_id, prepare, refuse
+from hie.fhir.session import (
+    Prepared,
+    WriteRefused,
+    WriteSession,
+    Written,
+    new_id,
+    prepare,
+    refuse,
+)
+from hie.fhir.writes import delete_matching
 from hie.ingest import reject
+from hie.storage.search import LiveRow
 from hie.validators import Report, Severity
 from hie.validators.fhir import entry_types_of, validate_resource
 
-_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
+# Entries of a batch written together (one savepoint, a few statements): bounds what one
+# savepoint holds and what a failing group costs when its entries are then run one by one.
+BATCH_GROUP = 500
 _INSTANCE = re.compile(r"([A-Z][A-Za-z]+)/([A-Za-z0-9\-.]{1,64})")
 _CONDITIONAL = re.compile(r"([A-Z][A-Za-z]+)\?(.+)")
 
@@ -52,6 +69,11 @@ class Entry:
     table: Table | None = None
     if_match: int | None = None
     report: Report = field(default_factory=Report)
+    patch: Patch | None = None  # a PATCH entry's operations
+    patch_condition: str | None = None  # PATCH <Type>?<query>: the one resource it names
+    delete_condition: str | None = None  # DELETE <Type>?<query>
+    if_none_match: str | None = None  # GET entries: a conditional read
+    if_modified_since: str | None = None
 
     @property
     def path(self) -> str:
@@ -82,11 +104,18 @@ def _plan(
     path = entry.url.split("?", 1)[0]
     instance, conditional = _INSTANCE.fullmatch(path), _CONDITIONAL.fullmatch(entry.url)
     if entry.method == "GET":
+        entry.if_none_match = request.get("ifNoneMatch") or None
+        entry.if_modified_since = request.get("ifModifiedSince") or None
         return entry
-    if entry.method == "DELETE" and instance:
+    if entry.method == "DELETE" and instance and "?" not in entry.url:
         entry.resource_type, entry.resource_id = instance[1], instance[2]
         return entry
+    if entry.method == "DELETE" and conditional:
+        entry.resource_type, entry.delete_condition = conditional[1], conditional[2]
+        return entry
     resource = raw.get("resource")
+    if entry.method == "PATCH" and (instance or conditional):
+        return _plan_patch(entry, resource, instance, conditional)
     if entry.method == "POST" and re.fullmatch(r"[A-Z][A-Za-z]+", entry.url):
         entry.resource_type, entry.resource_id = entry.url, new_id()
         entry.condition = request.get("ifNoneExist") or None
@@ -101,7 +130,8 @@ def _plan(
             Severity.ERROR,
             REQUEST.id,
             f"{entry.method} {entry.url} is not supported in a Bundle (POST <Type>, PUT "
-            "<Type>/<id>, PUT <Type>?<query>, DELETE <Type>/<id>, GET)",
+            "<Type>/<id>, PUT <Type>?<query>, PATCH <Type>/<id>, PATCH <Type>?<query>, "
+            "DELETE <Type>/<id>, DELETE <Type>?<query>, GET)",
             code="not-supported",
             expression=f"{entry.path}.request",
         )
@@ -138,6 +168,30 @@ def _plan(
     entry.table = result.table
     if entry.table is None and not entry.report.rejected:
         entry.report.add(Severity.ERROR, REQUEST.id, "no table accepts this resource")
+    return entry
+
+
+def _plan_patch(
+    entry: Entry, resource: Any, instance: re.Match[str] | None, conditional: re.Match[str] | None
+) -> Entry:
+    """A PATCH entry: a Binary holding a base64 JSON Patch, or a Parameters resource (FHIRPath
+    Patch), as HAPI takes them; ``<Type>/<id>`` or ``<Type>?<query>``."""
+    if conditional and "?" in entry.url:
+        entry.resource_type, entry.patch_condition = conditional[1], conditional[2]
+    elif instance:
+        entry.resource_type, entry.resource_id = instance[1], instance[2]
+    try:
+        if isinstance(resource, dict) and resource.get("resourceType") == "Binary":
+            entry.patch = Patch("json", patch_from_binary(resource))
+        else:
+            entry.patch = parse_patch(None, resource)
+    except PatchError as exc:
+        entry.report.add(
+            Severity.ERROR,
+            PATCH.id,
+            str(exc),
+            expression=f"{entry.path}.resource{'.' + exc.expression if exc.expression else ''}",
+        )
     return entry
 
 
@@ -213,6 +267,21 @@ def _prefetch(session: WriteSession, plans: list[Entry]) -> None:
     session.prefetch(references, lock=False)
 
 
+def _together(plan: Entry) -> bool:
+    """Whether a batch entry can be written with others (:meth:`BundleProcessor.batch_run`):
+    a valid create or update without If-Match or conditional references; a create may carry
+    ifNoneExist, a conditional update runs on its own."""
+    return (
+        plan.method in ("POST", "PUT")
+        and not plan.report.rejected
+        and not (plan.condition and plan.method != "POST")
+        and plan.if_match is None
+        and plan.resource is not None
+        and plan.table is not None
+        and not _conditional_references(plan.resource, [])
+    )
+
+
 def _id_map(writes: list[Entry]) -> dict[str, str]:
     """fullUrl → "<Type>/<id>" of every entry that has its id."""
     ids: dict[str, str] = {}
@@ -259,6 +328,7 @@ def _entry_json(answer: Answer, prefs_mode: str | None) -> dict[str, Any]:
 class BundleProcessor:
     def __init__(self, server: FhirServer) -> None:
         self.server = server
+        self.declared: list[str] | None = None
 
     def process(self, call: Call, body: bytes) -> Answer:
         read, refused = self.server.parse(call, body, "Bundle")
@@ -285,13 +355,16 @@ class BundleProcessor:
             report.add(
                 Severity.ERROR,
                 BUNDLE.id,
-                f"the Bundle has {len(entries)} entries; at most {limit} are accepted",
+                f"the Bundle has {len(entries)} entries; at most {limit} are accepted in one "
+                "Bundle (HIE_MAX_BUNDLE_ENTRIES): split it, or send large loads as NDJSON to "
+                "POST /fhir/$import, which answers 202 and stores them as a job",
                 code="too-costly",
                 expression="Bundle.entry",
             )
             return self.server.refused(call, 413, report, body, len(entries))
         call = replace(call, action=f"fhir.{kind}")  # the audit entry names the Bundle's kind
         catalog, declared = self.server.context(call.scope)
+        self.declared = declared  # PATCH entries validate their result against it
         types = entry_types_of(resource)
         plans = [_plan(raw, i, catalog, declared, types) for i, raw in enumerate(entries)]
         for plan in plans:  # in XML, each entry's issues also get their line and column
@@ -347,14 +420,25 @@ class BundleProcessor:
                     for p in writes
                     if p.resource is not None and p.table is not None and p.index not in matched
                 }
-            answers = {
-                p.index: self.write_one(session, call, p, prepared, matched)
-                for p in sorted(writes, key=lambda p: _ORDER.get(p.method, 9))
-            }
+            answers: dict[int, Answer] = {}
+            ordered = sorted(writes, key=lambda p: _ORDER.get(p.method, 9))
+            # Plain creates and updates are written together; the rest one by one, in order.
+            together = [
+                p
+                for p in ordered
+                if p.index in prepared and p.index not in matched and p.if_match is None
+            ]
+            for plan, written in zip(
+                together, session.store_many([prepared[p.index] for p in together]), strict=True
+            ):
+                answers[plan.index] = self.written_answer(call, plan, written)
+            for plan in ordered:
+                if plan.index not in answers:
+                    answers[plan.index] = self.write_one(session, call, plan, prepared, matched)
             for plan in plans:
                 if plan.method == "GET":
                     # Answered from committed data: the writes above are not visible yet.
-                    answers[plan.index] = self.get(call, plan.url)
+                    answers[plan.index] = self.get(call, plan)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
             return Answer(200, bundle("transaction-response", entries))
@@ -398,10 +482,34 @@ class BundleProcessor:
         prepared: dict[int, Prepared],
         matched: dict[int, Answer],
     ) -> Answer:
-        from hie.fhir.responses import information, resource_answer
 
         if plan.index in matched:
             return matched[plan.index]
+        if plan.method == "PATCH" and plan.patch is not None:
+            target = plan.resource_id
+            if plan.patch_condition is not None:
+                target = single_target(session, plan.resource_type, plan.patch_condition)
+            return apply_to_stored(
+                session,
+                call,
+                plan.resource_type,
+                target or "",
+                plan.patch,
+                plan.if_match,
+                session.catalog,
+                self.declared,
+                path=f"{plan.path}.resource",
+            )
+        if plan.method == "DELETE" and plan.delete_condition is not None:
+            settings = self.server.settings
+            deleted = delete_matching(
+                session,
+                plan.resource_type,
+                plan.delete_condition,
+                allow_multiple=settings.allow_multiple_delete,
+                limit=settings.max_multiple_delete,
+            )
+            return information(200 if deleted else 204, f"{len(deleted)} resource(s) deleted")
         if plan.method == "DELETE":
             written = session.delete(
                 plan.resource_type, plan.resource_id or "", if_match=plan.if_match
@@ -411,6 +519,10 @@ class BundleProcessor:
                 answer.headers["ETag"] = f'W/"{written.version}"'
             return answer
         stored = session.store(prepared[plan.index], if_match=plan.if_match)
+        return self.written_answer(call, plan, stored)
+
+    def written_answer(self, call: Call, plan: Entry, stored: Written) -> Answer:
+
         status = 201 if stored.status == "created" else 200
         return resource_answer(
             status,
@@ -425,40 +537,129 @@ class BundleProcessor:
 
     def batch(self, call: Call, body: bytes, catalog: Catalog, plans: list[Entry]) -> Answer:
         def work(session: WriteSession, upload: Upload) -> Answer:
-            answers: dict[int, Answer] = {}
+            # Each answer is turned into its response entry at once, so the written resources
+            # of a group are let go before the next group is written.
+            entries: dict[int, dict[str, Any]] = {}
+            mode = call.prefs.return_mode
             ids = {
                 p.full_url: f"{p.resource_type}/{p.resource_id}"
                 for p in plans
                 if p.full_url and p.resource_id and p.method in ("POST", "PUT")
             }
-            _prefetch(session, plans)
-            for plan in plans:
-                if plan.method == "GET":
-                    continue
-                if plan.report.rejected:
-                    answers[plan.index] = failure(422, plan.report)
-                else:
-                    try:
-                        with session.conn.transaction():  # a savepoint: this entry alone
-                            answers[plan.index] = self.batch_entry(session, call, plan, ids)
-                            session.finish()
+            for start in range(0, len(plans), BATCH_GROUP):
+                group = plans[start : start + BATCH_GROUP]
+                _prefetch(session, group)
+                # In the Bundle's order: runs of entries that can be written together, each
+                # other entry on its own between them.
+                answers: dict[int, Answer] = {}
+                run: list[Entry] = []
+                for plan in group:
+                    if plan.method == "GET":
                         continue
-                    except WriteRefused as exc:
-                        answers[plan.index] = failure(exc.status, exc.report)
-                        session.index = type(session.index)(session.institution_code)
-                        plan.report.extend(exc.report)
-                upload.rejected += 1
-                reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+                    if _together(plan):
+                        run.append(plan)
+                        continue
+                    answers |= self.batch_run(session, call, run, ids)
+                    run = []
+                    answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
+                answers |= self.batch_run(session, call, run, ids)
+                for index, answer in answers.items():
+                    upload.rejected += answer.status >= 400
+                    entries[index] = _entry_json(answer, mode)
             for plan in plans:
                 if plan.method == "GET":
-                    answers[plan.index] = self.get(call, plan.url)
+                    entries[plan.index] = _entry_json(self.get(call, plan), mode)
                     session.reads.append(mask(plan.url))  # named in the audit entry
             if upload.rejected:
-                upload.outcome = "partial" if upload.rejected < len(answers) else "rejected"
-            entries = [_entry_json(answers[p.index], call.prefs.return_mode) for p in plans]
-            return Answer(200, bundle("batch-response", entries))
+                upload.outcome = "partial" if upload.rejected < len(entries) else "rejected"
+            return Answer(200, bundle("batch-response", [entries[p.index] for p in plans]))
 
         return self.server.write(call, body, catalog, work)
+
+    def batch_run(
+        self, session: WriteSession, call: Call, run: list[Entry], ids: dict[str, str]
+    ) -> dict[int, Answer]:
+        """Consecutive batch entries that can be written together (see :func:`_together`),
+        with the result of writing them one after the other: a conditional create is matched
+        from the values prefetched for its group, unless an earlier entry of the run writes a
+        value it tests (it then runs on its own after the run, and matches that entry). The
+        creates and updates are written under one savepoint; when that fails, nothing of it
+        stays and each entry runs on its own (and fails alone)."""
+        answers: dict[int, Answer] = {}
+        plain: list[tuple[Entry, Prepared]] = []
+        matched: list[tuple[Entry, LiveRow]] = []
+        alone: list[Entry] = []
+        written_values: set[tuple[str, str, str]] = set()  # what the run's writes are found by
+        written_ids: set[tuple[str, str]] = set()
+        for plan in run:
+            if plan.condition:
+                key = session.single_value(plan.resource_type, plan.condition)
+                rows = (
+                    []
+                    if key is None
+                    else session.find(plan.resource_type, plan.condition, lock=True)
+                )
+                if (
+                    key is None
+                    or key in written_values
+                    or len(rows) > 1
+                    or any((plan.resource_type, r.resource_id) in written_ids for r in rows)
+                ):
+                    alone.append(plan)
+                    continue
+                if rows:
+                    plan.resource_id = rows[0].resource_id
+                    matched.append((plan, rows[0]))
+                    continue
+            problems: list[str] = []
+            _rewrite(None, plan.resource, ids, {}, problems)
+            if problems or plan.resource is None or plan.table is None:
+                alone.append(plan)
+                continue
+            prepared = session.prepare(plan.resource, plan.table)
+            plain.append((plan, prepared))
+            written_ids.add((plan.resource_type, plan.resource_id or ""))
+            written_values.update(
+                (plan.resource_type, v.param, v.value) for v in prepared.index if v.value
+            )
+        if matched:
+            found = self.server.existing_many(session.conn, [r for _, r in matched], call, 200)
+            for (plan, _), answer in zip(matched, found, strict=True):
+                answers[plan.index] = answer
+        if plain:
+            mark = session.mark()
+            try:
+                with session.conn.transaction():  # a savepoint: these entries alone
+                    written = session.store_many([prepared for _, prepared in plain])
+                    session.finish()
+                for (plan, _), one in zip(plain, written, strict=True):
+                    answers[plan.index] = self.written_answer(call, plan, one)
+            except (WriteRefused, psycopg.Error):
+                session.undo(mark)
+                alone.extend(plan for plan, _ in plain)
+        for plan in sorted(alone, key=lambda p: p.index):
+            answers[plan.index] = self.batch_entry_answer(session, call, plan, ids)
+        return answers
+
+    def batch_entry_answer(
+        self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]
+    ) -> Answer:
+        """One batch entry on its own, under a savepoint: its answer, or its failure counted as
+        a rejection."""
+        if not plan.report.rejected:
+            try:
+                with session.conn.transaction():  # a savepoint: this entry alone
+                    answer = self.batch_entry(session, call, plan, ids)
+                    session.finish()
+                return answer
+            except WriteRefused as exc:
+                session.index = type(session.index)(session.institution_code)
+                session.discard()
+                plan.report.extend(exc.report)
+                reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+                return failure(exc.status, exc.report)
+        reject(session.conn, session.arrival, sorted({i.rule for i in plan.report.errors}))
+        return failure(422, plan.report)
 
     def batch_entry(
         self, session: WriteSession, call: Call, plan: Entry, ids: dict[str, str]
@@ -476,23 +677,35 @@ class BundleProcessor:
         )
         return self.write_one(session, call, plan, prepared, matched)
 
-    def get(self, call: Call, url: str) -> Answer:
+    def get(self, call: Call, plan: Entry) -> Answer:
         """A GET entry: read, vread, history or search, answered as its own request would be."""
+        url = plan.url
         path, _, query = url.partition("?")
         pairs = parse_qsl(query, keep_blank_values=True)
         parts = path.split("/")
         self_url = f"{call.base}/{url}"
         server = self.server
+        if parts == ["_history"]:
+            return server.history(call, None, None, pairs, self_url)
         if len(parts) == 1 and parts[0]:
             return server.search(call, parts[0], pairs, self_url)
         if len(parts) == 2 and parts[1] == "_history":
             return server.history(call, parts[0], None, pairs, self_url)
         if len(parts) == 2:
-            return server.read(call, parts[0], parts[1])
+            read = server.read(
+                call,
+                parts[0],
+                parts[1],
+                pairs,
+                if_none_match=plan.if_none_match,
+                if_modified_since=plan.if_modified_since,
+            )
+            # A read's entry carries the resource (no Location: nothing was written).
+            return replace(read, location=None)
         if len(parts) == 3 and parts[2] == "_history":
             return server.history(call, parts[0], parts[1], pairs, self_url)
         if len(parts) == 4 and parts[2] == "_history":
-            return server.vread(call, parts[0], parts[1], parts[3])
+            return server.vread(call, parts[0], parts[1], parts[3], pairs)
         report = Report()
         report.add(Severity.ERROR, REQUEST.id, f"GET {url} is not supported", code="not-supported")
         return failure(400, report)

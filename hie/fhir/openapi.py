@@ -48,13 +48,21 @@ _SEARCH_NAMES = sorted(
         "_sort",
         "_total",
         "_summary",
+        "_elements",
         "_include",
         "_revinclude",
+        "_cursor",
     }
     | {name for t in DEFAULT_TYPES for name in parameters_of(t)}
 )
 _SEARCH = [_string(name, "query", "a FHIR search parameter") for name in _SEARCH_NAMES]
-_HISTORY = [_string(n, "query", "history paging") for n in ("_count", "_offset", "_since")]
+_HISTORY = [
+    _string(n, "query", "history paging and period") for n in ("_count", "_offset", "_since", "_at")
+]
+_READ = [
+    _string("_summary", "query", "true, text, data or false: a part of the resource"),
+    _string("_elements", "query", "the elements to send (id, meta and mandatory ones too)"),
+]
 
 _RESOURCE_SCHEMA = {
     "type": "object",
@@ -115,6 +123,8 @@ def extra(*, body: str | None = None, query: str | None = None) -> dict[str, Any
         parameters += _SEARCH
     elif query == "history":
         parameters += _HISTORY
+    elif query == "read":
+        parameters += _READ
     described: dict[str, Any] = {"parameters": parameters}
     if body == "resource":
         described.update(_BODY)

@@ -1,38 +1,50 @@
-"""The FHIR interactions that read: read, vread, history (instance and type level) and search
-(with ``_include``, ``_revinclude``, ``_total`` and paging by ``_offset``)."""
+"""The FHIR interactions that read: read, vread (both with ``_summary``/``_elements``) and
+search (criteria in search.py; ``_sort``, ``_include``, ``_revinclude``, ``_summary``,
+``_elements`` in results.py, includes.py, summary.py; ``_total``; paging by keyset cursors,
+paging.py, or by ``_offset``). History is in history.py."""
 
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from hie.fhir.calls import Call
-from hie.fhir.content import instant, served_form
-from hie.fhir.dates import date_range
+from hie.fhir.content import served_form
+from hie.fhir.includes import IncludeError, included
+from hie.fhir.paging import CURSOR, Binding, CursorError, Cursors, Direction, Position, page_url
 from hie.fhir.responses import Answer, Preferences, bundle, error, resource_answer
-from hie.fhir.search import (
-    ParsedSearch,
-    SearchError,
-    check_storable,
-    parse_search,
-    whole_number,
-)
-from hie.storage import Connection, Database
-from hie.storage.fhir import (
-    instance_history,
-    live_rows,
-    load_resources,
-    read_version_of,
-    type_history,
-)
+from hie.fhir.results import ResultError, parse_results
+from hie.fhir.search import SearchError, parse_search
+from hie.fhir.summary import Subsetting, SubsettingError, parse_subsetting, subset
+from hie.storage import Database
+from hie.storage.fhir import load_resources, read_version_of
+from hie.storage.keyset import KeyedRow, search_page
 from hie.storage.records import get_head, read_version
-from hie.storage.search import LiveRow, count, referenced, referring, search
-
-MAX_INCLUDED = 1000
+from hie.storage.search import LiveRow, count
 
 
-def read(database: Database, call: Call, resource_type: str, resource_id: str) -> Answer:
+def _subsetted(answer: Answer, pairs: list[tuple[str, str]]) -> Answer:
+    """A read's answer with ``_summary``/``_elements`` applied (400 for a bad value)."""
+    try:
+        subsetting = parse_subsetting(pairs)
+    except SubsettingError as exc:
+        return error(400, "invalid", str(exc))
+    if answer.status == 200 and answer.body is not None and subsetting.active:
+        answer.body = subset(answer.body, subsetting)
+    return answer
+
+
+def read(
+    database: Database,
+    call: Call,
+    resource_type: str,
+    resource_id: str,
+    pairs: list[tuple[str, str]] | None = None,
+) -> Answer:
+    return _subsetted(_read(database, call, resource_type, resource_id), pairs or [])
+
+
+def _read(database: Database, call: Call, resource_type: str, resource_id: str) -> Answer:
     logical_id = f"{resource_type}/{resource_id}"
     with database.connection() as conn:
         head = get_head(conn, call.scope.institution_code, logical_id)
@@ -56,6 +68,18 @@ def read(database: Database, call: Call, resource_type: str, resource_id: str) -
 
 
 def vread(
+    database: Database,
+    call: Call,
+    resource_type: str,
+    resource_id: str,
+    version_id: str,
+    pairs: list[tuple[str, str]] | None = None,
+) -> Answer:
+    answer = _vread(database, call, resource_type, resource_id, version_id)
+    return _subsetted(answer, pairs or [])
+
+
+def _vread(
     database: Database, call: Call, resource_type: str, resource_id: str, version_id: str
 ) -> Answer:
     logical_id = f"{resource_type}/{resource_id}"
@@ -77,51 +101,10 @@ def vread(
     )
 
 
-def history(
-    database: Database,
-    zone: ZoneInfo,
-    call: Call,
-    resource_type: str,
-    resource_id: str | None,
-    pairs: list[tuple[str, str]],
-    self_url: str,
-) -> Answer:
-    values = dict(pairs)
-    try:
-        check_storable(pairs)
-        page = min(whole_number(values.get("_count", "20"), "_count"), 1000)
-        offset = whole_number(values.get("_offset", "0"), "_offset")
-    except SearchError as exc:
-        return error(400, "invalid", str(exc))
-    since = None
-    if "_since" in values:
-        found = date_range(values["_since"], zone)
-        if found is None:
-            return error(400, "invalid", f"_since={values['_since']} is not an instant")
-        since = found[0]
-    inst = call.scope.institution_code
-    with database.connection() as conn:
-        if resource_id is not None:
-            logical_id = f"{resource_type}/{resource_id}"
-            if get_head(conn, inst, logical_id) is None:
-                return error(404, "not-found", f"{logical_id} is not known")
-            rows = instance_history(
-                conn, inst, logical_id, since=since, count=page + 1, offset=offset
-            )
-        else:
-            rows = type_history(
-                conn, inst, resource_type, since=since, count=page + 1, offset=offset
-            )
-    entries = [_history_entry(row, call.base) for row in rows[:page]]
-    links = [("self", self_url)]
-    if len(rows) > page:
-        links.append(("next", _with_offset(self_url, pairs, offset + page)))
-    return Answer(200, bundle("history", entries, links=links))
-
-
 def search_type(
     database: Database,
     zone: ZoneInfo,
+    cursors: Cursors,
     call: Call,
     resource_type: str,
     pairs: list[tuple[str, str]],
@@ -134,34 +117,52 @@ def search_type(
             institution_code=call.scope.institution_code,
             zone=zone,
         )
-    except SearchError as exc:
+        results = parse_results(resource_type, pairs)
+    except (SearchError, ResultError, IncludeError, SubsettingError) as exc:
         return error(400, "invalid", str(exc))
     if parsed.unknown and not call.prefs.lenient:
         # HAPI JPA's default: an unknown parameter would widen the result, so it is refused.
         return error(400, "processing", "; ".join(parsed.unknown))
     query = parsed.query
+    binding = Binding(call.scope.institution_code, call.scope.token_id, resource_type, tuple(pairs))
+    position: Position | None = None
+    if results.cursor is not None:
+        try:
+            position = cursors.open(results.cursor, binding)
+        except CursorError as exc:
+            return error(exc.status, "invalid" if exc.status == 400 else "expired", str(exc))
     with database.connection() as conn:
-        if parsed.count_only:
+        if parsed.count_only or results.subsetting.count_only:
             counted = count(conn, query)
             return Answer(200, bundle("searchset", [], links=[("self", self_url)], total=counted))
         page = query.count
-        query.count = page + 1
-        rows = search(conn, query)
-        query.count = page
-        more = len(rows) > page
-        rows = rows[:page]
+        keyed = search_page(
+            conn,
+            query,
+            results.sort,
+            after=position.key if position else None,
+            backwards=position.backwards if position else False,
+            limit=page + 1,
+            offset=query.offset if results.offset_paging else 0,
+        )
+        more = len(keyed) > page
+        keyed = keyed[:page]
+        if position is not None and position.backwards:
+            keyed.reverse()  # read from the end, nearest first
+        rows = [k.row for k in keyed]
         # A total costs a count unless this page is all there is; without _total it is
         # given only then (a count over millions of rows is not free).
-        complete = query.offset == 0 and not more
+        complete = position is None and query.offset == 0 and not more
         total: int | None = None
         if complete and parsed.total != "none":
             total = len(rows)
         elif parsed.total == "accurate":
             total = count(conn, query)
-        included = _included(conn, call, parsed, rows)
-        resources = load_resources(conn, rows + included)
-    found = [_search_entry(r, resources, call.base, "match") for r in rows]
-    found += [_search_entry(r, resources, call.base, "include") for r in included]
+        added = included(conn, call.scope.institution_code, results.includes, rows)
+        resources = load_resources(conn, rows + added)
+    subsetting = results.subsetting
+    found = [_search_entry(r, resources, call.base, "match", subsetting) for r in rows]
+    found += [_search_entry(r, resources, call.base, "include", subsetting) for r in added]
     entries = [e for e in found if e is not None]
     if parsed.unknown or parsed.warnings:
         issues = [
@@ -174,75 +175,79 @@ def search_type(
                 "search": {"mode": "outcome"},
             }
         )
-    links = [("self", self_url)]
-    if more:
-        links.append(("next", _with_offset(self_url, pairs, query.offset + page)))
+    if results.offset_paging:
+        links = _offset_links(self_url, pairs, query.offset, page, more, total)
+    else:
+        links = _cursor_links(cursors, binding, self_url, pairs, position, keyed, more)
     return Answer(200, bundle("searchset", entries, links=links, total=total))
 
 
-def _included(
-    conn: Connection, call: Call, parsed: ParsedSearch, rows: list[LiveRow]
-) -> list[LiveRow]:
-    """The resources ``_include`` and ``_revinclude`` add to a page of matches (at most
-    :data:`MAX_INCLUDED`, none already among the matches)."""
-    if not rows or not (parsed.includes or parsed.revincludes):
-        return []
-    inst = call.scope.institution_code
-    seen = {(r.resource_type, r.resource_id) for r in rows}
-    keys: list[tuple[str, str]] = []
-    for include in parsed.includes:
-        ids = [r.resource_id for r in rows]
-        for target in referenced(conn, inst, include.source, ids, [include.param]):
-            kind, _, target_id = target.partition("/")
-            if include.target in (None, kind):
-                keys.append((kind, target_id))
-    targets = [f"{r.resource_type}/{r.resource_id}" for r in rows]
-    for include in parsed.revincludes:
-        for source_id in referring(
-            conn, inst, include.source, include.param, targets, MAX_INCLUDED
-        ):
-            keys.append((include.source, source_id))
-    unique = [k for k in dict.fromkeys(keys) if k not in seen][:MAX_INCLUDED]
-    return live_rows(conn, inst, unique)
+def _cursor_links(
+    cursors: Cursors,
+    binding: Binding,
+    self_url: str,
+    pairs: list[tuple[str, str]],
+    position: Position | None,
+    keyed: list[KeyedRow],
+    more: bool,
+) -> list[tuple[str, str]]:
+    """self, first, previous, next and last of a page reached by ``position``."""
+
+    def link(direction: Direction, key: list[Any] | None) -> str:
+        token = cursors.seal(binding, Position(direction, key))
+        return page_url(self_url, pairs, [(CURSOR, token)])
+
+    links = [("self", self_url)]
+    if position is not None:
+        links.append(("first", page_url(self_url, pairs, [])))
+    if not keyed:
+        return links
+    # Read forward, "more" means a next page; read backwards (previous, last), a previous one.
+    backwards = position is not None and position.backwards
+    has_previous = more if backwards else position is not None
+    has_next = position is not None and position.direction == "previous" if backwards else more
+    if has_previous:
+        links.append(("previous", link("previous", keyed[0].key)))
+    if has_next:
+        links.append(("next", link("next", keyed[-1].key)))
+        links.append(("last", link("last", None)))
+    return links
 
 
-def _with_offset(self_url: str, pairs: list[tuple[str, str]], offset: int) -> str:
-    base = self_url.split("?", 1)[0]
-    kept = [(k, v) for k, v in pairs if k != "_offset"]
-    return f"{base}?{urlencode([*kept, ('_offset', str(offset))])}"
+def _offset_links(
+    self_url: str,
+    pairs: list[tuple[str, str]],
+    offset: int,
+    page: int,
+    more: bool,
+    total: int | None,
+) -> list[tuple[str, str]]:
+    links = [("self", self_url)]
+    if offset > 0:
+        links.append(("first", page_url(self_url, pairs, [("_offset", "0")])))
+        previous = max(0, offset - page)
+        links.append(("previous", page_url(self_url, pairs, [("_offset", str(previous))])))
+    if more:
+        links.append(("next", page_url(self_url, pairs, [("_offset", str(offset + page))])))
+        if total is not None and page > 0:
+            last = max(0, (total - 1) // page * page)
+            links.append(("last", page_url(self_url, pairs, [("_offset", str(last))])))
+    return links
 
 
 def _search_entry(
-    row: LiveRow, resources: dict[int, dict[str, Any]], base: str, mode: str
+    row: LiveRow,
+    resources: dict[int, dict[str, Any]],
+    base: str,
+    mode: str,
+    subsetting: Subsetting,
 ) -> dict[str, Any] | None:
     resource = resources.get(row.record_id)
     if resource is None:
         return None
+    served = served_form(resource, row.version, row.last_updated)
     return {
         "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
-        "resource": served_form(resource, row.version, row.last_updated),
+        "resource": subset(served, subsetting, match=mode == "match"),
         "search": {"mode": mode},
     }
-
-
-def _history_entry(row: dict[str, Any], base: str) -> dict[str, Any]:
-    logical_id, version = row["logical_id"], row["version"]
-    resource_type = logical_id.split("/", 1)[0]
-    entry: dict[str, Any] = {"fullUrl": f"{base}/{logical_id}"}
-    if row["deleted"] or row["resource"] is None:
-        entry["request"] = {"method": "DELETE", "url": logical_id}
-        status = "204 No Content"
-    else:
-        entry["resource"] = served_form(row["resource"], version, row["received_at"])
-        entry["request"] = (
-            {"method": "POST", "url": resource_type}
-            if version == 1
-            else {"method": "PUT", "url": logical_id}
-        )
-        status = "201 Created" if version == 1 else "200 OK"
-    entry["response"] = {
-        "status": status,
-        "etag": f'W/"{version}"',
-        "lastModified": instant(row["received_at"]),
-    }
-    return entry

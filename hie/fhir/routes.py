@@ -40,6 +40,7 @@ from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
+from hie.fhir.patch import JSON_PATCH
 from hie.fhir.pdq import search_patients
 from hie.fhir.pix import ihe_pix
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
@@ -53,6 +54,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 PIX = "Patient/$ihe-pix"
+ACCEPTED = (*JSON_TYPES, *XML_TYPES)
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
@@ -117,7 +119,7 @@ async def _run(
     server = _server(request)
     agent = Agent.of(principal, address_of(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
-    if write and content_type is not None and content_type not in (*JSON_TYPES, *XML_TYPES):
+    if write and content_type is not None and content_type not in (*ACCEPTED, JSON_PATCH):
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
         return _respond(error(415, "not-supported", message), request)
 
@@ -201,7 +203,14 @@ async def metadata(request: Request) -> Response:
         server = _server(request)
         with server.database.connection() as conn:
             types = supported_types(server.catalogs.get(conn))
-        return Answer(200, capability_statement(types, _base(request)))
+        settings = server.settings
+        statement = capability_statement(
+            types,
+            _base(request),
+            multiple_delete=settings.allow_multiple_delete,
+            integrity=settings.enforce_referential_integrity_on_write,
+        )
+        return Answer(200, statement)
 
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
@@ -337,6 +346,23 @@ async def transaction(
     )
 
 
+@router.get("/_history", summary="system history", openapi_extra=extra(query="history"))
+async def system_history(
+    request: Request, principal: PrincipalDep, prefer: PreferHeader = None
+) -> Response:
+    pairs = _pairs(request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=False,
+        action="fhir.history",
+        target="_history",
+        query=masked_query(pairs) or None,
+        work=lambda server, call: server.history(call, None, None, pairs, str(request.url)),
+    )
+
+
 @router.get("/{resource_type}", summary="search", openapi_extra=extra(query="search"))
 async def search(
     request: Request,
@@ -407,7 +433,9 @@ async def validate_type(
         None,
         write=False,
         resource_type=resource_type,
-        work=lambda server, call: server.validate(call, resource_type, None, body),
+        work=lambda server, call: server.validate(
+            call, resource_type, None, body, dict(request.query_params)
+        ),
     )
 
 
@@ -426,7 +454,9 @@ async def validate_instance(
         None,
         write=False,
         resource_type=resource_type,
-        work=lambda server, call: server.validate(call, resource_type, resource_id, body),
+        work=lambda server, call: server.validate(
+            call, resource_type, resource_id, body, dict(request.query_params)
+        ),
     )
 
 
@@ -488,6 +518,34 @@ async def conditional_update(
     )
 
 
+@router.delete(
+    "/{resource_type}",
+    summary="conditional delete (search parameters in the URL)",
+    openapi_extra=extra(query="search"),
+)
+async def conditional_delete(
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+) -> Response:
+    condition = _condition(request)
+    if not condition:
+        message = f"DELETE /fhir/{resource_type} needs a condition"
+        return _respond(error(400, "invalid", message), request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.delete",
+        target=resource_type,
+        query=mask(condition),
+        work=lambda server, call: server.conditional_delete(call, resource_type, condition),
+    )
+
+
 @router.get(
     "/{resource_type}/_history", summary="type history", openapi_extra=extra(query="history")
 )
@@ -513,9 +571,18 @@ async def type_history(
     )
 
 
-@router.get("/{resource_type}/{resource_id}", summary="read", openapi_extra=extra())
+@router.get(
+    "/{resource_type}/{resource_id}",
+    summary="read (conditional with If-None-Match, If-Modified-Since)",
+    openapi_extra=extra(query="read"),
+)
 async def read(
-    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+    request: Request,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    principal: PrincipalDep,
+    if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
+    if_modified_since: Annotated[str | None, Header(alias="If-Modified-Since")] = None,
 ) -> Response:
     return _bad_id(request, resource_id) or await _run(
         request,
@@ -525,7 +592,14 @@ async def read(
         resource_type=resource_type,
         action="fhir.read",
         target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.read(call, resource_type, resource_id),
+        work=lambda server, call: server.read(
+            call,
+            resource_type,
+            resource_id,
+            _pairs(request),
+            if_none_match=if_none_match,
+            if_modified_since=if_modified_since,
+        ),
     )
 
 
@@ -603,7 +677,9 @@ async def instance_history(
 
 
 @router.get(
-    "/{resource_type}/{resource_id}/_history/{version_id}", summary="vread", openapi_extra=extra()
+    "/{resource_type}/{resource_id}/_history/{version_id}",
+    summary="vread",
+    openapi_extra=extra(query="read"),
 )
 async def vread(
     request: Request,
@@ -620,5 +696,149 @@ async def vread(
         resource_type=resource_type,
         action="fhir.vread",
         target=f"{resource_type}/{resource_id}/_history/{version_id}",
-        work=lambda server, call: server.vread(call, resource_type, resource_id, version_id),
+        work=lambda server, call: server.vread(
+            call, resource_type, resource_id, version_id, _pairs(request)
+        ),
+    )
+
+
+@router.patch(
+    "/{resource_type}/{resource_id}",
+    summary="patch: JSON Patch or FHIRPath Patch (Parameters)",
+    openapi_extra=extra(body="resource"),
+)
+async def patch(
+    request: Request,
+    resource_type: ResourceType,
+    resource_id: ResourceId,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.patch",
+        target=f"{resource_type}/{resource_id}",
+        work=lambda server, call: server.patch(
+            call, resource_type, resource_id, body, if_match=parse_etag(if_match)
+        ),
+    )
+
+
+@router.patch(
+    "/{resource_type}",
+    summary="conditional patch (search parameters in the URL)",
+    openapi_extra=extra(body="resource", query="search"),
+)
+async def conditional_patch(
+    request: Request,
+    resource_type: ResourceType,
+    principal: PrincipalDep,
+    prefer: PreferHeader = None,
+    if_match: IfMatchHeader = None,
+) -> Response:
+    body = await request.body()
+    condition = _condition(request)
+    if not condition:
+        message = f"PATCH /fhir/{resource_type} needs a condition"
+        return _respond(error(400, "invalid", message), request)
+    return await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.patch",
+        target=resource_type,
+        query=mask(condition),
+        work=lambda server, call: server.patch(
+            call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
+        ),
+    )
+
+
+@router.get(
+    "/Patient/{resource_id}/$everything",
+    summary="Patient $everything: the patient and the institution's records about them",
+    openapi_extra=extra(),
+)
+@router.post(
+    "/Patient/{resource_id}/$everything",
+    summary="Patient $everything (POST)",
+    openapi_extra=extra(),
+)
+async def everything(
+    request: Request, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    pairs = _pairs(request)
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type="Patient",
+        action="fhir.operation",
+        target=f"Patient/{resource_id}/$everything",
+        query=masked_query(pairs) or None,
+        work=lambda server, call: server.everything(call, resource_id, pairs, str(request.url)),
+    )
+
+
+@router.get(
+    "/{resource_type}/{resource_id}/$meta",
+    summary="$meta: the resource's tags, security labels and profiles",
+    openapi_extra=extra(),
+)
+@router.post(
+    "/{resource_type}/{resource_id}/$meta",
+    summary="$meta (POST)",
+    openapi_extra=extra(),
+)
+async def meta(
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=False,
+        resource_type=resource_type,
+        action="fhir.operation",
+        target=f"{resource_type}/{resource_id}/$meta",
+        work=lambda server, call: server.meta(call, resource_type, resource_id),
+    )
+
+
+@router.post(
+    "/{resource_type}/{resource_id}/$meta-add",
+    summary="$meta-add: tags, security labels, profiles added (no new version)",
+    openapi_extra=extra(body="resource"),
+)
+@router.post(
+    "/{resource_type}/{resource_id}/$meta-delete",
+    summary="$meta-delete: tags, security labels, profiles removed (no new version)",
+    openapi_extra=extra(body="resource"),
+)
+async def change_meta(
+    request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
+) -> Response:
+    body = await request.body()
+    operation = request.url.path.rsplit("/", 1)[-1]
+    return _bad_id(request, resource_id) or await _run(
+        request,
+        principal,
+        None,
+        write=True,
+        resource_type=resource_type,
+        action="fhir.operation",
+        target=f"{resource_type}/{resource_id}/{operation}",
+        query=operation,
+        work=lambda server, call: server.change_meta(
+            call, resource_type, resource_id, body, add=operation == "$meta-add"
+        ),
     )

@@ -33,3 +33,24 @@ BUNDLE = register(
     summary="A transaction or batch Bundle holds at most HIE_MAX_BUNDLE_ENTRIES entries.",
     fix="Split the Bundle into smaller ones.",
 )
+PATCH = register(
+    "fhir.request.patch",
+    summary="A PATCH must be a JSON Patch (application/json-patch+json) or a FHIRPath Patch "
+    "(a Parameters resource) that applies to the current version of the resource.",
+    fix="Check each operation's path against the resource as read now (GET it first); send "
+    "If-Match with its ETag to patch only the version you read.",
+)
+INTEGRITY = register(
+    "fhir.request.integrity",
+    summary="A relative reference (<Type>/<id>) must name a resource the institution has "
+    "(HIE_ENFORCE_REFERENTIAL_INTEGRITY_ON_WRITE, on by default as in HAPI FHIR).",
+    fix="Upload the referenced resource first, send both in one transaction Bundle (urn:uuid: "
+    "references), or use a conditional reference (Patient?identifier=system|value).",
+)
+REFERENCED = register(
+    "fhir.request.referenced",
+    summary="A resource other resources still reference cannot be deleted "
+    "(HIE_ENFORCE_REFERENTIAL_INTEGRITY_ON_DELETE, on by default as in HAPI FHIR).",
+    fix="Delete or update the referring resources first (the OperationOutcome names them), or "
+    "delete them together in one transaction Bundle.",
+)

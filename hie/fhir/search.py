@@ -58,7 +58,10 @@ MAX_COUNT = 1000
 PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap")
 # Result parameters that change nothing in a JSON-only server.
 IGNORED = frozenset({"_format", "_pretty"})
-SORTABLE = ("_id", "_lastUpdated")
+# Result parameters read by hie/fhir/results.py (sort, includes, subsetting, paging cursor).
+RESULT_PARAMETERS = frozenset(
+    {"_sort", "_include", "_revinclude", "_summary", "_elements", "_cursor"}
+)
 # Links of a chain (subject.organization.name is two); deeper chains are refused.
 MAX_CHAIN = 3
 # The modifiers each parameter type takes (besides :missing, which all take; a reference's
@@ -83,20 +86,9 @@ class UnknownParameter(SearchError):
     """A parameter the type does not have: 400 unless ``Prefer: handling=lenient``."""
 
 
-@dataclass(frozen=True)
-class Include:
-    """``_include=Source:param[:Target]`` or ``_revinclude=Source:param[:Target]``."""
-
-    source: str
-    param: str
-    target: str | None
-
-
 @dataclass
 class ParsedSearch:
     query: SearchQuery
-    includes: list[Include] = field(default_factory=list)
-    revincludes: list[Include] = field(default_factory=list)
     total: Literal["none", "estimate", "accurate"] | None = None
     count_only: bool = False
     unknown: list[str] = field(default_factory=list)  # unknown parameters (400 unless lenient)
@@ -175,19 +167,6 @@ def check_storable(pairs: list[tuple[str, str]]) -> None:
             raise SearchError(f"search parameter {printable(name)} {why}")
 
 
-def _include(text: str, name: str, resource_type: str) -> Include:
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise SearchError(f"{name}={text}: use <Type>:<reference parameter>[:<target type>]")
-    source, param = parts[0], parts[1]
-    if name == "_include" and source != resource_type:
-        raise SearchError(f"_include={text}: the source type must be {resource_type}")
-    definition = parameters_of(source).get(param)
-    if definition is None or definition.kind != "reference":
-        raise SearchError(f"{name}={text}: {source} has no reference parameter {param!r}")
-    return Include(source, param, parts[2] if len(parts) == 3 else None)
-
-
 def parse_search(
     resource_type: str,
     pairs: list[tuple[str, str]],
@@ -199,10 +178,9 @@ def parse_search(
     check_storable(pairs)
     query = SearchQuery(institution_code, resource_type, count=DEFAULT_COUNT)
     parsed = ParsedSearch(query)
-    known = parameters_of(resource_type)
     for raw_name, value in pairs:
         name = raw_name.partition(":")[0]
-        if value == "" or name in IGNORED:
+        if value == "" or name in IGNORED or name in RESULT_PARAMETERS:
             continue
         if name == "_id":
             ids = tuple(_split(value, ","))
@@ -214,28 +192,10 @@ def parse_search(
             parsed.count_only = parsed.count_only or query.count == 0
         elif name == "_offset":
             query.offset = _count(value, name)
-        elif name == "_sort":
-            for key in _split(value, ","):
-                desc = key.startswith("-")
-                key = key.lstrip("-")
-                if key not in SORTABLE and known.get(key, None) is None:
-                    raise SearchError(f"_sort={value}: {resource_type} cannot be sorted by {key}")
-                if key not in SORTABLE and known[key].kind != "date":
-                    raise SearchError(f"_sort={value}: only _id, _lastUpdated and dates sort")
-                query.sort.append((key, desc))
         elif name == "_total":
             if value not in ("none", "estimate", "accurate"):
                 raise SearchError("_total is none, estimate or accurate")
             parsed.total = cast(Literal["none", "estimate", "accurate"], value)
-        elif name == "_summary":
-            if value == "count":
-                parsed.count_only = True
-            elif value != "false":
-                parsed.warnings.append(f"_summary={value} is not supported; full resources sent")
-        elif name == "_include":
-            parsed.includes.append(_include(value, name, resource_type))
-        elif name == "_revinclude":
-            parsed.revincludes.append(_include(value, name, resource_type))
         else:
             try:
                 query.criteria.append(_parameter(resource_type, raw_name, value, zone, 0))

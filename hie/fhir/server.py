@@ -9,9 +9,13 @@ catalog, the body, the write transaction with its upload row) in transactions.py
 
 from __future__ import annotations
 
+from functools import cached_property
+
 from hie.catalog import Catalog
-from hie.fhir import reads, writes
+from hie.fhir import history, operations, patching, reads, writes
 from hie.fhir.calls import Call
+from hie.fhir.conditional import not_modified
+from hie.fhir.paging import Cursors
 from hie.fhir.responses import Answer
 from hie.fhir.transactions import Transactions, Upload
 
@@ -52,35 +56,98 @@ class FhirServer(Transactions):
     ) -> Answer:
         return writes.delete(self, call, resource_type, resource_id, if_match=if_match)
 
-    def validate(
-        self, call: Call, resource_type: str, resource_id: str | None, body: bytes
+    def patch(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str | None,
+        body: bytes,
+        *,
+        if_match: int | None,
+        condition: str | None = None,
     ) -> Answer:
-        return writes.validate(self, call, resource_type, resource_id, body)
+        return patching.patch(
+            self, call, resource_type, resource_id, body, if_match=if_match, condition=condition
+        )
+
+    def conditional_delete(self, call: Call, resource_type: str, condition: str) -> Answer:
+        return writes.conditional_delete(self, call, resource_type, condition)
+
+    def validate(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str | None,
+        body: bytes,
+        query: dict[str, str] | None = None,
+    ) -> Answer:
+        return operations.validate(self, call, resource_type, resource_id, body, query or {})
+
+    def meta(self, call: Call, resource_type: str, resource_id: str) -> Answer:
+        return operations.meta(self.database, call, resource_type, resource_id)
+
+    def change_meta(
+        self, call: Call, resource_type: str, resource_id: str, body: bytes, *, add: bool
+    ) -> Answer:
+        return operations.change_meta(self, call, resource_type, resource_id, body, add=add)
+
+    def everything(
+        self, call: Call, patient_id: str, pairs: list[tuple[str, str]], self_url: str
+    ) -> Answer:
+        zone = self.settings.zone
+        return operations.everything(self.database, zone, call, patient_id, pairs, self_url)
 
     # -- reads ------------------------------------------------------------------------------
 
-    def read(self, call: Call, resource_type: str, resource_id: str) -> Answer:
-        return reads.read(self.database, call, resource_type, resource_id)
+    def read(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        pairs: list[tuple[str, str]] | None = None,
+        *,
+        if_none_match: str | None = None,
+        if_modified_since: str | None = None,
+    ) -> Answer:
+        answer = reads.read(self.database, call, resource_type, resource_id, pairs)
+        return not_modified(answer, if_none_match, if_modified_since) or answer
 
-    def vread(self, call: Call, resource_type: str, resource_id: str, version_id: str) -> Answer:
-        return reads.vread(self.database, call, resource_type, resource_id, version_id)
+    def vread(
+        self,
+        call: Call,
+        resource_type: str,
+        resource_id: str,
+        version_id: str,
+        pairs: list[tuple[str, str]] | None = None,
+    ) -> Answer:
+        return reads.vread(self.database, call, resource_type, resource_id, version_id, pairs)
 
     def history(
         self,
         call: Call,
-        resource_type: str,
+        resource_type: str | None,
         resource_id: str | None,
         pairs: list[tuple[str, str]],
         self_url: str,
     ) -> Answer:
         zone = self.settings.zone
-        return reads.history(self.database, zone, call, resource_type, resource_id, pairs, self_url)
+        return history.history(
+            self.database, zone, call, resource_type, resource_id, pairs, self_url
+        )
 
     def search(
         self, call: Call, resource_type: str, pairs: list[tuple[str, str]], self_url: str
     ) -> Answer:
         zone = self.settings.zone
-        return reads.search_type(self.database, zone, call, resource_type, pairs, self_url)
+        return reads.search_type(
+            self.database, zone, self.cursors, call, resource_type, pairs, self_url
+        )
+
+    @cached_property
+    def cursors(self) -> Cursors:
+        """Paging cursors, sealed with a key derived from HIE_SECRET_KEY (made on first use:
+        ``hie ingest`` never pages)."""
+        return Cursors(self.settings.session_secret())
 
 
 __all__ = ["Call", "FhirServer", "Upload", "supported_types"]

@@ -9,7 +9,7 @@ makes concurrent identical requests see each other's result instead of creating 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -19,15 +19,17 @@ from zoneinfo import ZoneInfo
 from hie.catalog import Catalog, Table
 from hie.cda.submission import store_attached_cda
 from hie.fhir.content import content_hash, stored_form
+from hie.fhir.integrity import NAMED_REFERRERS, Reference, references_of, referring_path
 from hie.fhir.parameters import index_rows
-from hie.fhir.rules import PRECONDITION, REQUEST
+from hie.fhir.rules import INTEGRITY, PRECONDITION, REFERENCED, REQUEST
 from hie.fhir.search import ParsedSearch, SearchError, parse_search
-from hie.ingest import Arrival, store_record
+from hie.ingest import Arrival, Incoming, Stored, store_record, store_records
 from hie.normalize import NormalizedRecord
 from hie.normalize.fhir import canonical_identifiers, normalize_resource
 from hie.storage import Connection
 from hie.storage.fhir import IndexValue, IndexWriter, lock_conditions
 from hie.storage.records import get_head
+from hie.storage.references import missing, referrers
 from hie.storage.search import LiveRow, TokenMatch, ValueCriterion, lookup_values, search
 from hie.validators import Report, Severity
 from hie.validators.fhir_rules.attachments import cda_attachment
@@ -77,7 +79,7 @@ class Prepared:
     table: Table
     record: NormalizedRecord
     sha256: bytes
-    index: list[IndexValue]
+    index: Sequence[IndexValue]
 
 
 def prepare(resource: dict[str, Any], table: Table, zone: ZoneInfo) -> Prepared:
@@ -125,6 +127,9 @@ class WriteSession:
     touched: list[str] = field(default_factory=list)
     reads: list[str] = field(default_factory=list)  # GET entries of a Bundle, masked
     index_rows: int = 0  # search-index rows written (for the statistics check after commit)
+    # Referential integrity (hie/fhir/integrity.py), checked by finish() over what was written.
+    check_references: bool = False
+    check_referrers: bool = False
 
     def __post_init__(self) -> None:
         self.index = IndexWriter(self.arrival.institution_code)
@@ -134,10 +139,27 @@ class WriteSession:
         # as this request writes, so later entries see what earlier entries created.
         self._known: dict[ValueKey, list[tuple[str | None, LiveRow]]] = {}
         self._known_of: dict[tuple[str, str], set[ValueKey]] = {}
+        # Written since the last finish(): references to check, and deleted resources.
+        self._references: list[Reference] = []
+        self._deleted: list[str] = []
 
     @property
     def institution_code(self) -> str:
         return self.arrival.institution_code
+
+    def mark(self) -> tuple[int, int, int, int]:
+        """Where this request stands, for :meth:`undo` after a savepoint is rolled back."""
+        return self.written, self.unchanged, len(self.touched), self.index_rows
+
+    def undo(self, mark: tuple[int, int, int, int]) -> None:
+        """Forget what was done since ``mark`` (its savepoint was rolled back): the counts, the
+        touched ids, the unwritten index changes and the looked-up values (read again)."""
+        self.written, self.unchanged, touched, self.index_rows = mark
+        del self.touched[touched:]
+        self.index = IndexWriter(self.arrival.institution_code)
+        self._known.clear()
+        self._known_of.clear()
+        self.discard()
 
     def prepare(self, resource: dict[str, Any], table: Table) -> Prepared:
         return self.adopt(prepare(resource, table, self.zone))
@@ -171,6 +193,31 @@ class WriteSession:
             if_match=if_match,
             persons_in_upload=self.persons,
         )
+        return self._stored(prepared, stored, if_match)
+
+    def store_many(self, prepared: list[Prepared]) -> list[Written]:
+        """:meth:`store` of many resources (no If-Match), in a few statements whatever their
+        number; a resource carrying a CDA document is stored on its own."""
+        written: list[Written | None] = [None] * len(prepared)
+        plain = [i for i, p in enumerate(prepared) if not cda_attachment(p.resource)]
+        stored = store_records(
+            self.conn,
+            self.arrival,
+            [
+                Incoming(p.table, p.record, p.sha256, resource=p.resource)
+                for p in (prepared[i] for i in plain)
+            ],
+            immutable=False,
+            persons_in_upload=self.persons,
+        )
+        for position, one in zip(plain, stored, strict=True):
+            written[position] = self._stored(prepared[position], one, None)
+        return [
+            w if w is not None else self.store(p) for w, p in zip(written, prepared, strict=True)
+        ]
+
+    def _stored(self, prepared: Prepared, stored: Stored, if_match: int | None) -> Written:
+        resource = prepared.resource
         result, head = stored.result, stored.result.head
         if result.status == "precondition-failed" or head is None:
             current = f"the current version is {head.version}" if head else "it does not exist"
@@ -189,6 +236,8 @@ class WriteSession:
             self.index.put(row, prepared.index)
             self.index_rows += len(prepared.index)
             self._note(resource_type, resource_id, row, prepared.index)
+            if self.check_references:
+                self._references.extend(references_of(resource))
         else:
             self.unchanged += 1
         self.touched.append(f"{resource_type}/{resource_id}")
@@ -223,13 +272,19 @@ class WriteSession:
             self.written += 1
             self.index.remove(resource_type, resource_id)
             self._note(resource_type, resource_id, None, [])
+            if self.check_referrers:
+                self._deleted.append(logical_id)
         self.touched.append(logical_id)
         return Written(
             "deleted", resource_type, resource_id, new_head.version, new_head.received_at, None
         )
 
     def _note(
-        self, resource_type: str, resource_id: str, row: LiveRow | None, values: list[IndexValue]
+        self,
+        resource_type: str,
+        resource_id: str,
+        row: LiveRow | None,
+        values: Sequence[IndexValue],
     ) -> None:
         """Keep the looked-up values current after this request wrote (or deleted) a resource."""
         if not self._known:
@@ -268,6 +323,16 @@ class WriteSession:
         canonical = "&".join(f"{k}={v}" for k, v in sorted(pairs))
         return f"{resource_type}?{canonical}", parsed
 
+    def single_value(self, resource_type: str, condition: str) -> ValueKey | None:
+        """(type, parameter, value) of a condition testing one value of one parameter (what
+        :meth:`prefetch` looks up in bulk); None for any other condition (or a bad one)."""
+        try:
+            parsed = self._parse(resource_type, condition)[1]
+        except WriteRefused:
+            return None
+        single = _single_value(parsed)
+        return None if single is None else (resource_type, single[0], single[1].code or "")
+
     def prefetch(self, conditions: Iterable[tuple[str, str]], *, lock: bool) -> None:
         """Resolve many conditions ((type, query) pairs) at once, before the entries that carry
         them: every lock in one statement (in a fixed order, so concurrent requests cannot
@@ -303,8 +368,11 @@ class WriteSession:
                 self._known[found].append((system, row))
                 self._known_of.setdefault((resource_type, row.resource_id), set()).add(found)
 
-    def find(self, resource_type: str, condition: str, *, lock: bool) -> list[LiveRow]:
-        """The live resources matching a condition (a search query string), at most two.
+    def find(
+        self, resource_type: str, condition: str, *, lock: bool, limit: int = 2
+    ) -> list[LiveRow]:
+        """The live resources matching a condition (a search query string), at most ``limit``
+        (two tell a single match from several; a multiple delete asks for more).
 
         With ``lock``, identical conditions of concurrent requests are serialised until commit
         first, so a conditional create either sees the other's resource or is the only creator.
@@ -324,11 +392,53 @@ class WriteSession:
                 for system, row in known:
                     if match.system is None or system == match.system:
                         found.setdefault(row.resource_id, row)
-                return sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))[:2]
+                ordered = sorted(found.values(), key=lambda r: (r.last_updated, r.resource_id))
+                return ordered[:limit]
         self.index.flush(self.conn)  # earlier writes of this request are matched too
-        parsed.query.count, parsed.query.offset, parsed.query.sort = 2, 0, []
+        parsed.query.count, parsed.query.offset, parsed.query.sort = limit, 0, []
         return search(self.conn, parsed.query)
 
     def finish(self) -> None:
-        """Write the index changes gathered so far (before the commit, and before searching)."""
+        """Write the index changes gathered so far (before the commit, and before searching),
+        then check referential integrity over everything written since the last call: once
+        all of a transaction is written, so its entries may refer to each other in any order."""
         self.index.flush(self.conn)
+        references, deleted = self._references, self._deleted
+        self.discard()
+        report = Report()
+        if references:
+            absent = missing(
+                self.conn, self.institution_code, sorted({r.target for r in references})
+            )
+            for reference in dict.fromkeys(r for r in references if r.target in absent):
+                report.add(
+                    Severity.ERROR,
+                    INTEGRITY.id,
+                    f"Resource {reference.target} not found, specified in path: {reference.path}",
+                    code="processing",
+                    expression=reference.path,
+                )
+        if deleted:
+            named: set[tuple[str, str, str]] = set()
+            for found in referrers(self.conn, self.institution_code, deleted, NAMED_REFERRERS):
+                key = (found.target, found.resource_type, found.resource_id)
+                if key in named:  # one issue per referrer, whichever parameters name it
+                    continue
+                named.add(key)
+                report.add(
+                    Severity.ERROR,
+                    REFERENCED.id,
+                    f"Unable to delete {found.target} because at least one resource has a "
+                    f"reference to this resource. First reference found was resource "
+                    f"{found.resource_type}/{found.resource_id} in path "
+                    f"{referring_path(found.resource_type, found.param)}",
+                    code="processing",
+                )
+        if report.issues:
+            # A missing target is the client's error (400); a referred-to delete a conflict.
+            dangling = any(i.rule == INTEGRITY.id for i in report.issues)
+            raise WriteRefused(400 if dangling else 409, report)
+
+    def discard(self) -> None:
+        """Forget the integrity checks pending (a batch entry rolled back to its savepoint)."""
+        self._references, self._deleted = [], []

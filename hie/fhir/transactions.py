@@ -24,7 +24,7 @@ from hie.fhir.session import WriteRefused, WriteSession
 from hie.ingest import Arrival, reject
 from hie.storage import Connection, Database
 from hie.storage.catalog import CatalogCache
-from hie.storage.declarations import current_declaration
+from hie.storage.declarations import institution_and_declaration
 from hie.storage.fhir import load_resources
 from hie.storage.partitions import PartitionMaker
 from hie.storage.search import LiveRow
@@ -69,7 +69,9 @@ class Transactions:
 
     def context(self, scope: Scope) -> tuple[Catalog, list[str] | None]:
         with self.database.connection() as conn:
-            return self.catalogs.get(conn), current_declaration(conn, scope.institution_code)
+            return self.catalogs.get(conn), institution_and_declaration(
+                conn, scope.institution_code
+            )[1]
 
     def arrival(self, scope: Scope) -> Arrival:
         now = scope.received_at or datetime.now(UTC)
@@ -157,8 +159,15 @@ class Transactions:
             try:
                 # Pipeline mode: statements whose results are not read (version rows,
                 # aggregates, index rows) go out without waiting for each other's answers.
-                with self.database.transaction() as tx, tx.conn.pipeline():
-                    session = WriteSession(tx.conn, arrival, catalog, self.settings.zone)
+                with self.database.transaction(pipelined=True) as tx:
+                    session = WriteSession(
+                        tx.conn,
+                        arrival,
+                        catalog,
+                        self.settings.zone,
+                        check_references=self.settings.enforce_referential_integrity_on_write,
+                        check_referrers=self.settings.enforce_referential_integrity_on_delete,
+                    )
                     answer = work(session, upload)
                     session.finish()
                     upload.written += session.written
@@ -212,7 +221,21 @@ class Transactions:
 
     def existing(self, conn: Connection, row: LiveRow, call: Call, status: int) -> Answer:
         """The answer to a write that found its resource already stored (a condition matched)."""
-        resource = load_resources(conn, [row]).get(row.record_id) or {}
-        return resource_answer(
-            status, resource, row.version, row.last_updated, prefs=call.prefs, base=call.base
-        )
+        return self.existing_many(conn, [row], call, status)[0]
+
+    def existing_many(
+        self, conn: Connection, rows: list[LiveRow], call: Call, status: int
+    ) -> list[Answer]:
+        """:meth:`existing` of many matched resources, read in one query."""
+        resources = load_resources(conn, rows)
+        return [
+            resource_answer(
+                status,
+                resources.get(row.record_id) or {},
+                row.version,
+                row.last_updated,
+                prefs=call.prefs,
+                base=call.base,
+            )
+            for row in rows
+        ]

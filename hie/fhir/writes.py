@@ -1,13 +1,13 @@
 """The FHIR interactions that change one resource: create (conditional too), update (client ids
-and conditional update), delete; and ``$validate``, which checks a body as a write would without
-storing it. CPU work (parsing, validation) happens before the write transaction."""
+and conditional update), delete (conditional too). CPU work (parsing, validation) happens before
+the write transaction. ``$validate`` is in operations.py, PATCH in patching.py."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hie.fhir.calls import Body, Call
-from hie.fhir.responses import Answer, error, failure, information, resource_answer
+from hie.fhir.calls import Call
+from hie.fhir.responses import Answer, information, outcome, resource_answer
 from hie.fhir.rules import PRECONDITION, REQUEST
 from hie.fhir.session import WriteSession, Written, new_id, refuse
 from hie.fhir.transactions import Transactions, Upload, request_error
@@ -111,32 +111,55 @@ def delete(
     return server.write(call, b"", catalog, work)
 
 
-def validate(
-    server: Transactions, call: Call, resource_type: str, resource_id: str | None, body: bytes
+def conditional_delete(
+    server: Transactions, call: Call, resource_type: str, condition: str
 ) -> Answer:
-    """``$validate`` (type or instance level): the validation report, nothing stored. 200 means
-    the validation ran; the issues say whether the resource is valid."""
-    read = server.read_body(call, body)
-    resource = read.resource
-    if resource is not None and resource.get("resourceType") == "Parameters":
-        parameters = resource.get("parameter") or []
-        given = [p.get("resource") for p in parameters if p.get("name") == "resource"]
-        resource = given[0] if given and isinstance(given[0], dict) else None
-        if resource is None:
-            return error(400, "required", "Parameters without a 'resource' parameter")
-        # XML locations are by path from Parameters, the validation's from the resource.
-        read = Body(resource, read.report)
-    if resource is None:
-        return failure(400, read.report)
-    if resource.get("resourceType") != resource_type:
-        message = f"the body is a {resource.get('resourceType')}, the URL says {resource_type}"
-        return error(400, "invalid", message)
-    if resource_id is not None and resource.get("id") not in (None, resource_id):
-        return error(400, "invalid", f"the body's id is not {resource_id!r}")
-    catalog, declared = server.context(call.scope)
-    candidate = {**resource, "id": resource.get("id") or resource_id or new_id()}
-    result = validate_resource(candidate, catalog=catalog, declared=declared)
-    return Answer(200, read.checked(result.report).to_operation_outcome())
+    """``DELETE <Type>?criteria`` as HAPI answers it: no match is 200 with a warning, one match
+    is deleted, several are 412 unless ``HIE_ALLOW_MULTIPLE_DELETE`` (then up to
+    ``HIE_MAX_MULTIPLE_DELETE`` are deleted; more are 412)."""
+    catalog = server.context(call.scope)[0]
+    settings = server.settings
+
+    def work(session: WriteSession, upload: Upload) -> Answer:
+        deleted = delete_matching(
+            session,
+            resource_type,
+            condition,
+            allow_multiple=settings.allow_multiple_delete,
+            limit=settings.max_multiple_delete,
+        )
+        if not deleted:
+            body = outcome(
+                "warning",
+                "not-found",
+                f'Unable to find resource matching URL "{resource_type}?{condition}". '
+                "Nothing has been deleted.",
+            )
+            return Answer(200, body, outcome=body)
+        return information(200, f"Successfully deleted {len(deleted)} resource(s).")
+
+    return server.write(call, b"", catalog, work)
+
+
+def delete_matching(
+    session: WriteSession, resource_type: str, condition: str, *, allow_multiple: bool, limit: int
+) -> list[str]:
+    """Delete the resources a condition matches (locked); the logical ids deleted."""
+    matches = session.find(resource_type, condition, lock=True, limit=limit + 1)
+    if len(matches) > 1 and (not allow_multiple or len(matches) > limit):
+        counted = f"more than {limit}" if len(matches) > limit else str(len(matches))
+        raise refuse(
+            412,
+            PRECONDITION.id,
+            f'Failed to DELETE resource with match URL "{resource_type}?{condition}" because '
+            f"this search matched {counted} resources",
+            code="multiple-matches",
+        )
+    deleted = []
+    for match in matches:
+        if session.delete(resource_type, match.resource_id) is not None:
+            deleted.append(f"{resource_type}/{match.resource_id}")
+    return deleted
 
 
 def _single_match(session: WriteSession, resource_type: str, condition: str) -> LiveRow | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import math
+import time
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -11,6 +13,7 @@ from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
 from psycopg_pool import ConnectionPool
 
@@ -18,6 +21,8 @@ from hie.config import Settings
 from hie.storage.embedded import EmbeddedServer, start_embedded
 
 log = logging.getLogger(__name__)
+
+IDLE = TransactionStatus.IDLE
 
 Connection = psycopg.Connection[dict[str, Any]]
 
@@ -32,6 +37,24 @@ class Transaction:
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` only if and after this transaction commits."""
         self._after_commit.append(callback)
+
+
+# A connection back in the pool for less than this is handed out again unchecked: checking
+# costs a round trip per request (a fifth of a CDA upload's time on a busy server), and one
+# just returned in good order has had no time to be broken by a restart unnoticed; one that is
+# broken all the same fails its request with a 503 and is discarded when it comes back.
+CHECK_AFTER_IDLE = 1.0
+
+_returned_at: weakref.WeakKeyDictionary[Connection, float] = weakref.WeakKeyDictionary()
+
+
+def _returned(conn: Connection) -> None:
+    _returned_at[conn] = time.monotonic()
+
+
+def _check_if_idle(conn: Connection) -> None:
+    if time.monotonic() - _returned_at.get(conn, -math.inf) >= CHECK_AFTER_IDLE:
+        ConnectionPool.check_connection(conn)
 
 
 class Database:
@@ -73,7 +96,8 @@ class Database:
             timeout=timeout,
             # A connection broken by a server restart is replaced before it is handed out, not
             # discovered by the request that gets it.
-            check=ConnectionPool.check_connection,
+            check=_check_if_idle,
+            reset=_returned,
             open=False,
             name="hie",
         )
@@ -95,11 +119,21 @@ class Database:
             yield conn
 
     @contextmanager
-    def transaction(self) -> Iterator[Transaction]:
-        """A unit of work. Callbacks registered on it run after the outermost one commits."""
-        with self.connection() as conn, conn.transaction():
-            tx = Transaction(conn)
-            yield tx
+    def transaction(self, *, pipelined: bool = False) -> Iterator[Transaction]:
+        """A unit of work. Callbacks registered on it run after the outermost one commits.
+
+        ``pipelined``: in psycopg's pipeline mode, BEGIN, the statements whose results are not
+        read, and the COMMIT go out without waiting for answers; reading a result
+        (``fetchone``) waits for what was sent before it. A write of many statements then costs
+        a few round trips, not one each (see :func:`_pipelined`)."""
+        with self.connection() as conn:
+            if pipelined and conn.autocommit and conn.info.transaction_status == IDLE:
+                with _pipelined(conn) as tx:
+                    yield tx
+            else:
+                with conn.transaction():
+                    tx = Transaction(conn)
+                    yield tx
         # Reached only when the block committed; an exception skips the callbacks.
         for callback in tx._after_commit:
             callback()
@@ -110,6 +144,24 @@ class Database:
         if self._embedded is not None:
             self._embedded.close()
             self._embedded = None
+
+
+@contextmanager
+def _pipelined(conn: Connection) -> Iterator[Transaction]:
+    """A transaction in pipeline mode, begun and committed by hand: psycopg's own
+    ``transaction()`` waits for the BEGIN's answer when entered in a pipeline, and a COMMIT
+    outside the pipeline is one more round trip. An error of any statement (raised when its
+    answer is read, at the latest when the pipeline ends) or of the caller rolls it all back."""
+    try:
+        with conn.pipeline():
+            conn.execute("begin")
+            tx = Transaction(conn)
+            yield tx
+            conn.execute("commit")
+    except BaseException:
+        if conn.info.transaction_status != IDLE and not conn.closed:
+            conn.execute("rollback")
+        raise
 
 
 def open_database(settings: Settings, *, migrate: bool = True) -> Database:

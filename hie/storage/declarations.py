@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from hie.errors import InvalidInput, Problem
+from hie.errors import InvalidInput, NotFound, Problem
+from hie.registry import Institution
 from hie.storage.audit import record_event
 from hie.storage.catalog import current_catalog
 from hie.storage.database import Connection
-from hie.storage.institutions import get_institution
+from hie.storage.institutions import get_institution, institution_columns
 
 
 def current_declaration(
@@ -25,6 +26,28 @@ def current_declaration(
         (code, at, at),
     ).fetchone()
     return None if row is None else row["tables"]
+
+
+def institution_and_declaration(
+    conn: Connection, code: str
+) -> tuple[Institution, list[str] | None]:
+    """The institution and its current declaration (None when there is none), in one query
+    (an upload needs both before it is validated); ``NotFound`` when there is no institution."""
+    row = conn.execute(
+        f"""
+        select {institution_columns("i")}, d.tables from institution i
+        left join lateral (
+            select tables from declaration where institution_code = i.code
+            order by declared_at desc, id desc limit 1
+        ) d on true
+        where i.code = %s
+        """,  # noqa: S608 (constant column names)
+        (code,),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"no institution with code {code!r}")
+    tables = row.pop("tables")
+    return Institution(**row), tables
 
 
 def declarations_at(conn: Connection, at: datetime) -> dict[str, list[str] | None]:

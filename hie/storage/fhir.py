@@ -9,6 +9,7 @@ transaction costs a few round trips here, not tens of thousands).
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -42,9 +43,9 @@ class IndexWriter:
 
     institution_code: str
     _live: dict[tuple[str, str], LiveRow | None] = field(default_factory=dict)
-    _values: dict[tuple[str, str], list[IndexValue]] = field(default_factory=dict)
+    _values: dict[tuple[str, str], Sequence[IndexValue]] = field(default_factory=dict)
 
-    def put(self, row: LiveRow, values: list[IndexValue]) -> None:
+    def put(self, row: LiveRow, values: Sequence[IndexValue]) -> None:
         key = (row.resource_type, row.resource_id)
         self._live[key] = row
         self._values[key] = values
@@ -197,45 +198,3 @@ def read_version_of(
         (institution_code, logical_id, version),
     ).fetchone()
     return row
-
-
-def instance_history(
-    conn: Connection,
-    institution_code: str,
-    logical_id: str,
-    *,
-    since: datetime | None,
-    count: int,
-    offset: int,
-) -> list[dict[str, Any]]:
-    """Versions of one resource, newest first."""
-    return conn.execute(
-        """
-        select logical_id, version, received_at, resource, deleted from record_version
-        where institution_code = %s and logical_id = %s
-          and (%s::timestamptz is null or received_at >= %s)
-        order by version desc limit %s offset %s
-        """,
-        (institution_code, logical_id, since, since, count, offset),
-    ).fetchall()
-
-
-def type_history(
-    conn: Connection,
-    institution_code: str,
-    resource_type: str,
-    *,
-    since: datetime | None,
-    count: int,
-    offset: int,
-) -> list[dict[str, Any]]:
-    """Versions of every resource of a type, newest first (index record_version_fhir_type_idx)."""
-    return conn.execute(
-        """
-        select logical_id, version, received_at, resource, deleted from record_version
-        where institution_code = %s and split_part(logical_id, '/', 1) = %s
-          and raw_xml is null and (%s::timestamptz is null or received_at >= %s)
-        order by received_at desc, id desc limit %s offset %s
-        """,
-        (institution_code, resource_type, since, since, count, offset),
-    ).fetchall()

@@ -13,6 +13,11 @@ from hie.storage.database import Connection
 _COLUMNS = "code, name, kind, district_code, created_at, updated_at"
 
 
+def institution_columns(alias: str) -> str:
+    """The columns an :class:`Institution` is read from, qualified by a table alias."""
+    return ", ".join(f"{alias}.{c.strip()}" for c in _COLUMNS.split(","))
+
+
 def _institution(row: dict[str, Any]) -> Institution:
     return Institution(**row)
 

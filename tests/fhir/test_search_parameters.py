@@ -27,6 +27,14 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 
 
+@pytest.fixture(scope="module")
+def fhir_settings(fhir_settings: Settings) -> Settings:
+    """These tests are about search: their resources refer to ids that were never stored, as
+    a server with the write check off (HAPI's setting) accepts; tests/fhir/test_integrity.py
+    covers the check itself."""
+    return fhir_settings.model_copy(update={"enforce_referential_integrity_on_write": False})
+
+
 def create(client: TestClient, token: str, resource: dict[str, Any]) -> str:
     answer = client.post(f"/fhir/{resource['resourceType']}", json=resource, headers=auth(token))
     assert answer.status_code == 201, answer.text

@@ -224,7 +224,7 @@ def test_validate_operation_takes_xml(client: TestClient, tokens: Tokens) -> Non
         content=patient_xml("XML-6", gender="robot"),
         headers=auth(tokens.h1, **XML_BODY, **WANTS_XML),
     )
-    assert invalid.status_code == 200
+    assert invalid.status_code == 412
     issues = _xml(invalid)[1]["issue"]
     assert [i["location"] for i in issues if i["severity"] == "error"] == [["line 8, column 3"]]
 

@@ -120,3 +120,72 @@ def test_demo_serves_the_bulletin_month_and_sigterm_stops_it_and_its_database(
     assert demo.returncode == 128 + signal.SIGTERM, log_path.read_text()
     # Stopping the demo stops the embedded PostgreSQL it started.
     assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+
+@pytest.mark.timeout(600)
+def test_serve_with_two_workers_on_the_embedded_default_answers_from_both(tmp_path: Path) -> None:
+    psutil = pytest.importorskip("psutil")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
+    env["HIE_DATA_DIR"] = str(tmp_path / "data")
+    run_hie(env, "institutions", "add", "H1", "--name", "南京市中心医院", "--kind", "hospital")
+    submitter = run_hie(env, "tokens", "create", "H1", "--role", "submitter").strip()
+    port = free_port()
+    log_path = tmp_path / "serve.log"
+    log = log_path.open("wb")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "hie", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base = f"http://127.0.0.1:{port}"
+    clients: list[httpx.Client] = []
+    try:
+        deadline = time.monotonic() + 120
+        workers: list[int] = []
+        while len(workers) < 2 or not all(_answers(base) for _ in range(3)):
+            assert server.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, "hie serve --workers 2 did not start both"
+            workers = [
+                c.pid
+                for c in psutil.Process(server.pid).children()
+                if "spawn_main" in " ".join(c.cmdline())  # not multiprocessing's helpers
+            ]
+            time.sleep(0.3)
+        assert len(workers) == 2, workers
+        # Keep opening connections (each held open) until both processes hold one of them:
+        # each of them accepted and answered.
+        answered_by: set[int] = set()
+        while answered_by != set(workers) and len(clients) < 60:
+            client = httpx.Client(base_url=base, timeout=30)
+            clients.append(client)
+            patient = {"resourceType": "Patient", "name": [{"family": "王"}]}
+            created = client.post(
+                "/fhir/Patient",
+                json=patient,
+                headers={"Authorization": f"Bearer {submitter}"},
+            )
+            assert created.status_code == 201, created.text
+            local = client.get("/healthz")
+            assert local.status_code == 200
+            for pid in workers:
+                held = psutil.Process(pid).net_connections(kind="tcp")
+                if any(c.laddr.port == port and c.status == "ESTABLISHED" for c in held):
+                    answered_by.add(pid)
+        assert answered_by == set(workers), f"only {answered_by} of {workers} answered"
+    finally:
+        for client in clients:
+            client.close()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+    assert server.returncode in (0, -signal.SIGTERM), log_path.read_text()
+    # Both workers have left the embedded server, and it has stopped.
+    assert not (tmp_path / "data" / "postgres" / "postmaster.pid").exists()
+
+
+def _answers(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
+    except httpx.TransportError:
+        return False

@@ -3,16 +3,24 @@ score into the review list, merged and unmerged; the monthly figures count as be
 
 from __future__ import annotations
 
+import hashlib
+import json
+import uuid
+
 import pytest
 
 from hie.errors import Conflict
+from hie.ingest import Arrival, Incoming, store_records
+from hie.normalize.fhir import normalize_resource
 from hie.persons import service
 from hie.storage import Database
 from hie.storage import persons as store
 from tests.persons.conftest import (
+    CATALOG,
     HEALTH_CARD,
     HEALTH_RECORD,
     INPATIENT,
+    JULY,
     OTHER_ID,
     RESIDENT_ID,
     ZHANG_ID,
@@ -190,3 +198,25 @@ def test_an_uncertain_record_sent_again_is_reviewed_once(region: Database, store
     store("D1", district)
     store("D1", {**district, "telecom": [{"system": "phone", "value": "025-1"}]})
     assert len(reviews(region)) == 1
+
+
+def test_records_stored_together_join_the_index_too(region: Database) -> None:
+    table = CATALOG.get("FHIR.Patient")
+    resources = [
+        patient("x", (RESIDENT_ID, ZHANG_ID)),
+        patient("y", (RESIDENT_ID, ZHANG_LEGACY), name="张伟"),
+    ]
+    incoming = [
+        Incoming(
+            record=normalize_resource(r, table),
+            table=table,
+            content_sha256=hashlib.sha256(json.dumps(r).encode()).digest(),
+            resource=r,
+        )
+        for r in resources
+    ]
+    with region.transaction() as tx:
+        store_records(
+            tx.conn, Arrival("H1", JULY, JULY.date(), uuid.uuid4()), incoming, immutable=False
+        )
+    assert person(region, "H1", "Patient/x") == person(region, "H1", "Patient/y") is not None

@@ -11,6 +11,7 @@ import pytest
 from hie.config import Settings
 from hie.storage import Database, open_database
 from hie.workers import configure
+from hie.workers.app import queue_name
 from hie.workers.dispatch import send_after_commit
 from hie.workers.maintenance import create_partitions
 from hie.workers.runtime import bind_runtime
@@ -97,5 +98,7 @@ def test_task_of_a_rolled_back_transaction_never_reaches_the_worker(
     # task been sent, it would have run before the second.
     assert not partition_exists(database, "record_version_y2031m01")
     with current_app.connection_for_read() as connection:
-        _, waiting, _ = connection.default_channel.queue_declare(worker.task_queue, passive=True)
+        _, waiting, _ = connection.default_channel.queue_declare(
+            queue_name(worker, "maintenance"), passive=True
+        )
     assert waiting == 0
