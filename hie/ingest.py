@@ -13,6 +13,7 @@ from hie.catalog import Table
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
+from hie.persons.service import index_stored
 from hie.storage import Connection
 from hie.storage.outbox import NewEvent, append_events
 from hie.storage.records import (
@@ -108,6 +109,8 @@ def store_record(
         arrival, table, record, content_sha256, raw_xml, resource, deleted, chain_key, person_key
     )
     result = write_version(conn, new, immutable=immutable, if_match=if_match)
+    if result.written:
+        index_stored(conn, arrival.institution_code, record, deleted=deleted)
     if result.written and result.head is not None:
         # The event of this version, in its transaction: it exists if and only if the version does.
         append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])
@@ -158,6 +161,9 @@ def store_records(
         for item, (chain_key, person_key) in zip(incoming, keys, strict=True)
     ]
     results = write_versions(conn, news, immutable=immutable)
+    for result, item in zip(results, incoming, strict=True):
+        if result.written:
+            index_stored(conn, arrival.institution_code, item.record, deleted=False)
     # The events of the versions written, in one statement of the same transaction.
     events = [
         _accepted(arrival, item.table, item.record, result.head.version, False)

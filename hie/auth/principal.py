@@ -6,12 +6,15 @@ from dataclasses import dataclass
 
 from hie.errors import PermissionDenied
 
-ROLES = ("submitter", "regulator", "admin")
+ROLES = ("submitter", "regulator", "admin", "clinician")
+# Roles bound to one institution: they read (and a submitter writes) only its data, except a
+# clinician's look-ups in the person index.
+INSTITUTION_ROLES = ("submitter", "clinician")
 
 
 @dataclass(frozen=True)
 class Principal:
-    """The holder of a valid token. A submitter always belongs to one institution."""
+    """The holder of a valid token. A submitter or clinician always belongs to one institution."""
 
     token_id: int
     role: str
@@ -37,13 +40,13 @@ class Principal:
     def require_read(self, institution_code: str) -> None:
         if not self.can_read(institution_code):
             raise PermissionDenied(
-                f"a submitter token of {self.institution_code} cannot read {institution_code}"
+                f"a {self.role} token of {self.institution_code} cannot read {institution_code}"
             )
 
     def require_write_for(self, institution_code: str) -> None:
         if not self.can_write_for(institution_code):
-            if self.role == "regulator":
-                raise PermissionDenied("a regulator token reads; it cannot change data")
+            if self.role in ("regulator", "clinician"):
+                raise PermissionDenied(f"a {self.role} token reads; it cannot change data")
             raise PermissionDenied(
                 f"a submitter token of {self.institution_code} cannot act for {institution_code}"
             )

@@ -37,6 +37,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "declarations": ("hie.cli.declarations", "app"),
     "tokens": ("hie.cli.tokens", "app"),
     "audit": ("hie.cli.audit", "app"),
+    "persons": ("hie.cli.persons", "app"),
     "jobs": ("hie.cli.jobs", "app"),
     "events": ("hie.cli.events", "app"),
     "worker": ("hie.cli.worker", "worker"),

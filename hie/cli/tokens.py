@@ -17,9 +17,14 @@ app = typer.Typer(help="Access tokens (only their hashes are stored).", no_args_
 @app.command("create")
 def create(
     code: Annotated[
-        str | None, typer.Argument(help="Institution the token acts for (required for submitter).")
+        str | None,
+        typer.Argument(
+            help="Institution the token acts for (required for submitter and clinician)."
+        ),
     ] = None,
-    role: Annotated[str, typer.Option(help="submitter, regulator or admin.")] = "submitter",
+    role: Annotated[
+        str, typer.Option(help="submitter, regulator, admin or clinician.")
+    ] = "submitter",
     label: Annotated[str, typer.Option(help="A note to recognise the token by.")] = "",
 ) -> None:
     """Create a token and print it once. Store it now: it cannot be shown again."""

@@ -25,6 +25,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "role.admin": ("管理员", "administrator"),
     "role.regulator": ("监管", "regulator"),
     "role.submitter": ("上报机构 {code}", "submitter {code}"),
+    "role.clinician": ("临床医生 {code}", "clinician {code}"),
     "signin.title": ("登录", "Sign in"),
     "signin.token": ("访问令牌", "Access token"),
     "signin.help": (

@@ -265,7 +265,7 @@ def overview(request: Request) -> Response:
     if isinstance(viewer, Response):
         return viewer
     assert viewer.principal is not None  # noqa: S101 (signed in)
-    if viewer.principal.role == "submitter":
+    if viewer.principal.role in ("submitter", "clinician"):
         # A submitter sees its own institution only; the overview lists everyone.
         own = quote(viewer.principal.institution_code or "", safe="")
         return RedirectResponse(f"{HOME}/institutions/{own}", 303)
@@ -374,7 +374,7 @@ def table(request: Request, code: str) -> Response:
     if isinstance(viewer, Response):
         return viewer
     assert viewer.principal is not None  # noqa: S101 (signed in)
-    if viewer.principal.role == "submitter":
+    if viewer.principal.role in ("submitter", "clinician"):
         # The page lists other institutions.
         return _error(request, viewer, 403, "error.forbidden")
     try:
@@ -414,7 +414,7 @@ def audit(request: Request) -> Response:
     export = request.query_params.get("export") == "csv"
     action = "audit.export" if export else "audit.view"
     query = masked_query(request.query_params.multi_items()) or None
-    if viewer.principal.role == "submitter":
+    if viewer.principal.role in ("submitter", "clinician"):
         record_view(database, request, viewer.principal, action, "audit", status=403, query=query)
         return _error(request, viewer, 403, "error.forbidden")
     zone = _settings(request).zone

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from hie.auth import Principal
+from hie.auth.principal import INSTITUTION_ROLES
 from hie.errors import PermissionDenied
 from hie.storage import Connection
 from hie.storage.institutions import get_institution
@@ -51,10 +52,10 @@ def scope_of(
     """The institution the request acts for; raises PermissionDenied, NotFound or
     InstitutionMissing."""
     code = requested.strip() if requested else None
-    if principal.role == "submitter":
+    if principal.role in INSTITUTION_ROLES:
         own = principal.institution_code
         if own is None or code not in (None, own):
-            raise PermissionDenied(f"a submitter token of {own} cannot act for {code}")
+            raise PermissionDenied(f"a {principal.role} token of {own} cannot act for {code}")
         code = own
     elif code is None:
         raise InstitutionMissing(

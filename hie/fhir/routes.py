@@ -41,6 +41,8 @@ from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
 from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
 from hie.fhir.patch import JSON_PATCH
+from hie.fhir.pdq import search_patients
+from hie.fhir.pix import ihe_pix
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
@@ -51,6 +53,7 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+PIX = "Patient/$ihe-pix"
 ACCEPTED = (*JSON_TYPES, *XML_TYPES)
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
@@ -266,6 +269,52 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
+def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -> Answer:
+    server = _server(request)
+    with server.database.connection() as conn:
+        answer, persons = search_patients(
+            conn, server.settings.zone, _base(request), pairs, str(request.url)
+        )
+    record_read(
+        server.database,
+        Agent.of(principal, address_of(request)),
+        "fhir.pdq",
+        "Patient",
+        status=answer.status,
+        query=masked_query(pairs) or None,
+        persons=persons,
+    )
+    return answer
+
+
+@router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin, clinician)")
+async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
+    def blocking() -> Answer:
+        server = _server(request)
+        agent = Agent.of(principal, address_of(request))
+        pairs = _pairs(request)
+        query = masked_query(pairs) or None
+        try:
+            principal.require_role("admin", "clinician")
+        except PermissionDenied:
+            record_read(server.database, agent, "fhir.pix", PIX, status=403, query=query)
+            raise
+        with server.database.connection() as conn:
+            answer, persons = ihe_pix(conn, pairs)
+        record_read(
+            server.database,
+            agent,
+            "fhir.pix",
+            PIX,
+            status=answer.status,
+            query=query,
+            persons=persons,
+        )
+        return answer
+
+    return await run_in_threadpool(lambda: _respond(blocking(), request))
+
+
 @router.api_route(
     f"/{AUDIT_EVENT}",
     methods=["POST", "PUT", "PATCH", "DELETE"],
@@ -322,6 +371,13 @@ async def search(
     prefer: PreferHeader = None,
 ) -> Response:
     pairs = _pairs(request)
+    if (
+        resource_type == "Patient"
+        and principal.role in ("admin", "clinician")
+        and request.headers.get(INSTITUTION_HEADER) is None
+    ):
+        # No institution named: the region's Patients through the person index (PDQm).
+        return await run_in_threadpool(lambda: _respond(_pdq(request, principal, pairs), request))
     return await _run(
         request,
         principal,

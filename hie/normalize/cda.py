@@ -192,7 +192,17 @@ def _patient(root: Any) -> PatientIdentity:
         health_card_number=numbers.get("health_card_number"),
         outpatient_number=numbers.get("outpatient_number"),
         inpatient_number=numbers.get("inpatient_number"),
+        name=_joined_text(_find(patient, "name")),
+        address=_joined_text(_find(role, "addr")),
     )
+
+
+def _joined_text(element: Any) -> str | None:
+    """An element's text with its parts' (a CDA name or addr is text or parts), spaces dropped."""
+    if element is None:
+        return None
+    text = "".join("".join(element.itertext()).split())
+    return text or None
 
 
 def _encounter_class(encounter: Any, table: Table) -> str | None:

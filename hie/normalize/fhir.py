@@ -189,8 +189,31 @@ def patient_identity(patient: dict[str, Any]) -> PatientIdentity:
         resident_id_invalid=invalid and resident_id is None,
         gender=gender if isinstance(gender, str) else None,
         birth_date=born,
+        name=_first_text(patient.get("name"), ("family", "given")),
+        address=_first_text(patient.get("address"), ("state", "city", "district", "line")),
         **numbers,
     )
+
+
+def _first_text(values: Any, parts: tuple[str, ...]) -> str | None:
+    """The first HumanName or Address as one string: its ``text``, else its parts run together
+    (Chinese names and addresses are written without spaces)."""
+    for value in _list(values):
+        if not isinstance(value, dict):
+            continue
+        text = value.get("text")
+        if not isinstance(text, str) or not text.strip():
+            pieces = [
+                piece
+                for part in parts
+                for piece in _list(value.get(part))
+                if isinstance(piece, str)
+            ]
+            text = "".join(pieces)
+        text = "".join(text.split())
+        if text:
+            return text
+    return None
 
 
 def diagnosis_categories(resource: dict[str, Any]) -> tuple[str, ...]:

@@ -20,6 +20,9 @@ class PatientIdentity:
     inpatient_number: str | None = None  # 住院号 (.12)
     gender: str | None = None  # GB/T 2261.1 code, or FHIR gender
     birth_date: date | None = None
+    # Demographics for the person index's match of records without a national ID.
+    name: str | None = None
+    address: str | None = None
 
     @property
     def person_key(self) -> str | None:

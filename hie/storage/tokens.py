@@ -21,9 +21,9 @@ def create_token(
         raise InvalidInput(
             "token", [Problem(f"{role!r} is not one of {', '.join(ROLES)}", field="role")]
         )
-    if role == "submitter" and institution_code is None:
+    if role in ("submitter", "clinician") and institution_code is None:
         raise InvalidInput(
-            "token", [Problem("a submitter token needs an institution", field="institution")]
+            "token", [Problem(f"a {role} token needs an institution", field="institution")]
         )
     if institution_code is not None:
         get_institution(conn, institution_code)

@@ -1,0 +1,1 @@
+"""The person index: every stored Patient and CDA recordTarget linked to one resident."""

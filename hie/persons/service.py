@@ -1,0 +1,318 @@
+"""Linking records to persons, merging and unmerging them, and looking them up.
+
+Called in the caller's transaction: ``link_record`` by ``ingest.store_record`` for every stored
+Patient and CDA document, the rest by entry points (the CLI, the FHIR API)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from hie.errors import Conflict, InvalidInput, NotFound, Problem
+from hie.normalize import NormalizedRecord, PatientIdentity
+from hie.normalize.fhir import canonical_system
+from hie.normalize.identity import normalize_resident_id
+from hie.persons.model import (
+    REGIONAL_SYSTEMS,
+    RESIDENT_ID,
+    Demographics,
+    Key,
+    Score,
+    demographics_of,
+    keys_of,
+    score,
+    verdict,
+)
+from hie.storage import Connection
+from hie.storage import persons as store
+from hie.storage.persons import KeyRow
+
+INDEX_ACTOR = "person-index"
+
+
+@dataclass(frozen=True)
+class Linked:
+    person_id: int
+    rule: str  # the key system that linked it, "score", or "new"
+    score: float | None = None
+    review_id: int | None = None
+    merged: tuple[int, ...] = ()  # persons merged into this one because the record bridged them
+
+
+def _row(key: Key) -> KeyRow:
+    return (key.system, key.value, key.institution)
+
+
+def _demographics_row(demo: Demographics) -> dict[str, Any]:
+    return {
+        "name": demo.name,
+        "birth_date": demo.birth_date,
+        "gender": demo.gender,
+        "address": demo.address,
+    }
+
+
+def link_record(
+    conn: Connection, institution: str, record_id: str, identity: PatientIdentity
+) -> Linked | None:
+    """Link a stored record to its person: by its keys, strongest first; by score when it has no
+    resident ID and no key found anyone; else to a new person. None when it carries nothing to
+    link by."""
+    keys = keys_of(identity, institution)
+    demo = demographics_of(identity)
+    if not keys and not demo.usable:
+        unlink_record(conn, institution, record_id)
+        return None
+    locks = [f"{k.system}|{k.institution}|{k.value}" for k in keys]
+    if demo.birth_date is not None:
+        locks.append(f"born|{demo.birth_date.isoformat()}")
+    store.lock_keys(conn, locks)
+    previous = store.get_link(conn, institution, record_id)
+    resident_id = identity.resident_id
+
+    found: dict[int, KeyRow] = {}
+    for person_id, key in store.persons_by_keys(conn, [_row(k) for k in keys]):
+        found.setdefault(person_id, key)
+    strength = {(k.system, k.value, k.institution): i for i, k in enumerate(keys)}
+    matches = sorted(found, key=lambda p: (strength[found[p]], p))
+    if resident_id is not None:
+        # A person known under another resident ID is someone else, whatever else they share.
+        matches = [p for p in matches if store.values_of(conn, p, RESIDENT_ID) <= {resident_id}]
+
+    linked: Linked
+    if matches:
+        person_id = matches[0]
+        merged: list[int] = []
+        for other in matches[1:]:
+            # The record carries keys of two persons: they are one, unless their resident IDs
+            # differ (then a person decides).
+            ids = store.values_of(conn, person_id, RESIDENT_ID) | store.values_of(
+                conn, other, RESIDENT_ID
+            )
+            if len(ids) <= 1:
+                merge(conn, person_id, other, actor=INDEX_ACTOR, reason="shared identifier")
+                merged.append(other)
+        linked = Linked(person_id, found[person_id][0], merged=tuple(merged))
+    else:
+        best = _best_candidate(conn, demo, institution, record_id) if resident_id is None else None
+        if best is not None and verdict(best[1].value) == "link":
+            linked = Linked(best[0], "score", best[1].value)
+        else:
+            if previous is not None and previous.rule in ("new", "score") and not keys:
+                person_id = previous.person_id  # an update of the same record keeps its person
+            else:
+                person_id = store.create_person(conn)
+            review_id = None
+            if best is not None and best[0] != person_id and verdict(best[1].value) == "review":
+                review_id = store.add_review(
+                    conn, institution, record_id, person_id, best[0], best[1].value, best[1].parts
+                )
+            linked = Linked(person_id, "new", None, review_id)
+
+    store.put_link(
+        conn,
+        institution,
+        record_id,
+        linked.person_id,
+        rule=linked.rule,
+        score=linked.score,
+        demographics=_demographics_row(demo),
+        keys=[_row(k) for k in keys],
+    )
+    if previous is None or previous.person_id != linked.person_id:
+        store.add_history(
+            conn,
+            "link" if previous is None else "relink",
+            linked.person_id,
+            actor=INDEX_ACTOR,
+            other_person_id=None if previous is None else previous.person_id,
+            institution_code=institution,
+            record_id=record_id,
+            detail={"rule": linked.rule, "score": linked.score},
+        )
+    return linked
+
+
+def index_stored(
+    conn: Connection, institution: str, record: NormalizedRecord, *, deleted: bool
+) -> None:
+    """The store step's hook: a written Patient or CDA document (any record with a patient)
+    joins the index in the same transaction, so the index never disagrees with the records."""
+    if record.patient is None:
+        return
+    if deleted:
+        unlink_record(conn, institution, record.logical_id)
+    else:
+        link_record(conn, institution, record.logical_id, record.patient)
+
+
+def _best_candidate(
+    conn: Connection, demo: Demographics, institution: str, record_id: str
+) -> tuple[int, Score] | None:
+    if not demo.usable or demo.birth_date is None:
+        return None
+    best: tuple[int, Score] | None = None
+    for link in store.born_on(conn, demo.birth_date):
+        if (link.institution_code, link.record_id) == (institution, record_id):
+            continue
+        candidate = Demographics(link.name, link.birth_date, link.gender, link.address)
+        result = score(demo, candidate)
+        if best is None or result.value > best[1].value:
+            best = (link.person_id, result)
+    return best
+
+
+def unlink_record(conn: Connection, institution: str, record_id: str) -> None:
+    """A deleted record (or one that no longer names anyone) leaves its person."""
+    previous = store.get_link(conn, institution, record_id)
+    if previous is None:
+        return
+    store.delete_link(conn, institution, record_id)
+    store.add_history(
+        conn,
+        "unlink",
+        previous.person_id,
+        actor=INDEX_ACTOR,
+        institution_code=institution,
+        record_id=record_id,
+    )
+
+
+def _live(conn: Connection, person_id: int) -> None:
+    exists, merged_into = store.person_exists(conn, person_id)
+    if not exists:
+        raise NotFound(f"person {person_id} does not exist")
+    if merged_into is not None:
+        raise Conflict(f"person {person_id} is merged into person {merged_into}")
+
+
+def merge(
+    conn: Connection, survivor: int, merged: int, *, actor: str, reason: str = ""
+) -> list[tuple[str, str]]:
+    """Merge ``merged`` into ``survivor``: its records move, it points at the survivor, open
+    reviews between them close. Refused when they carry different resident ID numbers."""
+    if survivor == merged:
+        raise InvalidInput("merge", [Problem("a person cannot be merged into itself")])
+    _live(conn, survivor)
+    _live(conn, merged)
+    ids = store.values_of(conn, survivor, RESIDENT_ID) | store.values_of(conn, merged, RESIDENT_ID)
+    if len(ids) > 1:
+        raise Conflict(
+            f"persons {survivor} and {merged} carry different resident ID numbers; not merged"
+        )
+    moved = store.move_links(conn, merged, survivor, None)
+    store.set_merged_into(conn, merged, survivor)
+    reviews = store.close_reviews(conn, survivor, merged, "merged", actor)
+    store.add_history(
+        conn,
+        "merge",
+        survivor,
+        actor=actor,
+        other_person_id=merged,
+        detail={"records": [list(r) for r in moved], "reviews": reviews, "reason": reason},
+    )
+    return moved
+
+
+def unmerge(conn: Connection, merged: int, *, actor: str) -> list[tuple[str, str]]:
+    """Undo the merge of ``merged``: the records it brought go back to it (those still with the
+    survivor) and it is a person of its own again."""
+    exists, survivor = store.person_exists(conn, merged)
+    if not exists:
+        raise NotFound(f"person {merged} does not exist")
+    entry = store.last_merge(conn, merged)
+    if survivor is None or entry is None:
+        raise Conflict(f"person {merged} is not merged into another")
+    records = [(r[0], r[1]) for r in entry["detail"].get("records", [])]
+    moved = store.move_links(conn, survivor, merged, records)
+    store.set_merged_into(conn, merged, None)
+    undo = store.add_history(
+        conn,
+        "unmerge",
+        survivor,
+        actor=actor,
+        other_person_id=merged,
+        detail={"records": [list(r) for r in moved], "merge": entry["id"]},
+    )
+    store.mark_undone(conn, entry["id"], undo)
+    return moved
+
+
+def dismiss_review(conn: Connection, review_id: int, *, actor: str) -> None:
+    review = store.get_review(conn, review_id)
+    if review is None:
+        raise NotFound(f"review {review_id} does not exist")
+    if review["status"] != "open":
+        raise Conflict(f"review {review_id} is already {review['status']}")
+    store.close_review(conn, review_id, "dismissed", actor)
+
+
+def current_person(conn: Connection, person_id: int) -> int:
+    """The person a (possibly merged) person id stands for now."""
+    seen: set[int] = set()
+    while True:
+        exists, into = store.person_exists(conn, person_id)
+        if not exists:
+            raise NotFound(f"person {person_id} does not exist")
+        if into is None or person_id in seen:
+            return person_id
+        seen.add(person_id)
+        person_id = into
+
+
+def person_of_record(conn: Connection, institution: str, record_id: str) -> int | None:
+    link = store.get_link(conn, institution, record_id)
+    return None if link is None else link.person_id
+
+
+def persons_with(conn: Connection, system: str, value: str, institution: str = "") -> list[int]:
+    """The persons one identifier names (a medical-record number with its institution)."""
+    return sorted({p for p, _ in store.persons_by_keys(conn, [(system, value, institution)])})
+
+
+def find_persons(conn: Connection, system: str, value: str, institution: str = "") -> list[int]:
+    """The persons an identifier as a user writes it names: the system an OID, its URI or an
+    alias; a resident ID number in either form; ``institution`` for medical-record numbers."""
+    system = system.strip()
+    if system and ":" not in system:
+        system = f"urn:oid:{system}"
+    system = canonical_system(system)
+    value = value.strip()
+    if system == RESIDENT_ID:
+        normalized = normalize_resident_id(value)
+        if normalized is None:
+            return []
+        value = normalized
+    elif system in REGIONAL_SYSTEMS:
+        value = value.upper()
+    if system in REGIONAL_SYSTEMS:
+        return persons_with(conn, system, value)
+    if institution:
+        return persons_with(conn, system, value, institution)
+    # A medical-record number without its institution: whoever holds it anywhere.
+    return store.persons_by_number(conn, system, value)
+
+
+@dataclass(frozen=True)
+class PersonView:
+    person_id: int
+    links: list[store.Link]
+    identifiers: list[dict[str, Any]]
+    history: list[dict[str, Any]]
+
+
+def show(conn: Connection, person_id: int) -> PersonView:
+    exists, _ = store.person_exists(conn, person_id)
+    if not exists:
+        raise NotFound(f"person {person_id} does not exist")
+    return PersonView(
+        person_id,
+        store.links_of(conn, person_id),
+        store.identifiers_of(conn, person_id),
+        store.history_of(conn, person_id),
+    )
+
+
+def birth_date_of(view: PersonView) -> date | None:
+    return next((link.birth_date for link in view.links if link.birth_date), None)
