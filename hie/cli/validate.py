@@ -282,6 +282,13 @@ def validate(
             "of canonical resources at HL7 URLs (HL7's -forPublication)."
         ),
     ] = False,
+    ignore_contained: Annotated[
+        bool,
+        typer.Option(
+            help="Leave contained resources out of the validation (and dom-3), as HL7's "
+            "validator with its contained-resource policy IGNORE (validateContains)."
+        ),
+    ] = False,
     mode: Annotated[
         str | None,
         typer.Option(
@@ -355,6 +362,7 @@ def validate(
         valid_rest_references=assume_valid_rest_references or base.valid_rest_references,
         json_comments=allow_json_comments,
         for_publication=for_publication,
+        validate_contained=not ignore_contained,
     )
     try:
         context = load_context(ig or [], policy, profile, platform_rules=platform)

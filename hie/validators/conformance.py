@@ -158,6 +158,10 @@ class Policy:
     # RESTful references (Group/1) are taken to point at a resource of the type they name, so a
     # profile's targetProfile types are checked against it (HL7's -assumeValidRestReferences).
     valid_rest_references: bool = False
+    # Contained resources are validated, and dom-3 (each is referred to) checked; False: they
+    # are left out entirely, as HL7's validator does with its contained-resource policy IGNORE
+    # (validateContains), e.g. for senders whose contained copies are not theirs to fix.
+    validate_contained: bool = True
     # Rules for resources HL7 publishes (HL7's -forPublication): the owning work group.
     for_publication: bool = False
 

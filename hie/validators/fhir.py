@@ -333,7 +333,13 @@ def validate_resource(
         return FhirResult(report, None)
     by_entry = _is_entry_bundle(resource)
     try:
-        tree = walk(resource, base, report, entries=not by_entry)
+        tree = walk(
+            resource,
+            base,
+            report,
+            entries=not by_entry,
+            contained=context.policy.validate_contained,
+        )
         if tree is None:
             return FhirResult(report, None)
         reported = {i.expression for i in report.issues if i.expression and i.severity.rejects}

@@ -371,3 +371,17 @@ def test_for_publication_requires_the_work_group_of_hl7_canonical_resources(
     code_system["extension"] = [{"url": wg, "valueCode": "fhir"}]
     path.write_text(json.dumps(code_system))
     assert run(str(path), "--mode", "hl7", "--for-publication").exit_code == 0
+
+
+def test_ignore_contained_leaves_contained_resources_unvalidated(tmp_path: Path) -> None:
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": "http://example.org/fhir/Patient/1"},
+        "contained": [{"resourceType": "Practitioner", "id": "p" * 65, "gender": "nobody"}],
+    }
+    path = tmp_path / "condition.json"
+    path.write_text(json.dumps(condition))
+    checked = run(str(path), "--mode", "hl7")
+    assert checked.exit_code == 1
+    assert "fhir.invariant.dom-3" in checked.output
+    assert run(str(path), "--mode", "hl7", "--ignore-contained").exit_code == 0

@@ -52,6 +52,7 @@ def case_context(root: Path, case: dict[str, Any], *, profile_step: bool = False
         html_in_markdown=not case.get("noHtmlInMarkdown"),
         json_comments=bool(case.get("allow-comments")),
         for_publication=str(case.get("for-publication")).lower() == "true",
+        validate_contained=case.get("validateContains") != "IGNORE",
         valid_rest_references=bool(
             case.get("assumeValidRestReferences")
             or (isinstance(step, dict) and step.get("assumeValidRestReferences"))
