@@ -385,3 +385,39 @@ def test_ignore_contained_leaves_contained_resources_unvalidated(tmp_path: Path)
     assert checked.exit_code == 1
     assert "fhir.invariant.dom-3" in checked.output
     assert run(str(path), "--mode", "hl7", "--ignore-contained").exit_code == 0
+
+
+def test_bundle_profile_option_checks_the_entries_its_rule_picks(tmp_path: Path) -> None:
+    url = "http://hie.example.cn/fhir/StructureDefinition/named-patient"
+    profile = {
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "name": "NamedPatient",
+        "status": "active",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient.name", "path": "Patient.name", "min": 1}]},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "http://hie.example.cn/fhir/Patient/p1", "resource": {
+                "resourceType": "Patient", "id": "p1"}},
+        ],
+    }  # fmt: skip
+    profile_file, bundle_file = tmp_path / "profile.json", tmp_path / "bundle.json"
+    profile_file.write_text(json.dumps(profile))
+    bundle_file.write_text(json.dumps(bundle))
+    assert run(str(bundle_file), "--mode", "hl7").exit_code == 0
+    checked = run(
+        str(bundle_file), "--mode", "hl7", "--ig", str(profile_file),
+        "--bundle-profile", f"Patient:0={url}",
+    )  # fmt: skip
+    assert checked.exit_code == 1
+    assert "Bundle.entry[0].resource" in checked.stdout
+    assert "fhir.profile.cardinality" in checked.stdout
+    assert run(str(bundle_file), "--bundle-profile", "Patient:0").exit_code == 2

@@ -67,7 +67,10 @@ def case_context(root: Path, case: dict[str, Any], *, profile_step: bool = False
             continue  # a disagreement if the case needed it
     source = read.get(base / step["source"]) if isinstance(step, dict) else None
     profiles = (str(source["url"]),) if source is not None and "url" in source else ()
-    return Context(conformance, policy, profiles)
+    # HL7's -bundle RULE PROFILE (hie validate --bundle-profile RULE=PROFILE).
+    by_rule = case.get("bundle-param")
+    entry_profiles = ((by_rule["rule"], by_rule["profile"]),) if isinstance(by_rule, dict) else ()
+    return Context(conformance, policy, profiles, entry_profiles=entry_profiles)
 
 
 def verdict(path: Path, context: Context | None = None) -> tuple[bool | None, str]:
