@@ -291,6 +291,14 @@ def validate(
             "of canonical resources at HL7 URLs (HL7's -forPublication)."
         ),
     ] = False,
+    check_references: Annotated[
+        bool,
+        typer.Option(
+            help="A relative reference (Patient/1) made inside a Bundle or Parameters must "
+            "name one of its resources, as HL7's reference policy CHECK_EXISTS (offline: no "
+            "server is asked for what is not there)."
+        ),
+    ] = False,
     ignore_contained: Annotated[
         bool,
         typer.Option(
@@ -372,6 +380,7 @@ def validate(
         json_comments=allow_json_comments,
         for_publication=for_publication,
         validate_contained=not ignore_contained,
+        check_references=check_references,
     )
     by_rule: list[tuple[str, str]] = []
     for given in bundle_profile or []:

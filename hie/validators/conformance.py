@@ -162,6 +162,10 @@ class Policy:
     # are left out entirely, as HL7's validator does with its contained-resource policy IGNORE
     # (validateContains), e.g. for senders whose contained copies are not theirs to fix.
     validate_contained: bool = True
+    # A relative reference (Patient/1) made inside a Bundle or Parameters must name a resource
+    # of that Bundle or Parameters, as with HL7's reference policy CHECK_EXISTS (and stronger)
+    # short of a server to ask; by default (HL7's IGNORE) an unresolved reference is no error.
+    check_references: bool = False
     # Rules for resources HL7 publishes (HL7's -forPublication): the owning work group.
     for_publication: bool = False
 

@@ -421,3 +421,34 @@ def test_bundle_profile_option_checks_the_entries_its_rule_picks(tmp_path: Path)
     assert "Bundle.entry[0].resource" in checked.stdout
     assert "fhir.profile.cardinality" in checked.stdout
     assert run(str(bundle_file), "--bundle-profile", "Patient:0").exit_code == 2
+
+
+def test_check_references_requires_references_inside_parameters_to_resolve(
+    tmp_path: Path,
+) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "patient", "resource": {"resourceType": "Patient", "id": "1"}},
+            {"name": "coverage", "resource": {
+                "resourceType": "Coverage", "id": "c1", "status": "active",
+                "beneficiary": {"reference": "Patient/2"},
+                "payor": [{"reference": "Patient/1"}],
+            }},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "parameters.json"
+    path.write_text(json.dumps(parameters))
+    assert run(str(path), "--mode", "hl7").exit_code == 0
+    checked = run(str(path), "--mode", "hl7", "--check-references")
+    assert checked.exit_code == 1
+    assert "fhir.reference.unresolved" in checked.stdout
+    assert "Patient/2" in checked.stdout
+    assert "Patient/1" not in checked.stdout
+    parameters["parameter"][1]["resource"]["beneficiary"] = {"reference": "Patient/1"}
+    path.write_text(json.dumps(parameters))
+    assert run(str(path), "--mode", "hl7", "--check-references").exit_code == 0
+    # A lone resource's references point at a server, which validation does not ask.
+    alone = tmp_path / "coverage.json"
+    alone.write_text(json.dumps(parameters["parameter"][1]["resource"]))
+    assert run(str(alone), "--mode", "hl7", "--check-references").exit_code == 0
