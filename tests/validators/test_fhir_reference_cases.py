@@ -26,7 +26,7 @@ from hie.validators.fhir_rules.elements import resource_types
 from hie.validators.files import Options, validate_bytes
 
 # Measured 2026-12 on the 508 cases with an expectation; a drop below it is a regression.
-AGREEMENT_FLOOR = 0.970  # 97.0% (493 of 508) overall, JSON and XML cases alike
+AGREEMENT_FLOOR = 0.972  # 97.2% (494 of 508) overall, JSON and XML cases alike
 PROFILE_STEP_FLOOR = 0.92  # 93.0% of the 100 profile steps with an expectation
 ALL_TYPES = Catalog(
     Table(f"FHIR.{t}", t, t, "FHIR R4", fhir_resource_type=t) for t in sorted(resource_types())
