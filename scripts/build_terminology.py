@@ -12,6 +12,10 @@ copies of those are from 2019 and lack later codes). This writes, compactly:
   value sets of the core's required and extensible bindings, when they can be expanded from
   those code systems alone (value sets of SNOMED CT, LOINC, UCUM, MIME types, languages... are
   left out: they need a terminology server);
+- ``value_set_systems``: url -> [system, ...] for the other bound value sets that draw only on
+  whole or filtered code systems (``http://hl7.org/fhir/ValueSet/jurisdiction``: ISO 3166 and
+  UN M49): which codes of those systems they hold needs a terminology server, but a code of
+  any other system (a UCUM unit) is decidably not in them;
 - ``bindings``: element definition path (as ``hie.validators.fhir_rules.tree`` indexes it:
   ``Patient.gender``, ``Observation.valueCodeableConcept``) -> [value set url, strength] for
   every required and extensible binding of the core resources and data types.
@@ -209,6 +213,14 @@ def main() -> None:
                 [system, sorted(codes) if codes else None]
                 for system, codes in sorted(expansion.items())
             ]
+    value_set_systems: dict[str, list[str]] = {}
+    for url, _ in bindings.values():
+        vs = terminology.value_sets.get(url)
+        includes = (vs or {}).get("compose", {}).get("include", [])
+        if url in value_sets or not includes:
+            continue
+        if all(i.get("system") and not i.get("valueSet") for i in includes):
+            value_set_systems[url] = sorted({i["system"] for i in includes})
     data = {
         "source": "HL7 FHIR R4 4.0.1 (valuesets.json, v2-tables.json, v3-codesystems.json, "
         "profiles-resources.json, profiles-types.json) and HL7 Terminology (THO) "
@@ -218,12 +230,14 @@ def main() -> None:
             for url, (version, concepts) in sorted(terminology.systems.items())
         },
         "value_sets": value_sets,
+        "value_set_systems": dict(sorted(value_set_systems.items())),
         "bindings": {path: list(b) for path, b in sorted(bindings.items())},
     }
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     TARGET.write_bytes(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0))
     print(
-        f"{TARGET.name}: {len(terminology.systems)} code systems, {len(value_sets)} of "
+        f"{TARGET.name}: {len(terminology.systems)} code systems, {len(value_sets)} "
+        f"(+{len(value_set_systems)} by system only) of "
         f"{len({u for u, _ in bindings.values()})} bound value sets, {len(bindings)} bindings, "
         f"{len(text)} bytes, {TARGET.stat().st_size} gzipped"
     )

@@ -264,6 +264,15 @@ def validate(
             "--ig or R4's own); repeatable, like HL7's -profile."
         ),
     ] = None,
+    bundle_profile: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="RULE=URL: also validate the Bundle entries RULE picks against this profile, "
+            "like HL7's -bundle RULE URL. RULE is Type:n (the n-th entry of that type, from "
+            "0), Type (every entry of that type) or :n (entry n); repeatable.",
+            metavar="RULE=URL",
+        ),
+    ] = None,
     allow_json_comments: Annotated[
         bool,
         typer.Option(help="Accept // and /* */ comments in FHIR JSON (otherwise an error)."),
@@ -280,6 +289,21 @@ def validate(
         typer.Option(
             help="Also check what HL7 requires of resources it publishes: the owning work group "
             "of canonical resources at HL7 URLs (HL7's -forPublication)."
+        ),
+    ] = False,
+    check_references: Annotated[
+        bool,
+        typer.Option(
+            help="A relative reference (Patient/1) made inside a Bundle or Parameters must "
+            "name one of its resources, as HL7's reference policy CHECK_EXISTS (offline: no "
+            "server is asked for what is not there)."
+        ),
+    ] = False,
+    ignore_contained: Annotated[
+        bool,
+        typer.Option(
+            help="Leave contained resources out of the validation (and dom-3), as HL7's "
+            "validator with its contained-resource policy IGNORE (validateContains)."
         ),
     ] = False,
     mode: Annotated[
@@ -355,9 +379,19 @@ def validate(
         valid_rest_references=assume_valid_rest_references or base.valid_rest_references,
         json_comments=allow_json_comments,
         for_publication=for_publication,
+        validate_contained=not ignore_contained,
+        check_references=check_references,
     )
+    by_rule: list[tuple[str, str]] = []
+    for given in bundle_profile or []:
+        rule, equals, canonical = given.partition("=")
+        if not equals or not canonical or not rule:
+            raise fail(f"--bundle-profile {given}: give RULE=URL, e.g. Patient:0=URL", 2)
+        by_rule.append((rule, canonical))
     try:
-        context = load_context(ig or [], policy, profile, platform_rules=platform)
+        context = load_context(
+            ig or [], policy, profile, platform_rules=platform, entry_profiles=by_rule
+        )
     except (ValueError, OSError) as exc:
         raise fail(f"--ig: {exc}", 2) from None
     if context.profiles:
@@ -365,6 +399,13 @@ def validate(
     for canonical in context.profiles:
         if profile_type(canonical, context.conformance) is None:
             raise fail(f"--profile {canonical}: no such profile in R4 or the --ig resources", 2)
+    if context.entry_profiles:
+        from hie.validators.fhir_rules.profiles import profile_type
+    for _, canonical in context.entry_profiles:
+        if profile_type(canonical, context.conformance) is None:
+            raise fail(
+                f"--bundle-profile {canonical}: no such profile in R4 or the --ig resources", 2
+            )
     stdin = sys.stdin.buffer.read() if STDIN in files else None
     options = Options(loaded, kind, tables, schema, context=context)
     results = _run(files, options, jobs or (os.cpu_count() or 1), stdin)

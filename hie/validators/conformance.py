@@ -158,6 +158,14 @@ class Policy:
     # RESTful references (Group/1) are taken to point at a resource of the type they name, so a
     # profile's targetProfile types are checked against it (HL7's -assumeValidRestReferences).
     valid_rest_references: bool = False
+    # Contained resources are validated, and dom-3 (each is referred to) checked; False: they
+    # are left out entirely, as HL7's validator does with its contained-resource policy IGNORE
+    # (validateContains), e.g. for senders whose contained copies are not theirs to fix.
+    validate_contained: bool = True
+    # A relative reference (Patient/1) made inside a Bundle or Parameters must name a resource
+    # of that Bundle or Parameters, as with HL7's reference policy CHECK_EXISTS (and stronger)
+    # short of a server to ask; by default (HL7's IGNORE) an unresolved reference is no error.
+    check_references: bool = False
     # Rules for resources HL7 publishes (HL7's -forPublication): the owning work group.
     for_publication: bool = False
 
@@ -173,6 +181,11 @@ class Context:
     # Bundle types it stores), resident ID numbers, identifier systems, ICD-10 codes, CDA
     # attachments. False for ``hie validate --mode hl7`` (FHIR validity only).
     platform_rules: bool = True
+    # Profiles for some entries of a Bundle, as (rule, canonical) pairs, as with HL7's
+    # ``-bundle RULE PROFILE`` (``hie validate --bundle-profile RULE=URL``). The rule is
+    # ``Type:n`` (the n-th entry of that type, from 0), ``Type`` (every entry of that type) or
+    # ``:n`` (entry n).
+    entry_profiles: tuple[tuple[str, str], ...] = ()
 
 
 # The platform's server: no implementation guide loaded, extensions from any domain accepted
@@ -196,11 +209,54 @@ SERVER = Context(
 STANDALONE = Context()
 
 
+def entry_rule_matches(rule: str, resource_type: str, position: int, of_type: int) -> bool:
+    """Whether a ``-bundle`` rule picks the entry at ``position`` of the Bundle, the
+    ``of_type``-th (from 0) of its ``resource_type``."""
+    rtype, colon, index = rule.partition(":")
+    if not colon and rtype.isdigit():
+        rtype, index = "", rtype
+    if not rtype and not index:
+        return False
+    if rtype and rtype != resource_type:
+        return False
+    if index:
+        return index.isdigit() and int(index) == (of_type if rtype else position)
+    return True
+
+
+def entry_profiles(context: Context, bundle: dict[str, Any], position: int) -> list[str]:
+    """The profiles ``context.entry_profiles`` gives the resource of ``bundle``'s entry at
+    ``position``."""
+    if not context.entry_profiles:
+        return []
+    entries = bundle.get("entry")
+    if not isinstance(entries, list) or not 0 <= position < len(entries):
+        return []
+    types = [
+        e["resource"].get("resourceType")
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+        else None
+        for e in entries
+    ]
+    rtype = types[position]
+    if not isinstance(rtype, str):
+        return []
+    of_type = types[:position].count(rtype)
+    return [
+        canonical
+        for rule, canonical in context.entry_profiles
+        if entry_rule_matches(rule, rtype, position, of_type)
+    ]
+
+
 def load_context(
     paths: Iterable[Path],
     policy: Policy,
     profiles: Iterable[str] = (),
     *,
     platform_rules: bool = True,
+    entry_profiles: Iterable[tuple[str, str]] = (),
 ) -> Context:
-    return Context(Conformance.load(paths), policy, tuple(profiles), platform_rules)
+    return Context(
+        Conformance.load(paths), policy, tuple(profiles), platform_rules, tuple(entry_profiles)
+    )

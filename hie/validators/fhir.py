@@ -28,12 +28,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from hie.catalog import Catalog, Table
 from hie.storable import printable, unstorable_in
-from hie.validators.conformance import SERVER, Context
+from hie.validators.conformance import SERVER, Context, entry_profiles
 from hie.validators.fhir_rules.attachments import check_cda_attachment
 from hie.validators.fhir_rules.bindings import check_bindings
 from hie.validators.fhir_rules.catalog import ENTRY_BUNDLE_TYPES, table_for
@@ -333,7 +333,13 @@ def validate_resource(
         return FhirResult(report, None)
     by_entry = _is_entry_bundle(resource)
     try:
-        tree = walk(resource, base, report, entries=not by_entry)
+        tree = walk(
+            resource,
+            base,
+            report,
+            entries=not by_entry,
+            contained=context.policy.validate_contained,
+        )
         if tree is None:
             return FhirResult(report, None)
         reported = {i.expression for i in report.issues if i.expression and i.severity.rejects}
@@ -401,13 +407,18 @@ def validate_bundle_entries(
         if resource is None:
             results.append(None)
             continue
+        # Each entry is validated as a resource of its own: the profiles a --bundle-profile
+        # rule gives it are its --profile.
+        chosen = entry_profiles(context, bundle, index)
         results.append(
             validate_resource(
                 resource,
                 catalog=catalog,
                 declared=declared,
                 path=f"{base}.entry[{index}].resource",
-                context=context,
+                context=replace(context, profiles=(*context.profiles, *chosen))
+                if chosen
+                else context,
                 entry_types=types,
             )
         )

@@ -371,3 +371,84 @@ def test_for_publication_requires_the_work_group_of_hl7_canonical_resources(
     code_system["extension"] = [{"url": wg, "valueCode": "fhir"}]
     path.write_text(json.dumps(code_system))
     assert run(str(path), "--mode", "hl7", "--for-publication").exit_code == 0
+
+
+def test_ignore_contained_leaves_contained_resources_unvalidated(tmp_path: Path) -> None:
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": "http://example.org/fhir/Patient/1"},
+        "contained": [{"resourceType": "Practitioner", "id": "p" * 65, "gender": "nobody"}],
+    }
+    path = tmp_path / "condition.json"
+    path.write_text(json.dumps(condition))
+    checked = run(str(path), "--mode", "hl7")
+    assert checked.exit_code == 1
+    assert "fhir.invariant.dom-3" in checked.output
+    assert run(str(path), "--mode", "hl7", "--ignore-contained").exit_code == 0
+
+
+def test_bundle_profile_option_checks_the_entries_its_rule_picks(tmp_path: Path) -> None:
+    url = "http://hie.example.cn/fhir/StructureDefinition/named-patient"
+    profile = {
+        "resourceType": "StructureDefinition",
+        "url": url,
+        "name": "NamedPatient",
+        "status": "active",
+        "kind": "resource",
+        "abstract": False,
+        "type": "Patient",
+        "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Patient",
+        "derivation": "constraint",
+        "differential": {"element": [{"id": "Patient.name", "path": "Patient.name", "min": 1}]},
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": "http://hie.example.cn/fhir/Patient/p1", "resource": {
+                "resourceType": "Patient", "id": "p1"}},
+        ],
+    }  # fmt: skip
+    profile_file, bundle_file = tmp_path / "profile.json", tmp_path / "bundle.json"
+    profile_file.write_text(json.dumps(profile))
+    bundle_file.write_text(json.dumps(bundle))
+    assert run(str(bundle_file), "--mode", "hl7").exit_code == 0
+    checked = run(
+        str(bundle_file), "--mode", "hl7", "--ig", str(profile_file),
+        "--bundle-profile", f"Patient:0={url}",
+    )  # fmt: skip
+    assert checked.exit_code == 1
+    assert "Bundle.entry[0].resource" in checked.stdout
+    assert "fhir.profile.cardinality" in checked.stdout
+    assert run(str(bundle_file), "--bundle-profile", "Patient:0").exit_code == 2
+
+
+def test_check_references_requires_references_inside_parameters_to_resolve(
+    tmp_path: Path,
+) -> None:
+    parameters = {
+        "resourceType": "Parameters",
+        "parameter": [
+            {"name": "patient", "resource": {"resourceType": "Patient", "id": "1"}},
+            {"name": "coverage", "resource": {
+                "resourceType": "Coverage", "id": "c1", "status": "active",
+                "beneficiary": {"reference": "Patient/2"},
+                "payor": [{"reference": "Patient/1"}],
+            }},
+        ],
+    }  # fmt: skip
+    path = tmp_path / "parameters.json"
+    path.write_text(json.dumps(parameters))
+    assert run(str(path), "--mode", "hl7").exit_code == 0
+    checked = run(str(path), "--mode", "hl7", "--check-references")
+    assert checked.exit_code == 1
+    assert "fhir.reference.unresolved" in checked.stdout
+    assert "Patient/2" in checked.stdout
+    assert "Patient/1" not in checked.stdout
+    parameters["parameter"][1]["resource"]["beneficiary"] = {"reference": "Patient/1"}
+    path.write_text(json.dumps(parameters))
+    assert run(str(path), "--mode", "hl7", "--check-references").exit_code == 0
+    # A lone resource's references point at a server, which validation does not ask.
+    alone = tmp_path / "coverage.json"
+    alone.write_text(json.dumps(parameters["parameter"][1]["resource"]))
+    assert run(str(alone), "--mode", "hl7", "--check-references").exit_code == 0

@@ -496,6 +496,20 @@ def test_quantity_units_come_from_the_unit_options() -> None:
     assert check(item, quantity(60, "[lb_av]")) == {"fhir.questionnaire.quantity"}
 
 
+def test_a_core_unit_value_set_of_other_code_systems_holds_no_ucum_unit() -> None:
+    def unit_value_set(url: str) -> dict[str, Any]:
+        extension = [{"url": EXT + "questionnaire-unitValueSet", "valueCanonical": url}]
+        return {"linkId": "q1", "type": "quantity", "extension": extension}
+
+    # R4's jurisdiction value set draws on ISO 3166 and UN M49 only.
+    jurisdiction = unit_value_set("http://hl7.org/fhir/ValueSet/jurisdiction")
+    assert check(jurisdiction, quantity(10, "km")) == {"fhir.questionnaire.quantity"}
+    assert check(jurisdiction, quantity(10)) == {"fhir.questionnaire.quantity"}
+    # Which UCUM codes ucum-units holds needs a terminology server: not judged offline.
+    ucum = unit_value_set("http://hl7.org/fhir/ValueSet/ucum-units")
+    assert check(ucum, quantity(10, "km")) == set()
+
+
 def test_attachments_keep_to_mime_type_and_size() -> None:
     item = limited("attachment", mimeType={"valueCode": "image/*"}, maxSize={"valueDecimal": 4})
     assert check(item, {"valueAttachment": {"contentType": "image/png", "data": "AAEC"}}) == set()

@@ -161,6 +161,16 @@ def code_systems() -> dict[str, CodeSystem]:
 
 
 @cache
+def value_set_systems() -> dict[str, frozenset[str]]:
+    """Core value sets that draw only on the code systems listed (by URL): which of their codes
+    they hold is not decided offline, but a code of any other system is not in them."""
+    return {
+        url: frozenset(systems)
+        for url, systems in _terminology().get("value_set_systems", {}).items()
+    }
+
+
+@cache
 def required_bindings() -> dict[str, ValueSet]:
     """The core's required bindings whose value set is decided offline, by definition path."""
     value_sets = {

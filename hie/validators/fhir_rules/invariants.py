@@ -405,6 +405,8 @@ _NARRATIVE_LINK = re.compile(r"""\b(?:href|src)\s*=\s*["']#([^"']+)["']""")
 
 
 def _check_dom_3(tree: Tree, invariant: Invariant, report: Report) -> None:
+    if not tree.contained:
+        return  # contained resources are not validated: HL7 checks dom-3 as part of that
     for resource in tree.resources:
         contained = resource.data.get("contained")
         if resource.role == "contained" or not isinstance(contained, list):

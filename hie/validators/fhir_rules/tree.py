@@ -90,6 +90,8 @@ class Tree:
     resources: list[ResourceNode] = field(default_factory=list)
     by_type: dict[str, list[Node]] = field(default_factory=dict)
     by_definition: dict[str, list[Node]] = field(default_factory=dict)
+    # False when the walk left contained resources out (HL7's validateContains IGNORE).
+    contained: bool = True
 
     def of_type(self, type_code: str) -> list[Node]:
         return self.by_type.get(type_code, [])
@@ -124,10 +126,11 @@ def _expected(type_code: str) -> str:
 
 
 class _Walker:
-    def __init__(self, report: Report, tree: Tree, *, entries: bool) -> None:
+    def __init__(self, report: Report, tree: Tree, *, entries: bool, contained: bool) -> None:
         self.report = report
         self.tree = tree
         self.entries = entries
+        self.contained = contained
 
     def _index(self, node: Node) -> None:
         self.tree.by_definition.setdefault(node.definition, []).append(node)
@@ -277,8 +280,9 @@ class _Walker:
             self._index(Node(path, definition, type_code, value, owner))
             return
         if element.resource:
-            if self.entries or definition != "Bundle.entry.resource":
-                self.resource(value, path, owner, _role(definition))
+            role = _role(definition)
+            if (self.entries or role != "entry") and (self.contained or role != "contained"):
+                self.resource(value, path, owner, role)
             return
         if not isinstance(value, dict):
             what = element.type or "a backbone element"
@@ -333,15 +337,21 @@ def _role(definition: str) -> str:
 
 
 def walk(
-    resource: dict[str, Any], base: str, report: Report, *, entries: bool = True
+    resource: dict[str, Any],
+    base: str,
+    report: Report,
+    *,
+    entries: bool = True,
+    contained: bool = True,
 ) -> Tree | None:
     """Walk ``resource`` (validated as located at ``base``); None when it is not a resource.
 
-    ``entries=False`` leaves out the resources of Bundle.entry (validated one by one instead).
+    ``entries=False`` leaves out the resources of Bundle.entry (validated one by one instead);
+    ``contained=False`` leaves out contained resources (not validated at all).
     """
     placeholder = ResourceNode(base, resource, str(resource.get("resourceType")))
-    tree = Tree(placeholder)
-    walker = _Walker(report, tree, entries=entries)
+    tree = Tree(placeholder, contained=contained)
+    walker = _Walker(report, tree, entries=entries, contained=contained)
     root = walker.resource(resource, base, None, "root")
     if root is None:
         return None

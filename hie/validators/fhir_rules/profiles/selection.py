@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hie.validators.conformance import Conformance, Context
+from hie.validators.conformance import Conformance, Context, entry_profiles
 from hie.validators.fhir_rules.profiles.checker import Checker
 from hie.validators.fhir_rules.profiles.definitions import (
     CORE,
@@ -129,6 +129,18 @@ def _requested(context: Context, node: ResourceNode, report: Report) -> list[str
     return found
 
 
+def _by_entry_rule(context: Context, node: ResourceNode) -> list[str]:
+    """The profiles ``hie validate --bundle-profile`` gives this Bundle entry."""
+    if node.parent is None or not context.entry_profiles:
+        return []
+    bundle = node.parent.data
+    entries = bundle.get("entry")
+    for position, entry in enumerate(entries if isinstance(entries, list) else []):
+        if isinstance(entry, dict) and entry.get("resource") is node.data:
+            return entry_profiles(context, bundle, position)
+    return []
+
+
 def check_profiles(tree: Tree, report: Report, context: Context) -> None:
     conformance = context.conformance
     for node in tree.resources:
@@ -151,6 +163,8 @@ def check_profiles(tree: Tree, report: Report, context: Context) -> None:
         bound.extend((p, True) for p in _global_profiles(conformance, node.type))
         if node.role == "root":
             bound.extend((p, True) for p in _requested(context, node, report))
+        elif node.role == "entry":
+            bound.extend((p, True) for p in _by_entry_rule(context, node))
         if node.type == "Observation":
             vital = _vital_signs_profile(data)
             if vital is not None:

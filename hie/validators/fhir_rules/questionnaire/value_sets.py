@@ -1,5 +1,6 @@
 """Value sets that can be read offline: which codings an answer value set or unit value set
-holds, when it is enumerated in a contained or loaded ValueSet. Anything that would need a
+holds, when it is enumerated in a contained or loaded ValueSet (or, for a core value set of
+whole external code systems, which systems it draws on). Anything that would need a
 terminology server is "unknown", never "not a member": it would reject valid answers."""
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hie.validators.conformance import Context
+from hie.validators.fhir_rules.bindings import value_set_systems
 from hie.validators.fhir_rules.shapes import objects
 
 
@@ -49,7 +51,12 @@ class ValueSets:
                 return None
             return _membership(found)
         resolved = self.context.conformance.resolve(reference, "ValueSet")
-        return _membership(resolved) if resolved is not None else None
+        if resolved is not None:
+            return _membership(resolved)
+        # A core value set of whole external code systems (jurisdiction: ISO 3166, UN M49):
+        # its codes need a terminology server, but another system's code is not in it.
+        systems = value_set_systems().get(reference.partition("|")[0])
+        return Membership(open_systems=set(systems)) if systems is not None else None
 
 
 def _expansion_codes(contains: Any, into: set[tuple[str, str]]) -> None:

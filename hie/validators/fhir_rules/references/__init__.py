@@ -19,7 +19,8 @@ Modules: ``rules`` (the rule registrations), ``bundles`` (a Bundle's entries and
 resolution), ``documents`` (the Composition's and MessageHeader's references, stylesheets,
 fullUrls), ``literals`` (ambiguous and mistyped references in any Bundle), ``reachability``
 (links between a document's entries, narrativeLink anchors), ``targets`` (reference target
-types) and ``narratives`` (narrative hyperlinks).
+types), ``narratives`` (narrative hyperlinks) and ``existence`` (relative references that must
+resolve, with ``Policy.check_references``).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from hie.validators.fhir_rules.references.documents import (
     check_full_urls,
     check_message,
 )
+from hie.validators.fhir_rules.references.existence import check_existence
 from hie.validators.fhir_rules.references.literals import check_bundled_references
 from hie.validators.fhir_rules.references.narratives import check_hyperlinks
 from hie.validators.fhir_rules.references.reachability import check_interlinks
@@ -69,3 +71,4 @@ def check_references(
         check_interlinks(tree, bundles, by_resource, report, context, reported)
     check_target_types(tree, by_resource, report, context, entry_types)
     check_hyperlinks(tree, bundles, report)
+    check_existence(tree, report, context)

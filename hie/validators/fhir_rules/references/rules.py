@@ -61,3 +61,11 @@ HYPERLINK = register(
     "generated narratives that link to other resources must carry those anchors; show a "
     "urn:uuid as text instead of linking to it.",
 )
+UNRESOLVED = register(
+    "fhir.reference.unresolved",
+    summary="With references checked for existence (hie validate --check-references, HL7's "
+    "reference policy CHECK_EXISTS), a relative reference (Patient/1) made inside a Bundle or "
+    "Parameters names a resource of that Bundle or Parameters.",
+    fix="Include the referenced resource (with that type and id) in the Bundle or Parameters, "
+    "or correct the reference.",
+)
