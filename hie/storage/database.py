@@ -153,8 +153,11 @@ def _pipelined(conn: Connection) -> Iterator[Transaction]:
     outside the pipeline is one more round trip. An error of any statement (raised when its
     answer is read, at the latest when the pipeline ends) or of the caller rolls it all back."""
     try:
-        with conn.pipeline():
+        with conn.pipeline() as pipeline:
             conn.execute("begin")
+            # Until a sync point psycopg sees the connection idle: a savepoint taken with
+            # ``conn.transaction()`` (a batch entry's) would then COMMIT this transaction.
+            pipeline.sync()
             tx = Transaction(conn)
             yield tx
             conn.execute("commit")
