@@ -106,10 +106,10 @@ def _definitions() -> dict[str, dict[str, Any]]:
     return definitions
 
 
-def _branches(expression: str) -> list[str]:
-    """The top-level ``|`` alternatives of an expression."""
+def _split_outside(text: str, separator: str) -> list[str]:
+    """``text`` split on ``separator`` where it stands outside parentheses and quotes."""
     parts, depth, start, quoted = [], 0, 0, False
-    for i, c in enumerate(expression):
+    for i, c in enumerate(text):
         if c == "'":
             quoted = not quoted
         elif quoted:
@@ -118,11 +118,16 @@ def _branches(expression: str) -> list[str]:
             depth += 1
         elif c == ")":
             depth -= 1
-        elif c == "|" and depth == 0:
-            parts.append(expression[start:i].strip())
+        elif c == separator and depth == 0:
+            parts.append(text[start:i])
             start = i + 1
-    parts.append(expression[start:].strip())
-    return [p for p in parts if p]
+    parts.append(text[start:])
+    return parts
+
+
+def _branches(expression: str) -> list[str]:
+    """The top-level ``|`` alternatives of an expression."""
+    return [p.strip() for p in _split_outside(expression, "|") if p.strip()]
 
 
 def _head(branch: str) -> str:
@@ -155,21 +160,7 @@ class _NotCompiled(Exception):
 
 def _segments(path: str) -> list[str]:
     """``A.b.where(x='y').c`` split on the dots outside parentheses and quotes."""
-    parts, depth, start, quoted = [], 0, 0, False
-    for i, c in enumerate(path):
-        if c == "'":
-            quoted = not quoted
-        elif quoted:
-            continue
-        elif c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "." and depth == 0:
-            parts.append(path[start:i])
-            start = i + 1
-    parts.append(path[start:])
-    return parts
+    return _split_outside(path, ".")
 
 
 # One step of a compiled path: the JSON keys it reads (with their R4 type and the definition
