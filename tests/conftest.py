@@ -36,6 +36,7 @@ from hie.catalog import Catalog, default_catalog_path, read_catalog  # noqa: E40
 from hie.config import Settings  # noqa: E402
 from hie.storage import Database, open_database  # noqa: E402
 from hie.workers import configure  # noqa: E402
+from tests.rabbitmq import remove_queues  # noqa: E402
 
 ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -192,6 +193,14 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture
+def queue_prefix(broker_url: str) -> Iterator[str]:
+    """A ``HIE_TASK_QUEUE`` of the test's own, its queues removed from the broker afterwards."""
+    prefix = f"hie-test-{uuid.uuid4().hex[:8]}"
+    yield prefix
+    remove_queues(broker_url, prefix)
+
+
 @pytest.fixture(scope="session")
 def worker_process(
     make_database, broker_url: str, tmp_path_factory: pytest.TempPathFactory
@@ -250,6 +259,7 @@ def worker_process(
             process.kill()
         log.close()
         configure(Settings(data_dir=tmp_path))
+        remove_queues(broker_url, queue)
         if process.returncode not in (0, -signal.SIGQUIT):
             print((tmp_path / "worker.log").read_text())
 

