@@ -22,6 +22,7 @@ from hie.audit import start_read_trail, stop_read_trail
 from hie.cda import router as cda_router
 from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
+from hie.consent.routes import router as consent_router
 from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
 from hie.fhir import router as fhir_router
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(institutions_router)
     app.include_router(catalog_router)
     app.include_router(reports_router)
+    app.include_router(consent_router)
     app.include_router(jobs_router)  # before /fhir: POST /fhir/$import is not a resource type
     app.include_router(fhir_router)
     app.include_router(cda_router)
