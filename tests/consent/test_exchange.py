@@ -312,3 +312,27 @@ def test_a_regulator_sees_figures_not_contents(
     assert client.get("/fhir/Condition/dx-h1", headers=regulator).status_code == 403
     assert client.get("/fhir/Condition", headers=regulator).status_code == 403
     assert client.get("/fhir/Condition/dx-h1/_history", headers=regulator).status_code == 403
+
+
+def test_a_consent_may_name_the_resident_by_identifier(
+    client: TestClient, tokens: Tokens, zhang: int, database: Database
+) -> None:
+    by_card = consent("card-1", "unused", actors=("H1",))
+    by_card["patient"] = {"identifier": {"system": HEALTH_CARD, "value": "HC-778"}}
+    assert (
+        client.put("/fhir/Consent/card-1", json=by_card, headers=auth(tokens.h2)).status_code == 201
+    )
+    with database.connection() as conn:
+        row = conn.execute("select patient_record from consent").fetchone()
+    assert row is not None and row["patient_record"] == "Patient/zhang-h2"
+    # H2's consent lets H1's clinician read H2's records of him.
+    put(client, tokens.h2, condition("dx-h2", "zhang-h2", "肺炎"))
+    at_h2 = auth(tokens.clinician_h1, **{"X-HIE-Institution": "H2"})
+    assert client.get("/fhir/Condition/dx-h2", headers=at_h2).status_code == 200
+
+    put(client, tokens.h1, patient("li-h1", (RESIDENT_ID, OTHER_ID)))
+    by_id = consent("li-1", "unused")
+    by_id["patient"] = {"identifier": {"system": RESIDENT_ID, "value": OTHER_ID}}
+    refused = client.put("/fhir/Consent/li-1", json=by_id, headers=auth(tokens.h2))
+    assert refused.status_code == 403
+    assert OTHER_ID not in refused.text
