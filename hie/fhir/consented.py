@@ -100,7 +100,7 @@ def read(
             target=_named(resource),
         )
     if not verdict.allowed:
-        return denied()
+        return _refused(call, person, verdict)
     call.audit.update(audit_detail([(person, verdict)], [_named(resource)]))
     return answer
 
@@ -150,7 +150,7 @@ def search(
             consents=consents,
         )
     if not verdict.allowed:
-        return denied()
+        return _refused(call, person, verdict)
     answer = work()
     shown = _keep(answer, patient, _covers(principal, consents, verdict, institution))
     call.audit.update(audit_detail([(person, verdict)], shown))
@@ -190,13 +190,20 @@ def everything(
             consents=consents,
         )
     if not verdict.allowed:
-        return denied()
+        return _refused(call, person, verdict)
     answer = work()
     if answer.status != 200:
         return denied()
     shown = _keep(answer, patient, _covers(principal, consents, verdict, institution))
     call.audit.update(audit_detail([(person, verdict)], shown))
     return answer
+
+
+def _refused(call: Call, person: int, verdict: Verdict) -> Answer:
+    """The refusal, and in its audit entry the person it was about: the resident's access
+    history shows attempts too (the caller is told nothing)."""
+    call.audit.update({"persons": [person], "refused": verdict.why})
+    return denied()
 
 
 def _named_patient(resource_type: str, pairs: list[tuple[str, str]]) -> str | None:

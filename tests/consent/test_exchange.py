@@ -192,6 +192,7 @@ def test_every_access_is_audited_and_in_the_residents_access_history(
     tmp_path: Path,
     database_url: str,
 ) -> None:
+    assert read_dx(client, tokens.clinician_h2).status_code == 403  # an attempt, recorded too
     put(client, tokens.h1, consent("share-1", "zhang-h1"))
     assert read_dx(client, tokens.clinician_h2).status_code == 200
     client.get(
@@ -207,12 +208,12 @@ def test_every_access_is_audited_and_in_the_residents_access_history(
         for e in audit_entries(database, action="fhir.read", role="clinician")
         if e["target"] == "Condition/dx-h1"
     ]
-    assert [(e["detail"].get("consents"), e["detail"].get("break_glass")) for e in reads] == [
-        (["H1/Consent/share-1"], None),
-        (None, "emergency"),
+    used = [
+        (e["outcome"], e["detail"].get("consents"), e["detail"].get("break_glass")) for e in reads
     ]
+    assert used == [(4, None, None), (0, ["H1/Consent/share-1"], None), (0, None, "emergency")]
     assert all(e["detail"]["persons"] == [zhang] for e in reads)
-    assert all(e["detail"]["resources"] == ["Condition/dx-h1"] for e in reads)
+    assert [e["detail"].get("resources") for e in reads[1:]] == [["Condition/dx-h1"]] * 2
     every = json.dumps([e["detail"] for e in audit_entries(database)], ensure_ascii=False)
     assert ZHANG_ID not in every
 
@@ -231,6 +232,8 @@ def test_every_access_is_audited_and_in_the_residents_access_history(
     assert ("fhir.read", ["H1/Consent/share-1"], None) in used
     assert ("fhir.read", [], "emergency") in used
     assert ("fhir.search", ["H1/Consent/share-1"], None) in used
+    refused = [e for e in entries if e["role"] == "clinician" and e["outcome"] != 0]
+    assert [(e["action"], e["target"]) for e in refused] == [("fhir.read", "Condition/dx-h1")]
     assert (
         client.get("/api/persons/999999/access-history", headers=auth(tokens.admin)).status_code
         == 404
