@@ -23,6 +23,12 @@ INSTITUTION_SYSTEM = "urn:oid:2.16.156.10011.1.5"
 STATUSES = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
 BREAK_GLASS_HEADER = "X-Break-Glass"
 MAX_REASON = 500
+# What every refused access is answered (403), the same words for a record that does not exist:
+# a refusal tells nothing about the resident.
+DENIED_MESSAGE = (
+    "no record of this resident may be shown to you: it needs the resident's consent for your"
+    " institution, or an emergency access stated in the X-Break-Glass header"
+)
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,9 @@ def terms_of(resource: dict[str, Any]) -> ConsentTerms:
     problems: list[Problem] = []
     status = resource.get("status")
     if status not in STATUSES:
-        problems.append(Problem(f"status must be one of {', '.join(STATUSES)}", field="status"))
+        problems.append(
+            Problem(f"status must be one of {', '.join(STATUSES)}", field="Consent.status")
+        )
     patient = resource.get("patient") or {}
     reference = patient.get("reference") if isinstance(patient, dict) else None
     identifier = patient.get("identifier") if isinstance(patient, dict) else None
@@ -140,16 +148,20 @@ def terms_of(resource: dict[str, Any]) -> ConsentTerms:
         patient_identifier = (str(identifier["system"]), str(identifier["value"]))
     if isinstance(reference, str) and not reference.startswith("Patient/"):
         problems.append(
-            Problem("must refer to a Patient of the recording institution", field="patient")
+            Problem("must refer to a Patient of the recording institution", field="Consent.patient")
         )
         reference = None
     if reference is None and patient_identifier is None:
         problems.append(
-            Problem("the resident is required: a reference or an identifier", field="patient")
+            Problem(
+                "the resident is required: a reference or an identifier", field="Consent.patient"
+            )
         )
     provision = resource.get("provision") or {}
     if provision.get("type", "permit") != "permit":
-        problems.append(Problem("only permit provisions are recorded here", field="provision.type"))
+        problems.append(
+            Problem("only permit provisions are recorded here", field="Consent.provision.type")
+        )
     actors: set[str] = set()
     for i, actor in enumerate(provision.get("actor") or []):
         code = _institution_of(actor.get("reference") or {})
@@ -157,15 +169,15 @@ def terms_of(resource: dict[str, Any]) -> ConsentTerms:
             problems.append(
                 Problem(
                     f"name the institution by identifier (system {INSTITUTION_SYSTEM})",
-                    field=f"provision.actor[{i}].reference",
+                    field=f"Consent.provision.actor[{i}].reference",
                 )
             )
         else:
             actors.add(code)
     classes = {c["code"] for c in provision.get("class") or [] if c.get("code")}
     period = provision.get("period") or {}
-    start = _moment(period.get("start"), "provision.period.start", problems)
-    end = _moment(period.get("end"), "provision.period.end", problems)
+    start = _moment(period.get("start"), "Consent.provision.period.start", problems)
+    end = _moment(period.get("end"), "Consent.provision.period.end", problems)
     if problems:
         raise InvalidInput("Consent", problems)
     return ConsentTerms(

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hie.auth import Principal
-from hie.consent.model import AccessRequest, Consent, Verdict, decide
+from hie.consent.model import DENIED_MESSAGE, AccessRequest, Consent, Verdict, decide
 from hie.consent.service import audit_detail, consents_for, decide_access
 from hie.errors import PermissionDenied
 from hie.fhir.calls import Call
@@ -24,11 +24,7 @@ from hie.fhir.responses import Answer, error
 from hie.storage import Database
 from hie.storage.persons import persons_of_records
 
-# The same words for a record that does not exist and for one the caller may not see.
-DENIED = (
-    "no record of this resident may be shown to you: it needs the resident's consent for your"
-    " institution, or an emergency access stated in the X-Break-Glass header"
-)
+DENIED = DENIED_MESSAGE
 PATIENT_PARAMETERS = ("patient", "subject", "subject:Patient", "patient:Patient")
 
 
@@ -71,6 +67,8 @@ def read(
     break_glass: str | None,
     work: Callable[[], Answer],
 ) -> Answer:
+    """A read: the person of the resource read decides, and a record that is missing is
+    answered as one refused."""
     institution = call.scope.institution_code
     if principal.role == "regulator":
         return error(403, "forbidden", "a regulator reads figures, not residents' records")
@@ -165,6 +163,8 @@ def everything(
     break_glass: str | None,
     work: Callable[[], Answer],
 ) -> Answer:
+    """``Patient/{id}/$everything``: any consent to the clinician's institution opens it; the
+    entries outside the consent's classes are left out."""
     institution = call.scope.institution_code
     if principal.role == "regulator":
         return error(403, "forbidden", "a regulator reads figures, not residents' records")

@@ -86,4 +86,4 @@ def test_terms_of_a_posted_consent() -> None:
     with pytest.raises(InvalidInput) as refused:
         terms_of(bad)
     fields = {p.field for p in refused.value.problems}
-    assert fields == {"patient", "provision.type", "provision.period.start"}
+    assert fields == {"Consent.patient", "Consent.provision.type", "Consent.provision.period.start"}

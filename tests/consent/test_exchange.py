@@ -145,7 +145,7 @@ def test_only_an_institution_holding_the_residents_records_records_a_consent(
     response = client.put(
         "/fhir/Consent/c9", json=consent("c9", "zhang-h1"), headers=auth(tokens.h2)
     )
-    assert response.status_code in (400, 403), response.text
+    assert response.status_code == 403, response.text
     assert client.get("/fhir/Consent/c9", headers=auth(tokens.h2)).status_code == 404
     # Clinicians write nothing, consents included.
     refused = client.put(
@@ -339,3 +339,16 @@ def test_a_consent_may_name_the_resident_by_identifier(
     refused = client.put("/fhir/Consent/li-1", json=by_id, headers=auth(tokens.h2))
     assert refused.status_code == 403
     assert OTHER_ID not in refused.text
+
+
+def test_a_consent_the_platform_cannot_apply_is_refused_with_its_location(
+    client: TestClient, tokens: Tokens, zhang: int, database: Database
+) -> None:
+    denying = consent("deny-1", "zhang-h1")
+    denying["provision"]["type"] = "deny"
+    response = client.put("/fhir/Consent/deny-1", json=denying, headers=auth(tokens.h1))
+    assert response.status_code == 422, response.text
+    [issue] = response.json()["issue"]
+    assert issue["expression"] == ["Consent.provision.type"]
+    with database.connection() as conn:
+        assert conn.execute("select count(*) as n from consent").fetchone() == {"n": 0}
