@@ -352,3 +352,41 @@ def test_a_consent_the_platform_cannot_apply_is_refused_with_its_location(
     assert issue["expression"] == ["Consent.provision.type"]
     with database.connection() as conn:
         assert conn.execute("select count(*) as n from consent").fetchone() == {"n": 0}
+
+
+def test_another_institutions_search_names_one_patient(
+    client: TestClient, tokens: Tokens, zhang: int
+) -> None:
+    put(client, tokens.h1, consent("share-1", "zhang-h1"))
+    headers = auth(tokens.clinician_h2, **AT_H1)
+    assert client.get("/fhir/Condition", headers=headers).status_code == 400
+    both = {"patient": ["Patient/zhang-h1", "Patient/li-h1"]}
+    assert client.get("/fhir/Condition", params=both, headers=headers).status_code == 400
+    rev = {"_id": "zhang-h1", "_revinclude": "Condition:subject"}
+    assert client.get("/fhir/Patient", params=rev, headers=headers).status_code == 400
+    # History and vread have no resident to decide on: they stay within one's own institution.
+    assert client.get("/fhir/Condition/dx-h1/_history", headers=headers).status_code == 403
+    assert client.get("/fhir/Condition/dx-h1/_history/1", headers=headers).status_code == 403
+    found = client.get("/fhir/Patient", params={"_id": "zhang-h1"}, headers=headers)
+    assert [e["resource"]["id"] for e in found.json()["entry"]] == ["zhang-h1"]
+
+
+def test_break_glass_opens_a_lookup_across_institutions_too(
+    client: TestClient, tokens: Tokens, zhang: int, database: Database
+) -> None:
+    answer = client.get(
+        "/fhir/Patient",
+        params={"identifier": f"{HEALTH_CARD}|HC-778"},
+        headers=auth(tokens.clinician_h2, **{"X-Break-Glass": "unconscious, no consent on file"}),
+    )
+    assert {e["resource"]["id"] for e in answer.json()["entry"]} == {
+        "zhang-h1",
+        "zhang-h2",
+        "zhang-d1",
+    }
+    with database.connection() as conn:
+        flagged = conn.execute("select source_institution from break_glass order by 1").fetchall()
+    assert [r["source_institution"] for r in flagged] == ["D1", "H1"]
+    [entry] = audit_entries(database, action="fhir.pdq")
+    assert entry["detail"]["persons"] == [zhang]
+    assert entry["detail"]["break_glass"] == "unconscious, no consent on file"
