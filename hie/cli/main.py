@@ -41,6 +41,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "consent": ("hie.cli.consent", "app"),
     "jobs": ("hie.cli.jobs", "app"),
     "events": ("hie.cli.events", "app"),
+    "subscriptions": ("hie.cli.subscriptions", "app"),
     "worker": ("hie.cli.worker", "worker"),
     "status": ("hie.cli.worker", "status"),
     "metrics": ("hie.cli.reports", "metrics_app"),

@@ -1,0 +1,89 @@
+"""``/fhir/Subscription``: create, read, update, delete and search of rest-hook Subscriptions.
+
+Mounted before the ``/fhir`` router: a Subscription is no record of an institution's upload
+table, so it is kept by its owner token rather than through the records' write path. Answers go
+out through the FHIR routes' own writer (JSON, or XML when asked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import Response
+
+from hie.auth import Principal
+from hie.fhir.openapi import extra
+from hie.fhir.responses import Answer
+from hie.fhir.routes import ResourceId, _bad_id, _base, _pairs, _respond, _server
+from hie.http.security import PrincipalDep
+from hie.subscriptions import service
+from hie.subscriptions.model import SUBSCRIPTION
+
+router = APIRouter(prefix="/fhir", tags=["fhir"])
+
+
+async def _run(
+    request: Request, principal: Principal, work: Callable[[service.Context], Answer]
+) -> Response:
+    def blocking() -> Response:
+        server = _server(request)
+        with server.database.connection() as conn:
+            catalog = server.catalogs.get(conn)
+        ctx = service.Context(
+            server.database,
+            server.settings.zone,
+            _base(request),
+            catalog,
+            deliverable=server.settings.broker_url is not None,
+        )
+        return _respond(work(ctx), request)
+
+    return await run_in_threadpool(blocking)
+
+
+@router.post(
+    f"/{SUBSCRIPTION}",
+    summary="create a rest-hook Subscription",
+    openapi_extra=extra(body="resource"),
+)
+async def create(request: Request, principal: PrincipalDep) -> Response:
+    body = await request.body()
+    return await _run(request, principal, lambda ctx: service.create(ctx, principal, body))
+
+
+@router.get(f"/{SUBSCRIPTION}", summary="search Subscriptions (the caller's; an admin's: all)")
+async def search(request: Request, principal: PrincipalDep) -> Response:
+    pairs = _pairs(request)
+    return await _run(
+        request,
+        principal,
+        lambda ctx: service.search_subscriptions(ctx, principal, pairs, str(request.url)),
+    )
+
+
+@router.get(f"/{SUBSCRIPTION}/{{resource_id}}", summary="read a Subscription")
+async def read(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
+    return _bad_id(request, resource_id) or await _run(
+        request, principal, lambda ctx: service.read(ctx, principal, resource_id)
+    )
+
+
+@router.put(
+    f"/{SUBSCRIPTION}/{{resource_id}}",
+    summary="update a Subscription (or create it with this id)",
+    openapi_extra=extra(body="resource"),
+)
+async def update(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
+    body = await request.body()
+    return _bad_id(request, resource_id) or await _run(
+        request, principal, lambda ctx: service.update(ctx, principal, resource_id, body)
+    )
+
+
+@router.delete(f"/{SUBSCRIPTION}/{{resource_id}}", summary="delete a Subscription")
+async def delete(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
+    return _bad_id(request, resource_id) or await _run(
+        request, principal, lambda ctx: service.delete(ctx, principal, resource_id)
+    )
