@@ -70,9 +70,7 @@ def test_invalid_criteria_are_refused_with_the_search_apis_message(
         "?code=x": "does not start with a resource type",
     }
     for criteria, words in cases.items():
-        answer = client.post(
-            "/fhir/Subscription", json=subscription(HOOK, criteria), headers=h1
-        )
+        answer = client.post("/fhir/Subscription", json=subscription(HOOK, criteria), headers=h1)
         assert answer.status_code == 400, criteria
         issue = answer.json()["issue"][0]
         assert words in issue["diagnostics"], (criteria, issue)
