@@ -219,35 +219,39 @@ class Due:
 
 
 def claim_due(conn: Connection, limit: int, lease: timedelta) -> list[Due]:
-    """Pending deliveries of active subscriptions that are due, oldest first; each is leased
-    (``next_attempt_at`` moved ``lease`` ahead) so no other deliverer sends it meanwhile, and a
-    deliverer that dies with it in hand leaves it to be sent again when the lease ends."""
+    """Pending deliveries of active subscriptions that are due, oldest first (each
+    subscription's in the order its events were matched); each is leased (``next_attempt_at``
+    moved ``lease`` ahead) so no other deliverer sends it meanwhile, and a deliverer that dies
+    with it in hand leaves it to be sent again when the lease ends. ``attempts``: the tries
+    before this one."""
     rows = conn.execute(
         """
         with due as (
             select d.subscription_id, d.event_id from subscription_delivery d
             join subscription s on s.id = d.subscription_id and s.status = 'active'
             where d.state = 'pending' and d.next_attempt_at <= now()
-            order by d.next_attempt_at limit %s
+            order by d.next_attempt_at, d.created_at limit %s
             for update of d skip locked
         )
-        update subscription_delivery d set next_attempt_at = now() + %s,
-            attempts = d.attempts + 1
+        update subscription_delivery d set next_attempt_at = now() + %s
         from due, subscription s
         where d.subscription_id = due.subscription_id and d.event_id = due.event_id
           and s.id = d.subscription_id
         returning d.subscription_id, d.event_id, d.institution_code, d.logical_id, d.version,
-            d.attempts, s.endpoint, s.payload, s.headers
+            d.attempts, d.created_at, s.endpoint, s.payload, s.headers
         """,
         (limit, lease),
     ).fetchall()
-    return [Due(**row) for row in rows]
+    # UPDATE ... RETURNING keeps no order: the order the events were matched in.
+    rows.sort(key=lambda row: row["created_at"])
+    return [Due(**{k: v for k, v in row.items() if k != "created_at"}) for row in rows]
 
 
 def mark_sent(conn: Connection, subscription_id: str, event_id: UUID) -> None:
     conn.execute(
         """
-        update subscription_delivery set state = 'sent', sent_at = now(), last_error = null
+        update subscription_delivery set state = 'sent', sent_at = now(), last_error = null,
+            attempts = attempts + 1
         where subscription_id = %s and event_id = %s
         """,
         (subscription_id, event_id),
@@ -259,17 +263,33 @@ def retry_later(
 ) -> None:
     conn.execute(
         """
-        update subscription_delivery set next_attempt_at = %s, last_error = %s
+        update subscription_delivery set next_attempt_at = %s, last_error = %s,
+            attempts = attempts + 1
         where subscription_id = %s and event_id = %s
         """,
         (at, why, subscription_id, event_id),
     )
 
 
+def hold_back(
+    conn: Connection, subscription_id: str, event_ids: Sequence[UUID], at: datetime
+) -> None:
+    """Claimed deliveries left unsent because their subscriber just failed: due again at
+    ``at``, no try counted."""
+    conn.execute(
+        """
+        update subscription_delivery set next_attempt_at = %s
+        where subscription_id = %s and event_id = any(%s) and state = 'pending'
+        """,
+        (at, subscription_id, list(event_ids)),
+    )
+
+
 def mark_failed(conn: Connection, subscription_id: str, event_id: UUID, why: str) -> None:
     conn.execute(
         """
-        update subscription_delivery set state = 'failed', last_error = %s
+        update subscription_delivery set state = 'failed', last_error = %s,
+            attempts = attempts + 1
         where subscription_id = %s and event_id = %s
         """,
         (why, subscription_id, event_id),

@@ -50,6 +50,7 @@ from hie.storage.subscriptions import (
     active_subscriptions,
     add_deliveries,
     claim_due,
+    hold_back,
     mark_failed,
     mark_sent,
     requested_subscriptions,
@@ -216,12 +217,29 @@ class Deliverer:
         return len(rows)
 
     def send_due(self, client: httpx.Client) -> int:
-        """Send the deliveries that are due; how many were tried."""
+        """Send the deliveries that are due, each subscription's in the order of its events;
+        how many were tried. A subscriber that fails a transient way is not tried again in this
+        round: its other deliveries wait with the failed one, so a dead endpoint costs one
+        timeout per round rather than one per pending delivery (and a subscription that went
+        to error sends nothing more)."""
         with self.database.transaction() as tx:
             due = claim_due(tx.conn, self.batch, timedelta(seconds=self.lease))
+        resting: dict[str, datetime] = {}  # subscription: when it is tried again
+        held: dict[str, list[UUID]] = {}
+        tried = 0
         for delivery in due:
-            self._send(client, delivery)
-        return len(due)
+            if delivery.subscription_id in resting:
+                held.setdefault(delivery.subscription_id, []).append(delivery.event_id)
+                continue
+            tried += 1
+            again = self._send(client, delivery)
+            if again is not None:
+                resting[delivery.subscription_id] = again
+        if held:
+            with self.database.transaction() as tx:
+                for subscription_id, event_ids in held.items():
+                    hold_back(tx.conn, subscription_id, event_ids, resting[subscription_id])
+        return tried
 
     def _body(self, delivery: Due) -> bytes | None:
         if delivery.payload is None:
@@ -235,7 +253,10 @@ class Deliverer:
         served = served_form(row["resource"], row["version"], row["received_at"])
         return json.dumps(served, ensure_ascii=False).encode()
 
-    def _send(self, client: httpx.Client, delivery: Due) -> None:
+    def _send(self, client: httpx.Client, delivery: Due) -> datetime | None:
+        """POST one delivery and record the outcome. None when it was sent; else when the
+        subscriber's other deliveries are due again (after a failure for good, at once: its
+        subscription is in error and no longer claimed)."""
         headers = header_pairs(delivery.headers)
         body = self._body(delivery)
         if body is not None:
@@ -250,34 +271,34 @@ class Deliverer:
                 with self.database.transaction() as tx:
                     mark_sent(tx.conn, delivery.subscription_id, delivery.event_id)
                 self.sent += 1
-                return
+                return None
             why = f"HTTP {response.status_code}"
             transient = response.status_code in TRANSIENT_STATUSES
             retry_after = _seconds(response.headers.get("Retry-After"))
+        tries = delivery.attempts + 1
         # The endpoint is not logged: its query may carry the subscriber's secret.
         log.warning(
             "subscriptions: Subscription/%s, event %s: %s (try %d)",
             delivery.subscription_id,
             delivery.event_id,
             why,
-            delivery.attempts,
+            tries,
         )
         with self.database.transaction() as tx:
-            if transient and delivery.attempts < self.attempts:
-                pause = max(
-                    retry_after, backoff(delivery.attempts, self.backoff_base, self.backoff_most)
-                )
+            if transient and tries < self.attempts:
+                pause = max(retry_after, backoff(tries, self.backoff_base, self.backoff_most))
                 at = datetime.now(UTC) + timedelta(seconds=pause)
                 retry_later(tx.conn, delivery.subscription_id, delivery.event_id, at, why)
-                return
+                return at
             mark_failed(tx.conn, delivery.subscription_id, delivery.event_id, why)
             set_status(
                 tx.conn,
                 delivery.subscription_id,
                 "error",
                 f"delivery of {delivery.logical_id}/_history/{delivery.version} failed after "
-                f"{delivery.attempts} attempt(s): {why}",
+                f"{tries} attempt(s): {why}",
             )
+        return datetime.now(UTC)
 
 
 def _seconds(value: str | None) -> float:

@@ -4,6 +4,7 @@ seen twice is delivered once, a 500 is retried, repeated failure puts the subscr
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -176,3 +177,27 @@ def test_a_revoked_owner_token_is_delivered_nothing(
     answer = client.post("/fhir/Observation", json=observation(HEART_RATE, "r"), headers=headers)
     assert answer.status_code == 201
     assert [deliverer.handle(e) for e in events(database)] == [0]
+
+
+def test_a_dead_subscriber_costs_one_try_per_round_not_one_per_delivery(
+    client: TestClient, tokens: Tokens, database: Database, deliverer: Deliverer
+) -> None:
+    with socket.socket() as closed:  # a port nobody listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    subscribe(client, tokens.h1, f"http://127.0.0.1:{port}/hook", HEART_RATE)
+    deliverer.activate()
+    for tag in ("x", "y", "z"):
+        post(client, tokens.h1, HEART_RATE, tag)
+    assert [deliverer.handle(e) for e in events(database)] == [1, 1, 1]
+    with httpx.Client(timeout=5) as http:
+        assert deliverer.send_due(http) == 1  # the other two wait with it
+    with database.connection() as conn:
+        rows = conn.execute(
+            "select state, attempts, last_error from subscription_delivery order by created_at"
+        ).fetchall()
+    assert [(r["state"], r["attempts"], r["last_error"]) for r in rows] == [
+        ("pending", 1, "ConnectError"),
+        ("pending", 0, None),
+        ("pending", 0, None),
+    ]
