@@ -15,7 +15,7 @@ from fastapi.responses import Response
 
 from hie.auth import Principal
 from hie.fhir.openapi import extra
-from hie.fhir.responses import Answer
+from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, error
 from hie.fhir.routes import ResourceId, _bad_id, _base, _pairs, _respond, _server
 from hie.http.security import PrincipalDep
 from hie.subscriptions import service
@@ -43,6 +43,14 @@ async def _run(
     return await run_in_threadpool(blocking)
 
 
+def _not_json(request: Request) -> Response | None:
+    """415 for a body that is not FHIR JSON (a Subscription is small: JSON only)."""
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media in ("", *JSON_TYPES):
+        return None
+    return _respond(error(415, "not-supported", f"send {FHIR_JSON}, not {media}"), request)
+
+
 @router.post(
     f"/{SUBSCRIPTION}",
     summary="create a rest-hook Subscription",
@@ -50,7 +58,9 @@ async def _run(
 )
 async def create(request: Request, principal: PrincipalDep) -> Response:
     body = await request.body()
-    return await _run(request, principal, lambda ctx: service.create(ctx, principal, body))
+    return _not_json(request) or await _run(
+        request, principal, lambda ctx: service.create(ctx, principal, body)
+    )
 
 
 @router.get(f"/{SUBSCRIPTION}", summary="search Subscriptions (the caller's; an admin's: all)")
@@ -77,8 +87,12 @@ async def read(request: Request, resource_id: ResourceId, principal: PrincipalDe
 )
 async def update(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
     body = await request.body()
-    return _bad_id(request, resource_id) or await _run(
-        request, principal, lambda ctx: service.update(ctx, principal, resource_id, body)
+    return (
+        _bad_id(request, resource_id)
+        or _not_json(request)
+        or await _run(
+            request, principal, lambda ctx: service.update(ctx, principal, resource_id, body)
+        )
     )
 
 

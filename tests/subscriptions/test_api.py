@@ -25,6 +25,9 @@ def test_create_read_update_delete_and_search(client: TestClient, tokens: Tokens
     read = client.get(f"/fhir/Subscription/{sid}", headers=h1)
     assert read.status_code == 200 and read.json()["criteria"] == body["criteria"]
     assert read.headers["ETag"] == 'W/"1"'
+    as_xml = client.get(f"/fhir/Subscription/{sid}?_format=xml", headers=h1)
+    assert as_xml.headers["content-type"].startswith("application/fhir+xml")
+    assert b"<criteria value=" in as_xml.content
 
     changed = {**body, "id": sid, "criteria": "Observation?code=http://loinc.org|8310-5"}
     updated = client.put(f"/fhir/Subscription/{sid}", json=changed, headers=h1)
@@ -91,6 +94,13 @@ def test_channel_and_status_are_checked(client: TestClient, tokens: Tokens) -> N
     xml["channel"]["payload"] = "application/fhir+xml"
     answer = client.post("/fhir/Subscription", json=xml, headers=h1)
     assert answer.json()["issue"][0]["expression"] == ["Subscription.channel.payload"]
+
+    as_xml = client.post(
+        "/fhir/Subscription",
+        content=b"<Subscription/>",
+        headers={**h1, "Content-Type": "application/fhir+xml"},
+    )
+    assert as_xml.status_code == 415
 
     erred = {**subscription(HOOK), "status": "error"}
     answer = client.post("/fhir/Subscription", json=erred, headers=h1)

@@ -5,6 +5,7 @@ events published again (a relay that died before marking them) deliver nothing t
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -140,6 +141,19 @@ def test_each_matching_create_arrives_once_and_only_what_the_token_may_read(
         assert got("/h1") == sorted(posted["H1"])  # once each, nothing of H2
         assert got("/admin") == sorted(posted["H1"] + posted["H2"])
         assert all(b["resourceType"] == "Observation" for b in subscriber.bodies("/admin"))
+
+        listed = subprocess.run(
+            [*HIE, "subscriptions", "list", "--json"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        states = {s["id"]: (s["status"], s["deliveries"]) for s in json.loads(listed)}
+        assert states == {
+            ids["h1"]: ("active", {"sent": 4}),
+            ids["admin"]: ("active", {"sent": 7}),
+        }
     finally:
         for process in (relay, deliverer):
             if process is not None and process.poll() is None:
