@@ -213,6 +213,7 @@ class Due:
     logical_id: str
     version: int
     attempts: int
+    owner_token_id: int
     endpoint: str
     payload: str | None
     headers: list[str]
@@ -238,7 +239,7 @@ def claim_due(conn: Connection, limit: int, lease: timedelta) -> list[Due]:
         where d.subscription_id = due.subscription_id and d.event_id = due.event_id
           and s.id = d.subscription_id
         returning d.subscription_id, d.event_id, d.institution_code, d.logical_id, d.version,
-            d.attempts, d.created_at, s.endpoint, s.payload, s.headers
+            d.attempts, d.created_at, s.owner_token_id, s.endpoint, s.payload, s.headers
         """,
         (limit, lease),
     ).fetchall()

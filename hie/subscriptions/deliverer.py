@@ -41,8 +41,10 @@ import pika.exceptions
 import psycopg
 
 from hie.events.broker import connection_parameters, declare_exchange
+from hie.events.model import SCHEMA
 from hie.fhir.content import served_form
 from hie.storage import Database
+from hie.storage.audit import record_event
 from hie.storage.fhir import read_version_of
 from hie.storage.subscriptions import (
     Due,
@@ -155,12 +157,12 @@ class Deliverer:
                 if method is None:
                     continue
                 try:
-                    event = json.loads(body)
-                except ValueError:
-                    # Not ours to read: to the dead letters, not round and round.
+                    self.handle(json.loads(body))
+                except ValueError as exc:
+                    # Not an event of ours: to the dead letters, not round and round.
+                    log.warning("subscriptions: unreadable event dead-lettered (%s)", exc)
                     channel.basic_reject(method.delivery_tag, requeue=False)
                     continue
-                self.handle(event)
                 channel.basic_ack(method.delivery_tag)
             with contextlib.suppress(*OUTAGES):
                 channel.cancel()
@@ -169,26 +171,21 @@ class Deliverer:
                 with contextlib.suppress(*OUTAGES):
                     broker.close()
 
-    def handle(self, event: dict[str, Any]) -> int:
+    def handle(self, event: Any) -> int:
         """Record a delivery for each subscription the event's resource matches; how many are
-        new (0 for an event seen before)."""
-        record = event.get("record") or {}
-        if (
-            event.get("type") != "record.accepted"
-            or record.get("kind") != "fhir"
-            or record.get("deleted")
-        ):
+        new (0 for an event seen before). ValueError for a body that is no event."""
+        target = _target(event)
+        if target is None:
             return 0
-        institution = str(event["institution"]["code"])
-        resource_type, resource_id = str(record["resource_type"]), str(record["id"])
+        event_id, institution, resource_type, resource_id, version = target
         with self.database.transaction() as tx:
             found = [
                 NewDelivery(
                     subscription_id=subscription.id,
-                    event_id=UUID(str(event["event_id"])),
+                    event_id=event_id,
                     institution_code=institution,
                     logical_id=f"{resource_type}/{resource_id}",
-                    version=int(record["version"]),
+                    version=version,
                 )
                 for subscription in active_subscriptions(tx.conn, resource_type)
                 if matches(tx.conn, self.zone, subscription, institution, resource_id)
@@ -270,6 +267,17 @@ class Deliverer:
             if response.is_success:
                 with self.database.transaction() as tx:
                     mark_sent(tx.conn, delivery.subscription_id, delivery.event_id)
+                    # A disclosure on the owner's behalf, audited as its reads are.
+                    record_event(
+                        tx.conn,
+                        f"token:{delivery.owner_token_id}",
+                        "subscription.deliver",
+                        f"{delivery.logical_id}/_history/{delivery.version}",
+                        outcome=response.status_code,
+                        acting_for=delivery.institution_code,
+                        subscription=f"Subscription/{delivery.subscription_id}",
+                        content=body is not None,
+                    )
                 self.sent += 1
                 return None
             why = f"HTTP {response.status_code}"
@@ -299,6 +307,28 @@ class Deliverer:
                 f"{tries} attempt(s): {why}",
             )
         return datetime.now(UTC)
+
+
+def _target(event: Any) -> tuple[UUID, str, str, str, int] | None:
+    """Event id, institution, type, id and version of an accepted FHIR version (None for any
+    other event: a CDA document, a delete, a rejection); ValueError when it is no event."""
+    try:
+        record = event.get("record") or {}
+        if (
+            event.get("type") != "record.accepted"
+            or record.get("kind") != "fhir"
+            or record.get("deleted")
+        ):
+            return None
+        return (
+            UUID(str(event["event_id"])),
+            str(event["institution"]["code"]),
+            str(record["resource_type"]),
+            str(record["id"]),
+            int(record["version"]),
+        )
+    except (AttributeError, KeyError, TypeError) as exc:
+        raise ValueError(f"not a {SCHEMA} event: {type(exc).__name__} {exc}") from None
 
 
 def _seconds(value: str | None) -> float:

@@ -123,6 +123,19 @@ def test_matches_by_search_and_owner_reach_once_per_event_with_a_retry(
             " group by state"
         ).fetchall()
     assert [(s["state"], s["n"], s["most"]) for s in states] == [("sent", 3, 2)]
+    with database.connection() as conn:
+        audited = conn.execute(
+            "select actor, target, detail from audit_event where action = 'subscription.deliver'"
+            " order by target"
+        ).fetchall()
+    assert sorted(r["target"] for r in audited) == sorted(
+        [
+            f"Observation/{a}/_history/1",
+            f"Observation/{a}/_history/1",
+            f"Observation/{c}/_history/1",
+        ]
+    )
+    assert {r["detail"]["acting_for"] for r in audited} == {"H1", "H2"}
     assert c not in [b["id"] for b in h1_bodies]
 
 
@@ -201,3 +214,15 @@ def test_a_dead_subscriber_costs_one_try_per_round_not_one_per_delivery(
         ("pending", 0, None),
         ("pending", 0, None),
     ]
+
+
+def test_other_events_are_passed_over_and_a_body_that_is_no_event_is_refused(
+    deliverer: Deliverer,
+) -> None:
+    cda = {"type": "record.accepted", "record": {"kind": "cda", "document_id": "d", "version": 1}}
+    rejected = {"type": "record.rejected", "record": None}
+    deleted = {"type": "record.accepted", "record": {"kind": "fhir", "deleted": True}}
+    assert [deliverer.handle(e) for e in (cda, rejected, deleted)] == [0, 0, 0]
+    for bad in ("text", [], {"type": "record.accepted", "record": {"kind": "fhir"}}):
+        with pytest.raises(ValueError, match=r"not a hie\.event/1 event"):
+            deliverer.handle(bad)
