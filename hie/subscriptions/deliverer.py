@@ -60,7 +60,7 @@ from hie.storage.subscriptions import (
     set_status,
 )
 from hie.subscriptions.model import TRANSIENT_STATUSES, backoff, header_pairs
-from hie.subscriptions.service import matches
+from hie.subscriptions.service import matching
 from hie.workers.app import DELIVERY_LIMIT, queue_name
 
 log = logging.getLogger(__name__)
@@ -179,6 +179,7 @@ class Deliverer:
             return 0
         event_id, institution, resource_type, resource_id, version = target
         with self.database.transaction() as tx:
+            candidates = active_subscriptions(tx.conn, resource_type)
             found = [
                 NewDelivery(
                     subscription_id=subscription.id,
@@ -187,8 +188,9 @@ class Deliverer:
                     logical_id=f"{resource_type}/{resource_id}",
                     version=version,
                 )
-                for subscription in active_subscriptions(tx.conn, resource_type)
-                if matches(tx.conn, self.zone, subscription, institution, resource_id)
+                for subscription in matching(
+                    tx.conn, self.zone, candidates, institution, resource_id
+                )
             ]
             new = add_deliveries(tx.conn, found)
         self.matched += new

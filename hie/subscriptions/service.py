@@ -24,7 +24,7 @@ from hie.fhir.server import supported_types
 from hie.outcome import OutcomeIssue, operation_outcome
 from hie.storage import Connection, Database
 from hie.storage.audit import record_event
-from hie.storage.search import search
+from hie.storage.search import SearchQuery, exists_each
 from hie.storage.subscriptions import (
     NewSubscription,
     SubscriptionRow,
@@ -278,28 +278,43 @@ def sees(subscription: SubscriptionRow, institution_code: str) -> bool:
     return owner.can_read(institution_code)
 
 
-def matches(
+def matching(
     conn: Connection,
     zone: ZoneInfo,
-    subscription: SubscriptionRow,
+    subscriptions: list[SubscriptionRow],
     institution_code: str,
     resource_id: str,
-) -> bool:
-    """Whether the subscription's search, run in the institution's data restricted to this one
-    resource, finds it (the resource as it now stands in the search index)."""
-    if not sees(subscription, institution_code):
-        return False
-    resource_type, query = split_criteria(subscription.criteria)
+) -> list[SubscriptionRow]:
+    """The subscriptions whose search, run in the institution's data restricted to this one
+    resource, finds it (the resource as it now stands in the search index), among those whose
+    owner may read the institution. Equal criteria are searched once, all in one round trip."""
+    queries: dict[str, SearchQuery | None] = {}
+    readers = [s for s in subscriptions if sees(s, institution_code)]
+    for subscription in readers:
+        if subscription.criteria not in queries:
+            queries[subscription.criteria] = _restricted(
+                subscription.criteria, zone, institution_code, resource_id
+            )
+    asked = [(criteria, query) for criteria, query in queries.items() if query is not None]
+    hits = exists_each(conn, [query for _, query in asked])
+    found = {criteria for (criteria, _), hit in zip(asked, hits, strict=True) if hit}
+    return [s for s in readers if s.criteria in found]
+
+
+def _restricted(
+    criteria: str, zone: ZoneInfo, institution_code: str, resource_id: str
+) -> SearchQuery | None:
+    """The criteria's search in one institution, narrowed to one resource id (None: it cannot
+    find it)."""
+    resource_type, query = split_criteria(criteria)
     try:
         parsed = parse_search(resource_type, query, institution_code=institution_code, zone=zone)
     except SearchError:
-        return False  # checked on write; a parameter since removed matches nothing
+        return None  # checked on write; a parameter since removed matches nothing
     if parsed.unknown:
-        return False
-    parsed.query.ids = (
-        (resource_id,)
-        if parsed.query.ids is None
-        else (tuple(i for i in parsed.query.ids if i == resource_id))
-    )
-    parsed.query.count, parsed.query.offset = 1, 0
-    return bool(parsed.query.ids) and bool(search(conn, parsed.query))
+        return None
+    ids = parsed.query.ids
+    if ids is not None and resource_id not in ids:
+        return None
+    parsed.query.ids = (resource_id,)
+    return parsed.query
