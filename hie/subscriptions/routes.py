@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
+from hie.audit import Agent, address_of, record_read
 from hie.auth import Principal
 from hie.fhir.openapi import extra
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, error
@@ -25,10 +26,20 @@ router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 
 async def _run(
-    request: Request, principal: Principal, work: Callable[[service.Context], Answer]
+    request: Request,
+    principal: Principal,
+    work: Callable[[service.Context], Answer],
+    *,
+    action: str,
+    target: str,
+    write: bool = False,
 ) -> Response:
+    """Run ``work`` off the event loop. A write records its entry in its own transaction
+    (service.py); a read, and a refused write, is recorded here once answered."""
+
     def blocking() -> Response:
         server = _server(request)
+        agent = Agent.of(principal, address_of(request))
         with server.database.connection() as conn:
             catalog = server.catalogs.get(conn)
         ctx = service.Context(
@@ -37,8 +48,12 @@ async def _run(
             _base(request),
             catalog,
             deliverable=server.settings.broker_url is not None,
+            agent=agent,
         )
-        return _respond(work(ctx), request)
+        answer = work(ctx)
+        if not write or answer.status >= 400:
+            record_read(server.database, agent, action, target, status=answer.status)
+        return _respond(answer, request)
 
     return await run_in_threadpool(blocking)
 
@@ -59,7 +74,12 @@ def _not_json(request: Request) -> Response | None:
 async def create(request: Request, principal: PrincipalDep) -> Response:
     body = await request.body()
     return _not_json(request) or await _run(
-        request, principal, lambda ctx: service.create(ctx, principal, body)
+        request,
+        principal,
+        lambda ctx: service.create(ctx, principal, body),
+        action="subscription.create",
+        target=SUBSCRIPTION,
+        write=True,
     )
 
 
@@ -70,13 +90,19 @@ async def search(request: Request, principal: PrincipalDep) -> Response:
         request,
         principal,
         lambda ctx: service.search_subscriptions(ctx, principal, pairs, str(request.url)),
+        action="subscription.search",
+        target=SUBSCRIPTION,
     )
 
 
 @router.get(f"/{SUBSCRIPTION}/{{resource_id}}", summary="read a Subscription")
 async def read(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
     return _bad_id(request, resource_id) or await _run(
-        request, principal, lambda ctx: service.read(ctx, principal, resource_id)
+        request,
+        principal,
+        lambda ctx: service.read(ctx, principal, resource_id),
+        action="subscription.read",
+        target=f"{SUBSCRIPTION}/{resource_id}",
     )
 
 
@@ -91,7 +117,12 @@ async def update(request: Request, resource_id: ResourceId, principal: Principal
         _bad_id(request, resource_id)
         or _not_json(request)
         or await _run(
-            request, principal, lambda ctx: service.update(ctx, principal, resource_id, body)
+            request,
+            principal,
+            lambda ctx: service.update(ctx, principal, resource_id, body),
+            action="subscription.update",
+            target=f"{SUBSCRIPTION}/{resource_id}",
+            write=True,
         )
     )
 
@@ -99,5 +130,10 @@ async def update(request: Request, resource_id: ResourceId, principal: Principal
 @router.delete(f"/{SUBSCRIPTION}/{{resource_id}}", summary="delete a Subscription")
 async def delete(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
     return _bad_id(request, resource_id) or await _run(
-        request, principal, lambda ctx: service.delete(ctx, principal, resource_id)
+        request,
+        principal,
+        lambda ctx: service.delete(ctx, principal, resource_id),
+        action="subscription.delete",
+        target=f"{SUBSCRIPTION}/{resource_id}",
+        write=True,
     )

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from hie.audit import Agent
 from hie.auth import Principal
 from hie.catalog import Catalog
 from hie.fhir.content import etag, http_date, served_form
@@ -23,7 +24,6 @@ from hie.fhir.search import DEFAULT_COUNT, MAX_COUNT, SearchError, parse_search,
 from hie.fhir.server import supported_types
 from hie.outcome import OutcomeIssue, operation_outcome
 from hie.storage import Connection, Database
-from hie.storage.audit import record_event
 from hie.storage.search import SearchQuery, exists_each
 from hie.storage.subscriptions import (
     NewSubscription,
@@ -56,6 +56,7 @@ class Context:
     base: str
     catalog: Catalog
     deliverable: bool  # a broker is configured (a deliverer can run)
+    agent: Agent  # who asks, for the audit trail
 
 
 def _problems(problems: list[Problem], status: int = 400) -> Answer:
@@ -155,7 +156,7 @@ def create(ctx: Context, principal: Principal, body: bytes) -> Answer:
         row = insert_subscription(
             tx.conn, _new(str(uuid.uuid4()), principal.token_id, spec, resource)
         )
-        _audit(tx.conn, principal, "subscription.create", row["id"])
+        _audit(tx.conn, ctx.agent, "subscription.create", row["id"], 201)
     return _answer(201, row, ctx.base, write=True)
 
 
@@ -182,7 +183,7 @@ def update(ctx: Context, principal: Principal, subscription_id: str, body: bytes
             if replaced is None:  # cannot be: the row is locked
                 raise RuntimeError(f"{SUBSCRIPTION}/{subscription_id} vanished")
             row, status = replaced, 200
-        _audit(tx.conn, principal, "subscription.update", subscription_id)
+        _audit(tx.conn, ctx.agent, "subscription.update", subscription_id, status)
     return _answer(status, row, ctx.base, write=True)
 
 
@@ -200,7 +201,7 @@ def delete(ctx: Context, principal: Principal, subscription_id: str) -> Answer:
         if not _visible(row, principal):
             return error(404, "not-found", f"{SUBSCRIPTION}/{subscription_id} is not known")
         delete_subscription(tx.conn, subscription_id)
-        _audit(tx.conn, principal, "subscription.delete", subscription_id)
+        _audit(tx.conn, ctx.agent, "subscription.delete", subscription_id, 204)
     return Answer(204)
 
 
@@ -256,16 +257,10 @@ def search_subscriptions(
     return Answer(200, bundle("searchset", entries, links=links, total=total))
 
 
-def _audit(conn: Connection, principal: Principal, action: str, subscription_id: str) -> None:
-    # Ids only: the endpoint and headers may carry the subscriber's secrets.
-    record_event(
-        conn,
-        principal.actor,
-        action,
-        f"{SUBSCRIPTION}/{subscription_id}",
-        role=principal.role,
-        institution=principal.institution_code,
-    )
+def _audit(conn: Connection, agent: Agent, action: str, subscription_id: str, status: int) -> None:
+    # In the write's transaction, ids only: the endpoint and headers may carry the subscriber's
+    # secrets. Reads and refusals are recorded by the routes once answered.
+    agent.record(conn, action, f"{SUBSCRIPTION}/{subscription_id}", status=status)
 
 
 # -- matching -------------------------------------------------------------------------------

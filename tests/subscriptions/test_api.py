@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
+from hie.audit import flush_reads
 from hie.config import Settings
 from tests.subscriptions.conftest import Tokens, auth, subscription
 
@@ -133,3 +134,35 @@ def test_capability_statement_lists_subscription_with_rest_hook(client: TestClie
     entry = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Subscription")
     assert {i["code"] for i in entry["interaction"]} >= {"create", "read", "search-type"}
     assert "rest-hook" in entry["documentation"]
+
+
+def test_every_interaction_is_audited_without_the_subscribers_secrets(
+    client: TestClient, tokens: Tokens
+) -> None:
+    h1 = auth(tokens.h1)
+    body = subscription(HOOK + "?key=hook-secret", headers=("Authorization: Bearer hdr-secret",))
+    sid = client.post("/fhir/Subscription", json=body, headers=h1).json()["id"]
+    client.get(f"/fhir/Subscription/{sid}", headers=h1)
+    client.get("/fhir/Subscription", headers=h1)
+    client.put(f"/fhir/Subscription/{sid}", json={**body, "id": sid}, headers=h1)
+    client.post("/fhir/Subscription", json=subscription(HOOK, "Observation?x=1"), headers=h1)
+    client.delete(f"/fhir/Subscription/{sid}", headers=h1)
+    database = client.app.state.database  # type: ignore[attr-defined]
+    flush_reads(database, timeout=10)
+    with database.connection() as conn:
+        rows = conn.execute(
+            "select action, target, outcome, detail::text as detail from audit_event"
+            " where action like 'subscription.%' order by id"
+        ).fetchall()
+    # Reads are written by the background writer: compared without their order.
+    assert sorted((r["action"], r["target"], r["outcome"]) for r in rows) == sorted(
+        [
+            ("subscription.create", f"Subscription/{sid}", 0),
+            ("subscription.read", f"Subscription/{sid}", 0),
+            ("subscription.search", "Subscription", 0),
+            ("subscription.update", f"Subscription/{sid}", 0),
+            ("subscription.create", "Subscription", 4),  # refused: bad criteria
+            ("subscription.delete", f"Subscription/{sid}", 0),
+        ]
+    )
+    assert not any("secret" in r["detail"] for r in rows)

@@ -9,7 +9,8 @@ from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.worker import ROLES, commands
 from hie.fhir.server import supported_types
 from hie.subscriptions.model import backoff, header_pairs, read_spec, split_criteria
-from hie.subscriptions.service import criteria_problem
+from hie.storage.subscriptions import SubscriptionRow
+from hie.subscriptions.service import criteria_problem, sees
 
 TYPES = supported_types(read_catalog(default_catalog_path()))
 
@@ -78,3 +79,14 @@ def test_hie_worker_runs_the_deliverer_beside_the_others_and_alone() -> None:
     ]
     alone = commands("p", "/d", only="subscriptions", queues=None, concurrency=None)
     assert [line[1:] for line in alone] == [deliver]
+
+
+def test_a_subscription_sees_what_its_owner_token_may_read() -> None:
+    def owned_by(role: str, institution: str | None) -> SubscriptionRow:
+        return SubscriptionRow(
+            "s", "Observation", "Observation", "https://x", None, [], role, institution
+        )
+
+    assert sees(owned_by("submitter", "H1"), "H1") and not sees(owned_by("submitter", "H1"), "H2")
+    assert not sees(owned_by("clinician", "H1"), "H2")  # consented reads are not delivered
+    assert sees(owned_by("admin", None), "H2") and sees(owned_by("regulator", None), "H2")
