@@ -8,8 +8,8 @@ from typing import Any
 from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.worker import ROLES, commands
 from hie.fhir.server import supported_types
-from hie.subscriptions.model import backoff, header_pairs, read_spec, split_criteria
 from hie.storage.subscriptions import SubscriptionRow
+from hie.subscriptions.model import backoff, header_pairs, read_spec, split_criteria
 from hie.subscriptions.service import criteria_problem, sees
 
 TYPES = supported_types(read_catalog(default_catalog_path()))
