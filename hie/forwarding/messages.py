@@ -18,7 +18,6 @@ import base64
 import hashlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 CDA_MEDIA_TYPE = "application/hl7-cda+xml"
@@ -97,7 +96,6 @@ def document_bundle(
     xml: bytes,
     *,
     table_code: str | None,
-    received_at: datetime,
     replaces: str | None = None,
     mode: str = "mhd",
 ) -> dict[str, Any]:
@@ -130,8 +128,9 @@ def document_bundle(
     reference: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "masterIdentifier": identifier,
+        # No ``date``: an upstream (hie among them) reads it as the record's clinical time,
+        # and the document's own time is inside it.
         "status": "current",
-        "date": received_at.isoformat(),
         "content": [{"attachment": attachment}],
     }
     if table_code:

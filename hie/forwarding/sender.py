@@ -97,7 +97,6 @@ def build_request(
         delivery.logical_id,
         bytes(stored["raw_xml"]),
         table_code=delivery.table_code,
-        received_at=stored["received_at"],
         replaces=record.get("replaces"),
         mode=destination.documents,
     )
