@@ -80,7 +80,7 @@ class DestinationConsumer:
                 except OUTAGE as exc:
                     delay = next(reconnect)
                     log.warning(
-                        "forward %s: %s; reconnecting in %.0f s",
+                        "forward %s: %s; reconnecting in %.1f s",
                         self.destination.name,
                         type(exc).__name__,
                         delay,
@@ -143,7 +143,7 @@ class DestinationConsumer:
             except Transient as exc:
                 self._record(delivery, "pending", error=str(exc), status=exc.status)
                 delay = next(delays)
-                log.warning("forward %s: %s; retrying in %.0f s", name, exc, delay)
+                log.warning("forward %s: %s; retrying in %.1f s", name, exc, delay)
                 if not _pause(stop, broker, delay):
                     return False
                 continue
