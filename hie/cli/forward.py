@@ -140,14 +140,11 @@ def status(
     from rich.table import Table
 
     from hie.forwarding import service
-    from hie.storage.forwarding import list_destinations
 
     with reported_errors():
         settings = load_settings()
     with database(settings) as db, db.connection() as conn:
-        names = [d.name for d in list_destinations(conn)]
-        waiting = _waiting(settings, names)
-        body = service.status(conn, waiting)
+        body = service.current_status(conn, _broker_url(settings), settings.task_queue)
     if as_json:
         console.print_json(json.dumps(body))
     elif not body:
@@ -171,16 +168,6 @@ def status(
                     markup=False,
                 )
     raise typer.Exit(1 if any(row["failed"] for row in body) else 0)
-
-
-def _waiting(settings: Settings, names: list[str]) -> dict[str, int | None]:
-    from hie.forwarding.queues import queue_of, waiting
-
-    broker = _broker_url(settings)
-    if broker is None or not names:
-        return {}
-    found = waiting(broker, [queue_of(settings.task_queue, n) for n in names])
-    return {n: found.get(queue_of(settings.task_queue, n)) for n in names}
 
 
 @app.command()

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from hie.catalog import Catalog
 from hie.errors import InvalidInput, Problem
+from hie.forwarding import queues
 from hie.storage import Connection
 from hie.storage.audit import record_event
 from hie.storage.forwarding import (
@@ -88,6 +89,16 @@ def remove(conn: Connection, name: str, *, actor: str) -> None:
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
+
+
+def current_status(conn: Connection, broker_url: str | None, prefix: str) -> list[dict[str, Any]]:
+    """:func:`status`, with what waits in each destination's queue when there is a broker."""
+    depths: dict[str, int | None] = {}
+    names = [d.name for d in list_destinations(conn)]
+    if broker_url is not None and names:
+        found = queues.waiting(broker_url, [queues.queue_of(prefix, n) for n in names])
+        depths = {n: found.get(queues.queue_of(prefix, n)) for n in names}
+    return status(conn, depths)
 
 
 def status(conn: Connection, waiting: dict[str, int | None] | None = None) -> list[dict[str, Any]]:

@@ -113,9 +113,11 @@ def city(settings: Settings, broker_url: str, queue_prefix: str) -> Iterator[Set
 
 
 def admin_token(settings: Settings, role: str = "admin") -> str:
+    """A token of ``role`` (a submitter's is the hospital's)."""
+    code = HOSPITAL if role == "submitter" else None
     database = open_database(settings)
     try:
         with database.transaction() as tx:
-            return create_token(tx.conn, role=role, institution_code=None, label="", actor="t")[1]
+            return create_token(tx.conn, role=role, institution_code=code, label="", actor="t")[1]
     finally:
         database.close()

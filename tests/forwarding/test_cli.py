@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,10 @@ from hie.cli import app
 from hie.config import Settings
 from hie.events.broker import connection_parameters
 from hie.forwarding.queues import queue_of
-from tests.forwarding.conftest import admin_token
+from hie.storage import open_database
+from hie.storage.forwarding import Delivery, Destination, add_destination, record_attempt
+from tests.dashboard.test_pages import sign_in
+from tests.forwarding.conftest import HOSPITAL, admin_token
 
 
 @pytest.fixture
@@ -114,3 +118,28 @@ def test_hie_worker_starts_the_forwarder_beside_the_others(tmp_path: Path) -> No
     assert every[-1][-3:] == ["hie", "forward", "run"]
     alone = commands("hie", str(tmp_path), only="forwarder", queues=None, concurrency=None)
     assert alone == [every[-1]]
+
+
+def test_the_dashboard_shows_each_destination_to_regulators(city: Settings) -> None:
+    database = open_database(city, migrate=False)
+    with database.transaction() as tx:
+        add_destination(tx.conn, Destination("province", "https://p.example/fhir", "T", None))
+        delivery = Delivery(uuid.uuid4(), HOSPITAL, "C0002", "1.2.3^doc-9", 1)
+        record_attempt(tx.conn, "province", delivery, "failed", error="HTTP 422: no", status=422)
+        for _ in range(2):
+            sent = Delivery(uuid.uuid4(), HOSPITAL, "FHIR.Patient", "Patient/p", 1)
+            record_attempt(tx.conn, "province", sent, "sent", status=201)
+    database.close()
+    app_settings = city.model_copy(update={"broker_url": None})
+    with TestClient(create_app(app_settings), follow_redirects=False) as client:
+        sign_in(client, admin_token(city, "regulator"))
+        page = client.get("/dashboard/forwarding", params={"lang": "en"})
+        assert page.status_code == 200
+        row = page.text.split('data-name="province"')[1].split("</tr>")[0]
+        cells = [c.split("<")[0] for c in row.split('class="num">')[1:]]
+        assert cells[1:] == ["2", "1"]  # sent, failed
+        assert "1.2.3^doc-9 v1" in page.text and "HTTP 422: no" in page.text
+        assert 'id="nav-forwarding"' in page.text
+    with TestClient(create_app(app_settings), follow_redirects=False) as client:
+        sign_in(client, admin_token(city, "submitter"), "/dashboard/institutions/" + HOSPITAL)
+        assert client.get("/dashboard/forwarding").status_code == 403
