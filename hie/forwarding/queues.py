@@ -31,7 +31,10 @@ def declare_queue(
 ) -> None:
     """The destination's queue and bindings (the same declaration from every process)."""
     declare_exchange(channel, exchange)
-    channel.queue_declare(queue=queue, durable=True, arguments={"x-queue-type": "quorum"})
+    # A single active consumer: a second forwarder stands by instead of taking every other
+    # message, which would break each record's order.
+    arguments = {"x-queue-type": "quorum", "x-single-active-consumer": True}
+    channel.queue_declare(queue=queue, durable=True, arguments=arguments)
     for key in binding_keys(tables):
         channel.queue_bind(queue=queue, exchange=exchange, routing_key=key)
 
