@@ -122,12 +122,17 @@ def remove(name: Annotated[str, typer.Argument(help="The destination's name.")])
         settings = load_settings()
     with database(settings) as db, reported_errors(), db.transaction() as tx:
         service.remove(tx.conn, name, actor=actor())
-        broker = _broker_url(settings)
-        if broker is not None:
-            try:
-                queues.delete(broker, queues.queue_of(settings.task_queue, name))
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                raise fail(f"RabbitMQ does not answer ({type(exc).__name__})") from None
+    # After the commit: a forwarder whose consumer the deletion cancels finds the destination
+    # gone and does not declare the queue again.
+    broker = _broker_url(settings)
+    if broker is not None:
+        try:
+            queues.delete(broker, queues.queue_of(settings.task_queue, name))
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise fail(
+                f"removed {name}, but RabbitMQ does not answer ({type(exc).__name__}): "
+                f"delete the queue {queues.queue_of(settings.task_queue, name)} by hand"
+            ) from None
     console.print(f"removed {name}", highlight=False)
 
 

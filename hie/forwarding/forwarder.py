@@ -35,6 +35,7 @@ from hie.storage.forwarding import (
     Destination,
     State,
     delivery_state,
+    destination_exists,
     list_destinations,
     record_attempt,
 )
@@ -88,6 +89,12 @@ class DestinationConsumer:
                     stop.wait(delay)
 
     def _session(self, stop: threading.Event, client: httpx.Client) -> None:
+        with self.database.connection() as conn:
+            if not destination_exists(conn, self.destination.name):
+                # Removed (its queue deleted, which cancelled this consumer): declaring the
+                # queue again would leave it behind.
+                stop.set()
+                return
         broker = pika.BlockingConnection(connection_parameters(self.broker_url))
         try:
             channel = broker.channel()

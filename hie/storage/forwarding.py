@@ -66,6 +66,11 @@ def get_destination(conn: Connection, name: str) -> Destination:
     return _destination(row)
 
 
+def destination_exists(conn: Connection, name: str) -> bool:
+    row = conn.execute("select 1 from forward_destination where name = %s", (name,)).fetchone()
+    return row is not None
+
+
 def remove_destination(conn: Connection, name: str) -> None:
     """The destination and its delivery rows; raises NotFound."""
     cursor = conn.execute("delete from forward_destination where name = %s", (name,))

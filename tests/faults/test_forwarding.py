@@ -261,6 +261,7 @@ def test_a_month_forwarded_to_the_province_arrives_whole_and_once(
         assert status.returncode == 0, status.stdout + status.stderr
         assert '"failed": 0' in status.stdout and f'"sent": {total}' in status.stdout
     finally:
+        processes.close()  # first: a running forwarder or relay would declare them again
         _remove(broker_url, queue, exchange)
 
     # Every accepted record version has exactly one event.

@@ -20,7 +20,7 @@ from hie.config import Settings
 from hie.events.relay import Relay
 from hie.forwarding import service
 from hie.forwarding.forwarder import Backoff, Forwarder
-from hie.forwarding.queues import declare, queue_of, waiting
+from hie.forwarding.queues import declare, delete, queue_of, waiting
 from hie.server import free_port
 from hie.storage import open_database
 from hie.storage.forwarding import Destination, add_destination
@@ -75,7 +75,7 @@ def answer_once_busy(seen: Seen) -> tuple[int, dict[str, Any] | None]:
 
 
 @pytest.fixture
-def running(city: Settings) -> Iterator[Callable[[], None]]:
+def running(city: Settings) -> Iterator[Callable[[], Forwarder]]:
     """Starts the relay and the forwarder in threads (fast backoff), stopped at teardown."""
     stop = threading.Event()
     threads: list[threading.Thread] = []
@@ -83,7 +83,7 @@ def running(city: Settings) -> Iterator[Callable[[], None]]:
     assert city.broker_url is not None
     broker = city.broker_url.get_secret_value()
 
-    def start() -> None:
+    def start() -> Forwarder:
         relay = Relay(database, broker, city.events_exchange, idle=0.1)
         forwarder = Forwarder(
             database,
@@ -97,6 +97,7 @@ def running(city: Settings) -> Iterator[Callable[[], None]]:
             thread = threading.Thread(target=target, args=(stop,))
             thread.start()
             threads.append(thread)
+        return forwarder
 
     yield start
     stop.set()
@@ -108,7 +109,7 @@ def running(city: Settings) -> Iterator[Callable[[], None]]:
 def test_the_forwarder_sends_retries_records_failures_and_never_sends_twice(
     city: Settings,
     upstream: Upstream,
-    running: Callable[[], None],
+    running: Callable[[], Forwarder],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     answer_once_busy.done = set()  # type: ignore[attr-defined]
@@ -140,7 +141,7 @@ def test_the_forwarder_sends_retries_records_failures_and_never_sends_twice(
 
     # No token in the environment yet: the first event is held and retried, not failed.
     monkeypatch.delenv(TOKEN_ENV, raising=False)
-    running()
+    forwarder = running()
     first = "select * from forward_delivery where destination = 'province'"
     wait_for(lambda: any(r["attempts"] >= 2 for r in rows(city, first)), "retries without token")
     (held,) = rows(city, first)
@@ -201,3 +202,14 @@ def test_the_forwarder_sends_retries_records_failures_and_never_sends_twice(
     assert [s.query for s in upstream.seen[before:]] == [
         {"identifier": ["urn:example:mrn|MRN-4"]}
     ] * 2
+
+    # A destination removed while the forwarder runs: its consumer stops, its queue stays gone.
+    dead_queue = queue_of(city.task_queue, "dead")
+    consumer_thread = forwarder.consumers["dead"][1]
+    database = open_database(city, migrate=False)
+    with database.transaction() as tx:
+        service.remove(tx.conn, "dead", actor="t")
+    database.close()
+    delete(broker, dead_queue)
+    wait_for(lambda: not consumer_thread.is_alive(), "the removed destination's consumer to stop")
+    assert waiting(broker, [dead_queue]) == {}
