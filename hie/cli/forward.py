@@ -1,5 +1,5 @@
 """``hie forward``: forwarding accepted records to upstream FHIR servers (the provincial
-platform): ``add``, ``list``, ``remove``, ``status``, and ``run`` (the forwarder process;
+platform): ``add``, ``list``, ``remove``, ``status``, ``retry``, and ``run`` (the forwarder process;
 ``hie worker`` starts it)."""
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from hie.cli.context import actor, console, database, fail, reported_errors
 from hie.config import Settings, load_settings
 
 app = typer.Typer(
-    help="Forward accepted records to upstream FHIR servers: add, list, remove, status, run.",
+    help="Forward accepted records to upstream FHIR servers: add, list, remove, status, retry, "
+    "run.",
     no_args_is_help=True,
 )
 
@@ -134,6 +135,29 @@ def remove(name: Annotated[str, typer.Argument(help="The destination's name.")])
                 f"delete the queue {queues.queue_of(settings.task_queue, name)} by hand"
             ) from None
     console.print(f"removed {name}", highlight=False)
+
+
+@app.command()
+def retry(name: Annotated[str, typer.Argument(help="The destination's name.")]) -> None:
+    """Send a destination's failed records again (once the upstream or its configuration is
+    fixed). Records whose event left the outbox (7 days after publication) cannot be."""
+    import pika.exceptions
+
+    from hie.forwarding import service
+
+    with reported_errors():
+        settings = load_settings()
+    broker = _broker_url(settings)
+    if broker is None:
+        raise fail("HIE_BROKER_URL is not set: the forwarder reads the events from RabbitMQ")
+    with database(settings) as db, reported_errors():
+        try:
+            again, left = service.retry_failed(db, broker, settings.task_queue, name)
+        except (pika.exceptions.AMQPError, OSError) as exc:
+            raise fail(f"RabbitMQ does not answer ({type(exc).__name__})") from None
+    console.print(f"{name}: {again} failed records sent again", highlight=False)
+    if left:
+        console.print(f"{left} failed records are no longer in the outbox", highlight=False)
 
 
 @app.command()

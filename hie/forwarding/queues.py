@@ -5,7 +5,9 @@ destination: a slow or dead upstream lets its own queue grow and holds up no oth
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -77,3 +79,27 @@ def waiting(broker_url: str, queues: Sequence[str], *, timeout: float = 3.0) -> 
             if broker.is_open:
                 broker.close()
     return out
+
+
+def republish(broker_url: str, queue: str, bodies: Sequence[dict[str, Any]]) -> None:
+    """Put events straight into one destination's queue (the default exchange), with publisher
+    confirms: ``hie forward retry``."""
+    broker = pika.BlockingConnection(connection_parameters(broker_url))
+    try:
+        channel = broker.channel()
+        channel.confirm_delivery()
+        for body in bodies:
+            channel.basic_publish(
+                exchange="",
+                routing_key=queue,
+                body=json.dumps(body, ensure_ascii=False).encode(),
+                properties=pika.BasicProperties(
+                    content_type="application/json",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=body["event_id"],
+                    type=body["type"],
+                ),
+                mandatory=True,  # no queue (a removed destination): an error, not a silent drop
+            )
+    finally:
+        broker.close()

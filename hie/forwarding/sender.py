@@ -28,14 +28,17 @@ INSTITUTION_HEADER = "X-HIE-Institution"
 RECEIVED_AT_HEADER = "X-HIE-Received-At"
 FHIR_JSON = "application/fhir+json"
 
-# Retried with backoff, the message kept: the upstream may answer later. Everything else the
-# upstream says no to is this record's fault, recorded as failed.
-TRANSIENT_STATUS = frozenset({408, 429})  # and every 5xx
+# Retried with backoff, the message kept: the upstream may answer later. 401 too: a token
+# refused is the configuration's fault, not the record's (fixed, the forwarder goes on where it
+# stopped). Everything else the upstream says no to is this record's fault, recorded as failed
+# (`hie forward retry` sends those again).
+TRANSIENT_STATUS = frozenset({401, 408, 429})  # and every 5xx
 
 
 class Transient(Exception):
-    """Try again later: connection refused or cut, timeout, 5xx, 429, no token in the
-    environment. The message says what, never the URL, the token or content."""
+    """Try again later: connection refused or cut, timeout, 5xx, 429, 408, 401 (the token
+    refused), no token in the environment. The message says what, never the URL, the token or
+    content."""
 
     def __init__(self, reason: str, status: int | None = None) -> None:
         super().__init__(reason)

@@ -11,16 +11,20 @@ from urllib.parse import urlsplit
 
 from hie.catalog import Catalog
 from hie.errors import InvalidInput, Problem
+from hie.events.model import message_of
 from hie.forwarding import queues
-from hie.storage import Connection
+from hie.storage import Connection, Database
 from hie.storage.audit import record_event
 from hie.storage.forwarding import (
     Destination,
     add_destination,
     delivery_counts,
+    fail_again,
     failed_deliveries,
+    get_destination,
     list_destinations,
     remove_destination,
+    reopen_failed,
 )
 
 NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
@@ -85,6 +89,27 @@ def remove(conn: Connection, name: str, *, actor: str) -> None:
     """Remove the destination and its delivery state (NotFound), audited."""
     remove_destination(conn, name)
     record_event(conn, actor, "forward.remove", name)
+
+
+def retry_failed(database: Database, broker_url: str, prefix: str, name: str) -> tuple[int, int]:
+    """Send a destination's failed records again (after the upstream or its configuration was
+    fixed): set pending, committed, then put back in its queue; a publish that fails sets them
+    failed again. How many were sent again, and how many could not be (their event purged from
+    the outbox)."""
+    with database.transaction() as tx:
+        get_destination(tx.conn, name)  # NotFound
+        rows, left = reopen_failed(tx.conn, name)
+    if rows:
+        try:
+            queues.republish(
+                broker_url, queues.queue_of(prefix, name), [message_of(r) for r in rows]
+            )
+        except Exception:
+            with database.transaction() as tx:
+                for row in rows:
+                    fail_again(tx.conn, name, row["event_id"])
+            raise
+    return len(rows), left
 
 
 def _iso(value: datetime | None) -> str | None:

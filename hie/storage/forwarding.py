@@ -170,6 +170,39 @@ def failed_deliveries(conn: Connection, destination: str, limit: int = 20) -> li
     ).fetchall()
 
 
+def reopen_failed(conn: Connection, destination: str) -> tuple[list[dict[str, Any]], int]:
+    """Set the destination's failed deliveries pending again, for those whose event is still in
+    the outbox: their outbox rows (to publish again), and how many failed ones are left (their
+    event purged)."""
+    rows = conn.execute(
+        """
+        update forward_delivery f
+        set state = 'pending', last_error = 'sent again by hand', updated_at = now()
+        from event_outbox e
+        where f.destination = %s and f.state = 'failed' and e.event_id = f.event_id
+        returning e.*
+        """,
+        (destination,),
+    ).fetchall()
+    left = conn.execute(
+        "select count(*) as n from forward_delivery where destination = %s and state = 'failed'",
+        (destination,),
+    ).fetchone()
+    return sorted(rows, key=lambda r: r["seq"]), int(left["n"] if left else 0)
+
+
+def fail_again(conn: Connection, destination: str, event_id: UUID) -> None:
+    """Undo :func:`reopen_failed` for one event whose message could not be published."""
+    conn.execute(
+        """
+        update forward_delivery set state = 'failed', last_error = 'not sent again: '
+            || 'RabbitMQ did not take it', updated_at = now()
+        where destination = %s and event_id = %s and state = 'pending'
+        """,
+        (destination, event_id),
+    )
+
+
 def stored_version(
     conn: Connection, institution_code: str, logical_id: str, version: int
 ) -> dict[str, Any] | None:

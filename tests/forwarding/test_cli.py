@@ -99,6 +99,9 @@ def test_destinations_round_trip_with_their_queue(hie: Any, city: Settings) -> N
         assert row["queued"] is None  # this app has no broker to ask
         assert client.get("/api/forwarding/status").status_code == 401
 
+    assert "0 failed records sent again" in hie("forward", "retry", "province").output
+    assert "no destination named 'nope'" in hie("forward", "retry", "nope", expect=1).output
+
     hie("forward", "remove", "province")
     assert json.loads(hie("forward", "list", "--json").output) == []
     assert (

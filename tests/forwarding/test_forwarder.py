@@ -213,3 +213,12 @@ def test_the_forwarder_sends_retries_records_failures_and_never_sends_twice(
     delete(broker, dead_queue)
     wait_for(lambda: not consumer_thread.is_alive(), "the removed destination's consumer to stop")
     assert waiting(broker, [dead_queue]) == {}
+
+    # The refused record, sent again by hand once the upstream takes it.
+    upstream.answer = lambda seen: (201, None)
+    database = open_database(city, migrate=False)
+    assert service.retry_failed(database, broker, city.task_queue, "province") == (1, 0)
+    database.close()
+    wait_for(lambda: counts()["province"]["sent"] == 5, "the refused record sent again")
+    assert counts()["province"]["failed"] == 0
+    assert upstream.seen[-1].query == {"identifier": ["urn:example:mrn|REFUSE"]}
