@@ -1,9 +1,9 @@
 """The forwarder process: one consumer per destination, each on its own thread, connection and
 queue, so a slow or dead upstream holds up only its own queue.
 
-A consumer takes one message at a time (prefetch 1, which also keeps each record's events in
-order) and acknowledges it only once the upstream answered 2xx or a permanent failure is
-recorded. A transient failure (connection refused or cut, timeout, 5xx, 429, no token) is
+A consumer works one message at a time, in queue order (with a single active consumer per queue
+this keeps each record's events in order), and acknowledges it only once the upstream answered
+2xx or a permanent failure is recorded. A transient failure (connection refused or cut, timeout, 5xx, 429, no token) is
 retried in place with a doubling pause, the message held: nothing behind it overtakes it. A
 forwarder killed meanwhile leaves the message unacknowledged, and RabbitMQ gives it to the next
 one. Every attempt is recorded in ``forward_delivery`` under the event id, so a redelivered
@@ -67,6 +67,7 @@ class DestinationConsumer:
     queue: str
     backoff: Backoff = field(default_factory=Backoff)
     timeout: float = 30.0
+    prefetch: int = 20
     sent: int = 0
     failed: int = 0
 
@@ -99,7 +100,9 @@ class DestinationConsumer:
         try:
             channel = broker.channel()
             declare_queue(channel, self.exchange, self.queue, self.destination.tables)
-            channel.basic_qos(prefetch_count=1)
+            # Messages are still worked one at a time, in order: the prefetched ones wait in
+            # this process (a retry holds them back too) and come back in order if it dies.
+            channel.basic_qos(prefetch_count=self.prefetch)
             log.info("forward %s: consuming %s", self.destination.name, self.queue)
             for method, _properties, body in channel.consume(self.queue, inactivity_timeout=1.0):
                 if stop.is_set():

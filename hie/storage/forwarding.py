@@ -107,7 +107,12 @@ def record_attempt(
     status: int | None = None,
     location: str | None = None,
 ) -> None:
-    """One attempt at sending an event (made the first time): its outcome, counted."""
+    """One attempt at sending an event (made the first time): its outcome, counted.
+
+    Its commit does not wait for the disk (asynchronous commit, for this transaction only): an
+    attempt lost in a crash of PostgreSQL only means the event is sent again, which upstream
+    requests are built to make harmless, and waiting would cost more than the send itself."""
+    conn.execute("select set_config('synchronous_commit', 'off', true)")
     conn.execute(
         """
         insert into forward_delivery (destination, event_id, institution_code, table_code,
