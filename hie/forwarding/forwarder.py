@@ -3,12 +3,13 @@ queue, so a slow or dead upstream holds up only its own queue.
 
 A consumer works one message at a time, in queue order (with a single active consumer per queue
 this keeps each record's events in order), and acknowledges it only once the upstream answered
-2xx or a permanent failure is recorded. A transient failure (connection refused or cut, timeout, 5xx, 429, no token) is
-retried in place with a doubling pause, the message held: nothing behind it overtakes it. A
-forwarder killed meanwhile leaves the message unacknowledged, and RabbitMQ gives it to the next
-one. Every attempt is recorded in ``forward_delivery`` under the event id, so a redelivered
-event already sent is acknowledged without sending it again; one sent but not yet recorded when
-the forwarder died is sent again, which the requests are built to make harmless upstream.
+2xx or a permanent failure is recorded. A transient failure (connection refused or cut, timeout,
+5xx, 429, 401, no token) is retried in place with a doubling pause, the message held: nothing
+behind it overtakes it. A forwarder killed meanwhile leaves its messages unacknowledged, and
+RabbitMQ gives them to the next one. Every attempt is recorded in ``forward_delivery`` under the
+event id, so a redelivered event already sent is acknowledged without sending it again; one sent
+but not yet recorded when the forwarder died is sent again, which the requests are built to make
+harmless upstream.
 """
 
 from __future__ import annotations
