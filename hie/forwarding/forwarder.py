@@ -18,6 +18,7 @@ import contextlib
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +59,8 @@ class Backoff:
     first: float = 1.0
     most: float = 60.0
 
-    def delays(self) -> Any:
+    def delays(self) -> Iterator[float]:
+        """1, 2, 4 … up to ``most`` seconds, for ever."""
         delay = self.first
         while True:
             yield delay
@@ -103,8 +105,7 @@ class DestinationConsumer:
             if not destination_exists(conn, self.destination.name):
                 # Removed (its queue deleted, which cancelled this consumer): declaring the
                 # queue again would leave it behind.
-                stop.set()
-                return
+                raise Removed
         broker = pika.BlockingConnection(connection_parameters(self.broker_url))
         try:
             channel = broker.channel()
