@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from dataclasses import replace
 
+from hie.catalog import Catalog
 from hie.forwarding.messages import (
     binary_id,
     document_bundle,
@@ -12,6 +14,9 @@ from hie.forwarding.messages import (
     fhir_request,
     identifier_condition,
 )
+from hie.validators.conformance import STANDALONE
+from hie.validators.fhir import validate_resource
+from tests.conftest import CdaFixtures
 
 DOCUMENT_ID = "2.16.156.10011.1.1^455755678-C0002-20190715-0001"
 
@@ -104,3 +109,17 @@ def test_a_document_id_without_extension_is_its_root() -> None:
         "system": "urn:ietf:rfc:3986",
         "value": "urn:oid:1.2.3",
     }
+
+
+def test_both_document_transactions_are_valid_r4(catalog: Catalog, cda: CdaFixtures) -> None:
+    hl7 = replace(STANDALONE, platform_rules=False)  # HL7's rules alone: the upstream may be any
+    for mode in ("mhd", "inline"):
+        bundle = document_bundle(
+            DOCUMENT_ID,
+            cda.bytes("C0002-valid.xml"),
+            table_code="C0002",
+            replaces="2.16.156.10011.1.1^earlier",
+            mode=mode,
+        )
+        issues = validate_resource(bundle, catalog=catalog, context=hl7).report.issues
+        assert issues == [], (mode, issues)
