@@ -71,9 +71,9 @@ def worker(
     ] = None,
 ) -> None:
     """Start the background processes of this machine: Celery workers for every queue, beat,
-    the events relay, the subscription deliverer and the forwarder. Needs HIE_BROKER_URL (without a broker,
-    `hie serve` works jobs itself). Stops them all on Ctrl-C or SIGTERM; exits when one of them
-    exits."""
+    the events relay, the subscription deliverer and the forwarder. Needs HIE_BROKER_URL
+    (without a broker, `hie serve` works jobs itself). Stops them all on Ctrl-C or SIGTERM; exits
+    when one of them exits."""
     with reported_errors():
         settings = load_settings()
     if only is not None and only not in ROLES:

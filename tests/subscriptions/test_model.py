@@ -76,6 +76,7 @@ def test_hie_worker_runs_the_deliverer_beside_the_others_and_alone() -> None:
     assert [line[1:] for line in every if line[2] == "hie"] == [
         ["-m", "hie", "events", "relay"],
         deliver,
+        ["-m", "hie", "forward", "run"],
     ]
     alone = commands("p", "/d", only="subscriptions", queues=None, concurrency=None)
     assert [line[1:] for line in alone] == [deliver]
