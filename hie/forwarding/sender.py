@@ -13,6 +13,7 @@ from uuid import UUID
 
 import httpx
 
+from hie.audit import mask
 from hie.forwarding.messages import (
     UpstreamRequest,
     document_bundle,
@@ -123,14 +124,16 @@ def _location(response: httpx.Response) -> str | None:
 
 
 def _diagnostics(response: httpx.Response) -> str:
-    """The first issue of an OperationOutcome answer (the upstream's words, not our content)."""
+    """The first issue of an OperationOutcome answer, in the upstream's words: logged and stored,
+    so anything in it that looks like a resident ID number or a token is masked (another server
+    may quote the values it refused)."""
     try:
         body = response.json()
         issue = body["issue"][0]
         text = issue.get("diagnostics") or issue.get("details", {}).get("text") or ""
     except (json.JSONDecodeError, UnicodeDecodeError, KeyError, IndexError, TypeError):
         text = ""
-    return f"HTTP {response.status_code}" + (f": {str(text)[:300]}" if text else "")
+    return f"HTTP {response.status_code}" + (f": {mask(str(text)[:300])}" if text else "")
 
 
 def send(

@@ -62,3 +62,18 @@ def test_a_send_carries_the_token_institution_and_receipt_time(
     monkeypatch.setenv("HIE_TEST_TOKEN", "n3w")
     send(client(200, seen), DESTINATION, REQUEST, institution_code="H1", received_at=None)
     assert seen[-1].headers["Authorization"] == "Bearer n3w"
+
+
+def test_the_upstreams_words_are_kept_without_resident_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HIE_TEST_TOKEN", "t0ken")
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        issue = {"diagnostics": "identifier 11010519491231002X is already taken"}
+        return httpx.Response(422, json={"resourceType": "OperationOutcome", "issue": [issue]})
+
+    refusing = httpx.Client(transport=httpx.MockTransport(answer))
+    with pytest.raises(Permanent) as refused:
+        send(refusing, DESTINATION, REQUEST, institution_code="H1", received_at=None)
+    assert str(refused.value) == "HTTP 422: identifier *** is already taken"
