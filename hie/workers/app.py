@@ -100,6 +100,11 @@ def configure(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
+        # RabbitMQ gone mid-task: the task in hand runs to its end (its items are claimed in
+        # their own transactions) and, its acknowledgement lost with the connection, comes back
+        # once the worker has reconnected and finds them stored. Celery 6 would cancel it
+        # instead, throwing away work already done: kept as it is.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "result_expires": 3600,
         "beat_schedule": {
             # Jobs whose messages were lost or dead-lettered are sent again.

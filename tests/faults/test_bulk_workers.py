@@ -1,11 +1,12 @@
 """Bulk jobs through RabbitMQ to real Celery worker processes, with faults: a worker killed with
 SIGKILL mid-batch, every message delivered twice to workers running side by side, PostgreSQL
-restarted during an import. Afterwards every acknowledged item is stored exactly once, the
-invalid items are refused with their reasons, and the month's figures equal those of the same
-data uploaded synchronously.
+restarted during an import, RabbitMQ stopped during an import and started again, a poison item
+that kills its worker each time. Afterwards every acknowledged item is stored exactly once, the
+invalid items are refused with their reasons, the poison item is in the dead letters with its
+reason, and the month's figures equal those of the same data uploaded synchronously.
 
 The broker is the shared RabbitMQ, with queues of this test's own (``HIE_TASK_QUEUE``); the
-PostgreSQL restarted is a private one."""
+PostgreSQL and the RabbitMQ stopped are private ones."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 from hie.workers import configure
 from hie.workers.app import QUEUES, queue_name
-from tests.faults.conftest import PrivatePostgres, clean_env
+from tests.faults.conftest import PrivatePostgres, PrivateRabbitMQ, clean_env
 from tests.jobs.data import ndjson, resources, zipped
 from tests.rabbitmq import remove_queues
 
@@ -385,3 +386,36 @@ def test_broker_down_when_a_job_is_accepted(
 
 def replace_broker(settings: Settings, url: str) -> Settings:
     return settings.model_copy(update={"broker_url": SecretStr(url)})
+
+
+def test_rabbitmq_stopped_during_an_import_and_started_again(
+    private_rabbitmq: PrivateRabbitMQ, make_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The broker goes away with ranges in flight and queued: the workers reconnect when it is
+    back, the quorum queues kept every message not yet acknowledged, and the ranges worked
+    twice (their acknowledgement lost with the connection) store nothing twice."""
+    count = 400
+    made = make_platform(make_database(), private_rabbitmq.url, tmp_path)
+    configure(made.settings)
+    try:
+        with TestClient(create_app(made.settings)) as client:
+            urls = post_jobs(client, made.admin, count)
+            made.start_worker(concurrency=1)
+            made.start_worker(concurrency=1)
+            db_url = made.settings.database_url.get_secret_value()  # type: ignore[union-attr]
+            deadline = time.monotonic() + 120
+            while accepted_so_far(db_url, urls[0]) < 60:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            private_rabbitmq.stop()
+            assert accepted_so_far(db_url, urls[0]) < count, "finished before the broker stopped"
+            time.sleep(6)  # the workers try to reconnect meanwhile
+            private_rabbitmq.start()
+            summaries = [wait_done(client, made.admin, url) for url in urls]
+        check_exactly_once(made, summaries, count)
+        assert figures(made.settings) == synchronous_figures(make_database(), tmp_path, count)
+    finally:
+        made.stop_workers()
+        configure(Settings(data_dir=tmp_path))
+        if private_rabbitmq.running():
+            remove_queues(private_rabbitmq.url, made.settings.task_queue)
