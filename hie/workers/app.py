@@ -26,10 +26,12 @@ ROUTES = {
     "hie.workers.ingest.split_job": "ingest",
     "hie.workers.ingest.ingest_items": "ingest",
     "hie.workers.ingest.sweep_jobs": "maintenance",
+    "hie.workers.ingest.record_dead_letters": "maintenance",
     "hie.workers.reports.*": "figures",
     "hie.workers.maintenance.*": "maintenance",
 }
-# A message redelivered this often (its worker died each time) is dead-lettered.
+# A message redelivered this often (its worker died each time) is dead-lettered; the dead
+# letters of jobs are recorded on their items (hie.workers.deadletters, `hie jobs dead`).
 DELIVERY_LIMIT = 10
 
 
@@ -111,6 +113,12 @@ def configure(settings: Settings) -> Celery:
             "sweep-jobs": {
                 "task": "hie.workers.ingest.sweep_jobs",
                 "schedule": 300.0,
+            },
+            # Ranges the broker dead-lettered: their poison item set aside with its reason,
+            # the rest sent again (a minute's wait at most for a batch's other items).
+            "record-dead-letters": {
+                "task": "hie.workers.ingest.record_dead_letters",
+                "schedule": 60.0,
             },
             "partitions-ahead": {
                 "task": "hie.workers.maintenance.create_partitions",
