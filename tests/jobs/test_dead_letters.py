@@ -3,9 +3,14 @@ worker kept dying is set aside with the broker's reason, once, and `hie jobs ret
 
 from __future__ import annotations
 
+import secrets
 from datetime import UTC, datetime
+from pathlib import Path
 from uuid import UUID, uuid4
 
+from kombu import Connection
+
+from hie.config import Settings
 from hie.jobs.service import DEAD_LETTER, record_dead_letter
 from hie.registry import Institution
 from hie.storage import Database
@@ -22,7 +27,11 @@ from hie.storage.jobs import (
     set_state,
     state_counts,
 )
+from hie.workers import configure
+from hie.workers.app import dead_letter_queue, queue_status
 from hie.workers.deadletters import DeadLetter, parse_dead_letter
+from hie.workers.ingest import record_dead_letters
+from hie.workers.runtime import bind_runtime
 
 INGEST = "hie.workers.ingest.ingest_items"
 SPLIT = "hie.workers.ingest.split_job"
@@ -113,3 +122,46 @@ def test_a_split_that_kills_its_worker_fails_the_job_with_the_reason(db: Databas
 def test_letters_of_other_tasks_are_left_in_the_queue(db: Database) -> None:
     assert not record_dead_letter(db, letter("hie.workers.reports.compute_month_report", ()))
     assert not record_dead_letter(db, letter(INGEST, ("not-a-job", 0, 1)))
+
+
+def test_the_maintenance_task_records_a_jobs_dead_letter_and_leaves_the_others_queued(
+    db: Database, broker_url: str, queue_prefix: str, tmp_path: Path
+) -> None:
+    """Letters as RabbitMQ leaves them in ``<prefix>.dead``: the job's is recorded and leaves the
+    queue, a report task's stays for the operator."""
+    job_id = a_job(db, 2)
+    with db.connection() as conn:
+        count_attempt(conn, job_id, 0)
+    settings = Settings(
+        database_url="postgresql://unused@127.0.0.1/unused",
+        broker_url=broker_url,
+        task_queue=queue_prefix,
+        data_dir=tmp_path,
+        secret_key=secrets.token_urlsafe(48),
+    )
+    app = configure(settings)
+    dead = dead_letter_queue(queue_prefix)
+    try:
+        with Connection(broker_url) as connection:
+            producer = connection.Producer(serializer="json")
+            for task, args in ((INGEST, [str(job_id), 0, 1]), ("hie.workers.reports.x", [])):
+                producer.publish(
+                    [args, {}, {}],
+                    exchange=dead.exchange,
+                    routing_key=dead.routing_key,
+                    declare=[dead],
+                    headers={
+                        "task": task,
+                        "id": task,
+                        "x-death": [{"count": 1, "reason": "delivery_limit", "queue": "q"}],
+                    },
+                )
+        bind_runtime(settings, db)
+        assert record_dead_letters() == [INGEST]
+        assert queue_status(app)["dead_letters"] == 1  # the report task's, left in place
+    finally:
+        bind_runtime(settings, None)
+        configure(Settings(data_dir=tmp_path))
+    with db.connection() as conn:
+        [item] = failed_items(conn, job_id)
+    assert item["seq"] == 0 and item["error_code"] == DEAD_LETTER
