@@ -154,7 +154,7 @@ def dead(
 ) -> None:
     """Record the jobs' messages that RabbitMQ dead-lettered (a range whose worker kept dying,
     a task that gave up): the item in hand fails with the broker's reason and the rest of its
-    job is sent again. Then list every item set aside so, with its reason."""
+    range is sent again. Then list every item set aside so, with its reason."""
     import kombu.exceptions
 
     from hie.jobs.processor import CRASHED

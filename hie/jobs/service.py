@@ -160,9 +160,21 @@ def record_dead_letter(database: Database, letter: DeadLetter) -> bool:
                 [OutcomeIssue("error", "exception", f"items {first}-{last}: {reason}")]
             ),
         )
-        finished = finish_if_done(tx.conn, job_id)
-        if not finished:
-            # The rest of the range (after the item set aside) is sent again.
-            start_after_commit(tx, database, job_id)
+        if not finish_if_done(tx.conn, job_id):
+            tx.after_commit(lambda: resume_range(database, job_id, first, last))
     log.warning("job %s: items %s set aside, %s", job_id, items or "none", reason)
     return True
+
+
+def resume_range(database: Database, job_id: UUID, first: int, last: int) -> None:
+    """The rest of a dead-lettered range sent again, alone: the job's other ranges are still
+    queued or in hand (sending the whole job again would queue each of them twice)."""
+    if current_app.conf.task_always_eager:
+        start_job(database, job_id)
+        return
+    from hie.workers.ingest import ingest_items
+
+    try:
+        send_task(ingest_items, str(job_id), first, last)
+    except Exception:  # the items stay pending; the sweep (or `hie jobs retry`) sends them
+        log.warning("job %s: items %s-%s not queued again yet", job_id, first, last)

@@ -427,7 +427,6 @@ def set_aside_dead(
         """,
         (job_id, first, last),
     ).fetchone()
-    params = {"code": code, "outcome": Jsonb(outcome), "job": job_id}
     if in_hand is not None and not whole_range:
         seqs = [in_hand["seq"]]
     else:
@@ -450,7 +449,7 @@ def set_aside_dead(
         where job_id = %(job)s and state = 'pending' and seq = any(%(seqs)s)
         returning seq
         """,
-        {**params, "seqs": seqs},
+        {"code": code, "outcome": Jsonb(outcome), "job": job_id, "seqs": seqs},
     ).fetchall()
     return sorted(r["seq"] for r in rows)
 

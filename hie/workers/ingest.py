@@ -106,7 +106,7 @@ def sweep_jobs(idle_seconds: float = 600.0) -> list[str]:
 @shared_task(name="hie.workers.ingest.record_dead_letters", acks_late=True)
 def record_dead_letters() -> list[str]:
     """Record the jobs' dead letters (``<prefix>.dead``) on their items, with the broker's
-    reason, and send the rest of their jobs again; the ids of the tasks recorded."""
+    reason, and send the rest of their ranges again; the ids of the tasks recorded."""
     from celery import current_app
 
     from hie.jobs.service import record_dead_letter
