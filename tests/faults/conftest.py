@@ -25,6 +25,9 @@ from kombu import Connection
 
 from hie.server import free_port
 
+# What makes `celery -A tests.faults.crashing_worker` kill the process working on an item.
+POISON = "kill-the-worker-of-this-item"
+
 # Run as root, PostgreSQL must run as another user; pgserver's embedded mode uses this one.
 SYSTEM_USER = "pgserver"
 

@@ -1,5 +1,6 @@
 """Fault injection, for tests only: ``celery -A tests.faults.crashing_worker worker`` runs hie's
-Celery workers unchanged but for one thing: an NDJSON item containing ``POISON`` kills the
+Celery workers unchanged but for one thing: an NDJSON item containing ``POISON`` (from
+``conftest.py``, so that tests name it without importing this module's patch) kills the
 worker process working on it (SIGKILL, as the kernel's out-of-memory killer or a crash in a C
 library would), every time it is worked on. Nothing in ``hie`` knows of it."""
 
@@ -11,14 +12,13 @@ from typing import Any
 
 from hie.jobs.processor import JobProcessor
 from hie.workers import app
-
-POISON = b"kill-the-worker-of-this-item"
+from tests.faults.conftest import POISON
 
 _fhir_item = JobProcessor._fhir_item
 
 
 def _crash_on_poison(self: JobProcessor, job: Any, data: bytes, *args: Any) -> Any:
-    if POISON in data:
+    if POISON.encode() in data:
         os.kill(os.getpid(), signal.SIGKILL)
     return _fhir_item(self, job, data, *args)
 

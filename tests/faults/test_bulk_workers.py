@@ -40,7 +40,7 @@ from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 from hie.workers import configure
 from hie.workers.app import QUEUES, queue_name
-from tests.faults.conftest import PrivatePostgres, PrivateRabbitMQ, clean_env
+from tests.faults.conftest import POISON, PrivatePostgres, PrivateRabbitMQ, clean_env
 from tests.jobs.data import ndjson, resources, zipped
 from tests.rabbitmq import remove_queues
 
@@ -472,11 +472,9 @@ def test_a_poison_item_is_dead_lettered_with_its_reason_while_the_rest_goes_thro
     records the dead letter on that line with the broker's reason and sends the rest of the
     range again; the job ends with every other line stored. `hie jobs retry` reruns the line
     once the crash is gone."""
-    from tests.faults.crashing_worker import POISON
-
     count = 300
     poison = resources(2, prefix="z")[0]
-    poison["id"] = POISON.decode()
+    poison["id"] = POISON
     body = lines(count)
     body.insert(230, poison)  # in the second range (items 200-), with good lines after it
     poison_line = body.index(poison) + 1
