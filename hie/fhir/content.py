@@ -8,10 +8,13 @@ the stored version, whenever a resource is served.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+
+import simplejson
+
+from hie.storage.fhir import StoredText
 
 SERVER_META = ("versionId", "lastUpdated")
 
@@ -30,7 +33,8 @@ def stored_form(resource: dict[str, Any]) -> dict[str, Any]:
 
 def content_hash(resource: dict[str, Any]) -> bytes:
     """SHA-256 of the canonical JSON (sorted keys, no spaces): equal content, equal hash."""
-    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # simplejson writes a Decimal as its digits (1.50), as the resource is stored.
+    text = simplejson.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).digest()
 
 
@@ -50,6 +54,16 @@ def served_form(resource: dict[str, Any], version: int, last_updated: datetime) 
     served["meta"] = meta
     served.update((k, v) for k, v in resource.items() if k not in ("meta", "resourceType", "id"))
     return served
+
+
+def served_text(stored: StoredText, version: int, last_updated: datetime) -> str:
+    """:func:`served_form` of a resource loaded as text, spliced without parsing it: a page of
+    a thousand resources costs no JSON decoding and encoding of them in Python."""
+    server = f'"versionId":"{version}","lastUpdated":"{instant(last_updated)}"'
+    meta = stored.meta
+    meta = "{" + server + "}" if meta is None or meta == "{}" else meta[:-1] + "," + server + "}"
+    head = f'{{"resourceType":{stored.resource_type},"id":{stored.id},"meta":{meta}'
+    return head + "}" if stored.rest == "{}" else head + "," + stored.rest[1:]
 
 
 def etag(version: int) -> str:

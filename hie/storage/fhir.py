@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from hie.storage.database import Connection
+from hie.storage.database import Connection, decimal_cursor
 from hie.storage.search import LiveRow
 
 
@@ -177,7 +177,7 @@ def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str,
     """The stored resource of each live row, by record id (partitions pruned by receipt time)."""
     if not rows:
         return {}
-    found = conn.execute(
+    found = decimal_cursor(conn).execute(
         """
         select id, resource from record_version
         where received_at = any(%s) and id = any(%s) and resource is not null
@@ -187,10 +187,40 @@ def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str,
     return {int(row["id"]): row["resource"] for row in found}
 
 
+class StoredText(NamedTuple):
+    """A stored resource as JSON text made by PostgreSQL, in the parts a served form is spliced
+    from (hie/fhir/content.py): no JSON is parsed or built in Python for it."""
+
+    resource_type: str  # JSON text of each part ('"Observation"')
+    id: str
+    meta: str | None
+    rest: str  # the object without resourceType, id and meta ('{}' when nothing else)
+
+
+def load_resource_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, StoredText]:
+    """:func:`load_resources` as JSON text (jsonb's output keeps a decimal's digits as stored)."""
+    if not rows:
+        return {}
+    found = conn.execute(
+        """
+        select id, (resource -> 'resourceType')::text as resource_type,
+          coalesce(resource -> 'id', '""')::text as rid, (resource -> 'meta')::text as meta,
+          (resource - 'resourceType' - 'id' - 'meta')::text as rest
+        from record_version
+        where received_at = any(%s) and id = any(%s) and resource is not null
+        """,
+        ([r.last_updated for r in rows], [r.record_id for r in rows]),
+    ).fetchall()
+    return {
+        int(row["id"]): StoredText(row["resource_type"], row["rid"], row["meta"], row["rest"])
+        for row in found
+    }
+
+
 def read_version_of(
     conn: Connection, institution_code: str, logical_id: str, version: int
 ) -> dict[str, Any] | None:
-    row: dict[str, Any] | None = conn.execute(
+    row: dict[str, Any] | None = decimal_cursor(conn).execute(
         """
         select version, received_at, resource, deleted from record_version
         where institution_code = %s and logical_id = %s and version = %s

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from hie.storage.database import Connection
-from hie.storage.search import LiveRow, SearchQuery, _Builder
+from hie.storage.search import LiveRow, SearchQuery, _Builder, resolve_chains
 
 # What a key compares: the resource id, its _lastUpdated, the value of a string, token, uri or
 # reference parameter, the date range of a date parameter, or the number of a number or
@@ -143,7 +143,7 @@ def search_page(
     order of ``keys``; ``backwards``: the matches before it, from the end, nearest first.
     ``offset`` skips that many first (``_offset`` paging)."""
     keys = complete(keys)
-    builder = _Builder(query)
+    builder = _Builder(resolve_chains(conn, query))
     where = builder.build()
     columns = sql.SQL(", ").join(
         sql.SQL("{} as {}").format(_expression(builder, k), sql.Identifier(f"k{i}"))
