@@ -177,7 +177,8 @@ def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str,
     """The stored resource of each live row, by record id (partitions pruned by receipt time)."""
     if not rows:
         return {}
-    found = decimal_cursor(conn).execute(
+    cursor = decimal_cursor(conn)
+    found = cursor.execute(
         """
         select id, resource from record_version
         where received_at = any(%s) and id = any(%s) and resource is not null
@@ -220,7 +221,8 @@ def load_resource_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, Stor
 def read_version_of(
     conn: Connection, institution_code: str, logical_id: str, version: int
 ) -> dict[str, Any] | None:
-    row: dict[str, Any] | None = decimal_cursor(conn).execute(
+    cursor = decimal_cursor(conn)
+    row: dict[str, Any] | None = cursor.execute(
         """
         select version, received_at, resource, deleted from record_version
         where institution_code = %s and logical_id = %s and version = %s

@@ -52,7 +52,8 @@ def history(
         order = "v.received_at desc, v.id desc"
     else:
         scope, order = "v.raw_xml is null", "v.received_at desc, v.id desc"  # 0011's index
-    rows: list[dict[str, Any]] = decimal_cursor(conn).execute(
+    cursor = decimal_cursor(conn)
+    rows: list[dict[str, Any]] = cursor.execute(
         f"""
         select v.logical_id, v.version, v.received_at, v.resource, v.deleted
         from record_version v

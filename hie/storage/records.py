@@ -369,7 +369,8 @@ def _count(conn: Connection, news: list[NewVersion]) -> None:
 
 def read_version(conn: Connection, head: Head) -> dict[str, Any] | None:
     """The stored row of the current version (partition found through its receipt time)."""
-    row: dict[str, Any] | None = decimal_cursor(conn).execute(
+    cursor = decimal_cursor(conn)
+    row: dict[str, Any] | None = cursor.execute(
         "select * from record_version where received_at = %s and id = %s",
         (head.received_at, head.record_id),
     ).fetchone()
