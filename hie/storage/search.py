@@ -124,12 +124,15 @@ class ChainCriterion:
 
 
 @dataclass(frozen=True)
-class ReferencesCriterion:
-    """A chain resolved before the search (:func:`resolve_chains`): the reference ``param`` is
-    one of ``values`` ("<Type>/<id>")."""
+class ValuesCriterion:
+    """A token or reference ``param`` whose value is one of ``values`` (in ``system`` when
+    given): a chain resolved before the search (:func:`resolve_chains`, "<Type>/<id>"), or the
+    codes a hierarchy puts below or above a code (token ``:below``/``:above``). One array
+    parameter, however many values."""
 
     param: str
     values: tuple[str, ...]
+    system: str | None = None
 
 
 @dataclass(frozen=True)
@@ -162,7 +165,7 @@ Criterion = (
     | NumberCriterion
     | NotCriterion
     | ChainCriterion
-    | ReferencesCriterion
+    | ValuesCriterion
     | HasCriterion
     | CompositeCriterion
 )
@@ -279,8 +282,13 @@ class _Builder:
                     parts.append(sql.SQL("{} is null").format(col("system")))
                 ors.append(sql.SQL("({})").format(sql.SQL(" and ").join(parts)))
             return sql.SQL(" or ").join(ors)
-        if isinstance(criterion, ReferencesCriterion):
-            return sql.SQL("{} = any({})").format(col("value"), self.name(list(criterion.values)))
+        if isinstance(criterion, ValuesCriterion):
+            test = sql.SQL("{} = any({})").format(col("value"), self.name(list(criterion.values)))
+            if criterion.system is None:
+                return test
+            return sql.SQL("{} and {} = {}").format(
+                test, col("system"), self.name(criterion.system)
+            )
         if isinstance(criterion, DateCriterion):
             tests = [self.range_test(c, col("low"), col("high")) for c in criterion.comparisons]
             return sql.SQL("{} is not null and ({})").format(
@@ -536,7 +544,7 @@ def _resolved(conn: Connection, query: SearchQuery, criterion: Criterion) -> Cri
     found = [row["ref"] for row in conn.execute(statement, builder.params, prepare=False)]
     if len(found) > CHAIN_RESOLVED:
         return ChainCriterion(criterion.param, links)
-    return ReferencesCriterion(criterion.param, tuple(sorted(set(found))))
+    return ValuesCriterion(criterion.param, tuple(sorted(set(found))))
 
 
 def search(conn: Connection, query: SearchQuery) -> list[LiveRow]:
