@@ -199,16 +199,20 @@ class StoredText(NamedTuple):
 
 
 def load_resource_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, StoredText]:
-    """:func:`load_resources` as JSON text (jsonb's output keeps a decimal's digits as stored)."""
+    """:func:`load_resources` as JSON text (jsonb's output keeps a decimal's digits as stored).
+    A join to the (receipt time, id) pairs: one primary-key look-up each, in the partition of
+    its month, and no planning over two arrays of a thousand constants (= any() of both cost
+    3 ms of planning and 12 ms in all for a page of 1,020 resources, the join 10 ms)."""
     if not rows:
         return {}
     found = conn.execute(
         """
-        select id, (resource -> 'resourceType')::text as resource_type,
-          coalesce(resource -> 'id', '""')::text as rid, (resource -> 'meta')::text as meta,
-          (resource - 'resourceType' - 'id' - 'meta')::text as rest
-        from record_version
-        where received_at = any(%s) and id = any(%s) and resource is not null
+        select v.id, (v.resource -> 'resourceType')::text as resource_type,
+          coalesce(v.resource -> 'id', '""')::text as rid, (v.resource -> 'meta')::text as meta,
+          (v.resource - 'resourceType' - 'id' - 'meta')::text as rest
+        from unnest(%s::timestamptz[], %s::bigint[]) as k(received_at, id)
+        join record_version v on v.received_at = k.received_at and v.id = k.id
+        where v.resource is not null
         """,
         ([r.last_updated for r in rows], [r.record_id for r in rows]),
     ).fetchall()
