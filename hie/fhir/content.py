@@ -14,8 +14,6 @@ from typing import Any
 
 import simplejson
 
-from hie.storage.fhir import StoredText
-
 SERVER_META = ("versionId", "lastUpdated")
 
 
@@ -54,16 +52,6 @@ def served_form(resource: dict[str, Any], version: int, last_updated: datetime) 
     served["meta"] = meta
     served.update((k, v) for k, v in resource.items() if k not in ("meta", "resourceType", "id"))
     return served
-
-
-def served_text(stored: StoredText, version: int, last_updated: datetime) -> str:
-    """:func:`served_form` of a resource loaded as text, spliced without parsing it: a page of
-    a thousand resources costs no JSON decoding and encoding of them in Python."""
-    server = f'"versionId":"{version}","lastUpdated":"{instant(last_updated)}"'
-    meta = stored.meta
-    meta = "{" + server + "}" if meta is None or meta == "{}" else meta[:-1] + "," + server + "}"
-    head = f'{{"resourceType":{stored.resource_type},"id":{stored.id},"meta":{meta}'
-    return head + "}" if stored.rest == "{}" else head + "," + stored.rest[1:]
 
 
 def etag(version: int) -> str:

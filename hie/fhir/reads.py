@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from simplejson import RawJSON
 
 from hie.fhir.calls import Call
-from hie.fhir.content import served_form, served_text
+from hie.fhir.content import served_form
 from hie.fhir.includes import IncludeError, included
 from hie.fhir.paging import CURSOR, Binding, CursorError, Cursors, Direction, Position, page_url
 from hie.fhir.responses import Answer, Preferences, bundle, error, resource_answer
@@ -19,7 +19,7 @@ from hie.fhir.results import ResultError, parse_results
 from hie.fhir.search import SearchError, parse_search
 from hie.fhir.summary import Subsetting, SubsettingError, parse_subsetting, subset
 from hie.storage import Database
-from hie.storage.fhir import StoredText, load_resource_texts, load_resources, read_version_of
+from hie.storage.fhir import load_resources, load_served_texts, read_version_of
 from hie.storage.keyset import KeyedRow, search_page
 from hie.storage.records import get_head, read_version
 from hie.storage.search import LiveRow, count
@@ -167,7 +167,7 @@ def search_type(
             found = [_search_entry(r, resources, call.base, "match", subsetting) for r in rows]
             found += [_search_entry(r, resources, call.base, "include", subsetting) for r in added]
         else:
-            texts = load_resource_texts(conn, rows + added)
+            texts = load_served_texts(conn, rows + added)
             found = [_text_entry(r, texts, call.base, "match") for r in rows]
             found += [_text_entry(r, texts, call.base, "include") for r in added]
     entries = [e for e in found if e is not None]
@@ -242,17 +242,15 @@ def _offset_links(
     return links
 
 
-def _text_entry(
-    row: LiveRow, texts: dict[int, StoredText], base: str, mode: str
-) -> dict[str, Any] | None:
-    """An entry whose resource is the stored JSON text spliced (whole resources, the default):
-    a page of 1,000 included resources is not parsed and re-encoded in Python."""
-    stored = texts.get(row.record_id)
-    if stored is None:
+def _text_entry(row: LiveRow, texts: dict[int, str], base: str, mode: str) -> dict[str, Any] | None:
+    """An entry whose resource is its served JSON text as PostgreSQL made it (whole resources,
+    the default): a page of 1,000 included resources is not parsed and re-encoded in Python."""
+    served = texts.get(row.record_id)
+    if served is None:
         return None
     return {
         "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
-        "resource": RawJSON(served_text(stored, row.version, row.last_updated)),
+        "resource": RawJSON(served),
         "search": {"mode": mode},
     }
 

@@ -181,45 +181,44 @@ def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str,
     found = cursor.execute(
         """
         select id, resource from record_version
-        where received_at = any(%s) and id = any(%s) and resource is not null
+        where received_at = any(%b) and id = any(%b) and resource is not null
         """,
         ([r.last_updated for r in rows], [r.record_id for r in rows]),
     ).fetchall()
     return {int(row["id"]): row["resource"] for row in found}
 
 
-class StoredText(NamedTuple):
-    """A stored resource as JSON text made by PostgreSQL, in the parts a served form is spliced
-    from (hie/fhir/content.py): no JSON is parsed or built in Python for it."""
+def load_served_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, str]:
+    """The stored resource of each live row, by record id, as the JSON text a search serves:
+    ``hie.fhir.content.served_form`` made by PostgreSQL (``resourceType``, ``id``, then ``meta``
+    with the version's ``versionId`` and ``lastUpdated`` in UTC with milliseconds, then the
+    rest as stored), so a page of a thousand resources is neither parsed nor encoded in Python.
+    jsonb's output keeps a decimal's digits as stored.
 
-    resource_type: str  # JSON text of each part ('"Observation"')
-    id: str
-    meta: str | None
-    rest: str  # the object without resourceType, id and meta ('{}' when nothing else)
-
-
-def load_resource_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, StoredText]:
-    """:func:`load_resources` as JSON text (jsonb's output keeps a decimal's digits as stored).
     A join to the (receipt time, id) pairs: one primary-key look-up each, in the partition of
     its month, and no planning over two arrays of a thousand constants (= any() of both cost
-    3 ms of planning and 12 ms in all for a page of 1,020 resources, the join 10 ms)."""
+    3 ms of planning and 12 ms in all for a page of 1,020 resources, the join 10 ms). The arrays
+    go in binary: psycopg quotes each element of a text array with a regular expression (12 ms
+    for 1,020 receipt times and ids, 1.6 ms in binary)."""
     if not rows:
         return {}
     found = conn.execute(
         """
-        select v.id, (v.resource -> 'resourceType')::text as resource_type,
-          coalesce(v.resource -> 'id', '""')::text as rid, (v.resource -> 'meta')::text as meta,
-          (v.resource - 'resourceType' - 'id' - 'meta')::text as rest
-        from unnest(%s::timestamptz[], %s::bigint[]) as k(received_at, id)
-        join record_version v on v.received_at = k.received_at and v.id = k.id
+        select v.id, '{"resourceType":' || (v.resource -> 'resourceType')::text
+          || ',"id":' || coalesce(v.resource -> 'id', '""')::text
+          || ',"meta":' || (coalesce(v.resource -> 'meta', '{}') || jsonb_build_object(
+               'versionId', v.version::text,
+               'lastUpdated', to_char(v.received_at at time zone 'UTC',
+                                      'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text
+          || case when rest = '{}' then '}' else ',' || substr(rest, 2) end as served
+        from unnest(%b::timestamptz[], %b::bigint[]) as k(received_at, id)
+        join record_version v on v.received_at = k.received_at and v.id = k.id,
+          lateral (select (v.resource - 'resourceType' - 'id' - 'meta')::text as rest) r
         where v.resource is not null
         """,
         ([r.last_updated for r in rows], [r.record_id for r in rows]),
     ).fetchall()
-    return {
-        int(row["id"]): StoredText(row["resource_type"], row["rid"], row["meta"], row["rest"])
-        for row in found
-    }
+    return {int(row["id"]): row["served"] for row in found}
 
 
 def read_version_of(

@@ -30,9 +30,9 @@ def referring_rows(
         select r.resource_type, r.resource_id, r.version, r.last_updated, r.record_id
         from (
           select distinct i.resource_type, i.resource_id
-          from unnest(%(types)s::text[], %(params)s::text[]) as s(t, p)
+          from unnest(%(types)b::text[], %(params)b::text[]) as s(t, p)
           join fhir_search_index i on i.institution_code = %(inst)s and i.resource_type = s.t
-            and i.param = s.p and i.value = any(%(targets)s::text[])
+            and i.param = s.p and i.value = any(%(targets)b::text[])
           limit %(limit)s
         ) m
         join fhir_resource r on r.institution_code = %(inst)s

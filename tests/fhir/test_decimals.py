@@ -95,3 +95,28 @@ def test_hand_written_decimals_keep_every_digit_and_are_searched_by_value(
         headers=auth(tokens.h1),
     )
     assert '"value":1.50' in included.text.replace(" ", "")
+
+
+def test_a_search_serves_each_resource_as_a_read_does(client: TestClient, tokens: Tokens) -> None:
+    """Search pages are made from the stored JSON text by the database (not by the read's
+    code): the same resource, meta (versionId, lastUpdated, the sender's tags) included."""
+    body = {
+        "resourceType": "Observation",
+        "id": "dec-meta",
+        "meta": {"tag": [{"system": "urn:test", "code": "t"}], "source": "urn:lab"},
+        "status": "final",
+        "code": {"text": "x"},
+        "valueQuantity": {"value": 2.500},
+    }
+    _put(client, tokens.h1, simplejson.dumps(body).encode(), "Observation/dec-meta")
+    _put(
+        client,
+        tokens.h1,
+        simplejson.dumps({**body, "status": "amended"}).encode(),
+        "Observation/dec-meta",
+    )
+    read = _exact(client.get("/fhir/Observation/dec-meta", headers=auth(tokens.h1)).text)
+    page = client.get("/fhir/Observation?_id=dec-meta", headers=auth(tokens.h1)).text
+    assert _exact(page)["entry"][0]["resource"] == read
+    assert read["meta"]["versionId"] == "2" and read["meta"]["tag"] == body["meta"]["tag"]
+    assert list(_exact(page)["entry"][0]["resource"])[:3] == ["resourceType", "id", "meta"]
