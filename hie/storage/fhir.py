@@ -210,10 +210,13 @@ def load_served_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, str]:
                'versionId', v.version::text,
                'lastUpdated', to_char(v.received_at at time zone 'UTC',
                                       'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text
-          || case when rest = '{}' then '}' else ',' || substr(rest, 2) end as served
+          -- the other elements: their object's text without its opening brace, written once
+          -- (an expression named in a subquery would be computed again at each use)
+          || coalesce(
+               ',' || nullif(substr((v.resource - 'resourceType' - 'id' - 'meta')::text, 2), '}'),
+               '}') as served
         from unnest(%b::timestamptz[], %b::bigint[]) as k(received_at, id)
-        join record_version v on v.received_at = k.received_at and v.id = k.id,
-          lateral (select (v.resource - 'resourceType' - 'id' - 'meta')::text as rest) r
+        join record_version v on v.received_at = k.received_at and v.id = k.id
         where v.resource is not null
         """,
         ([r.last_updated for r in rows], [r.record_id for r in rows]),
