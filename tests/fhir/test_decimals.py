@@ -95,6 +95,16 @@ def test_hand_written_decimals_keep_every_digit_and_are_searched_by_value(
         headers=auth(tokens.h1),
     )
     assert '"value":1.50' in included.text.replace(" ", "")
+    xml = client.get("/fhir/Observation?_id=dec-hand&_format=xml", headers=auth(tokens.h1)).text
+    assert '<value value="1.50"/>' in xml
+    batch = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": "Observation?_id=dec-hand"}}],
+    }
+    answer = client.post("/fhir", json=batch, headers=auth(tokens.h1))
+    assert answer.status_code == 200, answer.text
+    assert '"value":1.50' in answer.text.replace(" ", "")
 
 
 def test_a_search_serves_each_resource_as_a_read_does(client: TestClient, tokens: Tokens) -> None:
