@@ -492,7 +492,10 @@ class _Builder:
             elif key == "_lastUpdated":
                 keys.append(sql.SQL("r.last_updated") + direction)
             else:  # a date parameter: ascending by the earliest start, descending by latest end
-                bound = sql.SQL("max(d.high)" if desc else "min(d.low)")
+                # filter: no min/max rewrite to an index walk (see keyset._expression)
+                bound = sql.SQL(
+                    "max(d.high) filter (where true)" if desc else "min(d.low) filter (where true)"
+                )
                 keys.append(
                     sql.SQL(
                         "(select {} from fhir_search_index d where d.institution_code ="
