@@ -82,6 +82,16 @@ class Answer:
         return plain
 
 
+def entry_resource(entry: dict[str, Any]) -> dict[str, Any]:
+    """The resource of a Bundle entry as a dict: search pages carry their resources as JSON
+    text (``RawJSON``, hie/fhir/reads.py), parsed here for code that looks inside them."""
+    resource = entry.get("resource")
+    if isinstance(resource, simplejson.RawJSON):
+        parsed: dict[str, Any] = simplejson.loads(resource.encoded_json, use_decimal=True)
+        return parsed
+    return resource if isinstance(resource, dict) else {}
+
+
 def outcome(
     severity: str, code: str, message: str, *, expression: str | None = None
 ) -> dict[str, Any]:
