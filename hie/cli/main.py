@@ -38,6 +38,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "tokens": ("hie.cli.tokens", "app"),
     "audit": ("hie.cli.audit", "app"),
     "persons": ("hie.cli.persons", "app"),
+    "documents": ("hie.cli.documents", "app"),
     "jobs": ("hie.cli.jobs", "app"),
     "events": ("hie.cli.events", "app"),
     "worker": ("hie.cli.worker", "worker"),
