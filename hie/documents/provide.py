@@ -98,7 +98,7 @@ DUPLICATE = register(
 
 
 def _dict(value: Any) -> dict[str, Any]:
-    return _dict(value)
+    return value if isinstance(value, dict) else {}
 
 
 def _list(value: Any) -> list[Any]:
