@@ -24,7 +24,7 @@ PATIENT_RECORD = "urn:oid:2.16.156.10011.1.2|HR-3201-0001"  # the Patient fixtur
 
 
 def sha1(data: bytes) -> str:
-    return base64.b64encode(hashlib.sha1(data).digest()).decode()
+    return base64.b64encode(hashlib.sha1(data, usedforsecurity=False).digest()).decode()
 
 
 def document(
