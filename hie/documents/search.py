@@ -21,7 +21,7 @@ from hie.fhir.responses import Answer, bundle, error
 from hie.persons.service import find_persons
 from hie.storage import Connection
 from hie.storage.documents import DocumentQuery, DocumentRow, search_documents
-from hie.storage.persons import get_link, links_of
+from hie.storage.persons import get_link
 
 STATUSES = ("current", "superseded", "entered-in-error")
 # Token parameters and the registry column each searches.
@@ -89,7 +89,7 @@ def _bounds(name: str, value: str, zone: ZoneInfo) -> list[tuple[str, str, datet
 def _subjects(
     conn: Connection, principal: Principal, institution: str | None, pairs: list[tuple[str, str]]
 ) -> tuple[list[tuple[str, str]], list[int]]:
-    """The (institution, record) pairs naming the resident, and their persons."""
+    """The resident's persons, and the (institution, record) pairs named directly."""
     persons: set[int] = set()
     records: set[tuple[str, str]] = set()
     for name, value in pairs:
@@ -115,8 +115,6 @@ def _subjects(
             link = get_link(conn, institution, reference)
             if link is not None:
                 persons.add(link.person_id)
-    for person in sorted(persons):
-        records.update((link.institution_code, link.record_id) for link in links_of(conn, person))
     del principal  # the caller's scope is applied by readable(), after the search
     return sorted(records), sorted(persons)
 
@@ -193,8 +191,8 @@ def _query(
             if not value.isascii() or not value.isdigit():
                 raise SearchRefused(f"_count={value!r} is not a whole number")
             count = min(int(value), MAX_COUNT)
-    subjects, persons = _subjects(conn, principal, institution, pairs)
-    query = DocumentQuery(subjects, statuses, token_filters, bounds, limit=MAX_COUNT)
+    records, persons = _subjects(conn, principal, institution, pairs)
+    query = DocumentQuery(persons, records, statuses, token_filters, bounds, limit=MAX_COUNT)
     return (query, persons), count
 
 

@@ -157,10 +157,12 @@ def get_content(conn: Connection, document_id: str) -> bytes | None:
 
 @dataclass(frozen=True)
 class DocumentQuery:
-    """An ITI-67 search, already resolved to the resident's records: ``subjects`` are the
-    (institution, record) pairs of the person index that name the resident."""
+    """An ITI-67 search, already resolved to the resident: the ``persons`` of the person index
+    (every record linked to them, at any institution) and ``records`` named directly
+    ((institution, record) pairs, e.g. a Patient that links to no person)."""
 
-    subjects: list[tuple[str, str]]
+    persons: list[int]
+    records: list[tuple[str, str]]
     statuses: list[str]
     # Each list is one parameter: an entry matches when it has any of the tokens.
     token_filters: list[tuple[str, list[str]]] = field(default_factory=list)
@@ -187,15 +189,21 @@ _OPERATORS = frozenset({"<", "<=", ">", ">="})
 
 def search_documents(conn: Connection, query: DocumentQuery) -> list[DocumentRow]:
     """The entries of the resident's records that pass every filter, newest first."""
-    if not query.subjects:
+    if not query.persons and not query.records:
         return []
+    # The resident's records joined in the database (one search of a resident with hundreds
+    # of linked documents is one statement, not their list sent back and forth).
     where = [
-        "(institution_code, subject_record) in (select * from unnest(%s::text[], %s::text[]))",
+        "(institution_code, subject_record) in"
+        " (select l.institution_code, l.record_id from person_link l"
+        "  where l.person_id = any(%s)"
+        "  union all select * from unnest(%s::text[], %s::text[]))",
         "status = any(%s)",
     ]
     params: list[Any] = [
-        [i for i, _ in query.subjects],
-        [r for _, r in query.subjects],
+        query.persons,
+        [i for i, _ in query.records],
+        [r for _, r in query.records],
         query.statuses,
     ]
     for column, tokens in query.token_filters:
