@@ -3,7 +3,10 @@ DocumentReference's ``content.attachment.url``.
 
 The bytes exactly as uploaded, with their media type; a CDA document as a readable HTML page when
 asked (``Accept: text/html`` or ``?_format=html``), under a Content-Security-Policy that allows no
-script, no request and no frame. Every retrieval, allowed or not, is in the audit trail."""
+script, no request and no frame. Another institution's document is retrieved under the
+resident's consent or by break-glass (``X-Break-Glass: <reason>``), as
+:func:`hie.documents.service.readable` decides. Every retrieval, allowed or not, is in the audit
+trail with the resident's person and the consent or break-glass reason used."""
 
 from __future__ import annotations
 
@@ -14,9 +17,10 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hie.audit import Agent, address_of, record_read, status_of
+from hie.consent.model import BREAK_GLASS_HEADER, break_glass_reason
 from hie.documents.model import CDA_MEDIA_TYPE
 from hie.documents.render import render_cda
-from hie.documents.service import retrieve
+from hie.documents.service import Refused, retrieve
 from hie.errors import NotFound
 from hie.http.security import DatabaseDep, PrincipalDep
 from hie.validators.xml import parse_xml
@@ -46,6 +50,7 @@ async def retrieve_document(
     request: Request, document_id: str, principal: PrincipalDep, database: DatabaseDep
 ) -> Response:
     html = wants_html(request)
+    glass = break_glass_reason(request.headers.get(BREAK_GLASS_HEADER))
 
     def blocking() -> Response:
         agent = Agent.of(principal, address_of(request))
@@ -54,10 +59,15 @@ async def retrieve_document(
             if not _ID.fullmatch(document_id):
                 raise NotFound(f"{document_id!r} is not a document id")
             with database.connection() as conn:
-                entry, data = retrieve(conn, principal, document_id)
+                retrieved = retrieve(conn, principal, document_id, break_glass=glass)
+        except Refused as exc:
+            # The caller is told what a missing document tells; the trail names the resident.
+            record_read(database, agent, "mhd.retrieve", target, status=exc.status, **exc.audit)
+            raise
         except Exception as exc:
             record_read(database, agent, "mhd.retrieve", target, status=status_of(exc))
             raise
+        entry, data = retrieved.entry, retrieved.data
         record_read(
             database,
             agent,
@@ -66,6 +76,7 @@ async def retrieve_document(
             status=200,
             acting_for=entry.institution_code,
             format="html" if html else "original",
+            **retrieved.audit,
         )
         if html and entry.content_type == CDA_MEDIA_TYPE:
             parsed = parse_xml(data)

@@ -55,6 +55,8 @@ class Found:
     answer: Answer
     persons: list[int] = field(default_factory=list)
     documents: list[str] = field(default_factory=list)
+    # The rest of the audit entry: the consents or break-glass reason that let documents through.
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 def _split(value: str) -> list[str]:
@@ -128,14 +130,17 @@ def find_documents(
     zone: ZoneInfo,
     base: str,
     self_url: str,
+    break_glass: str | None = None,
 ) -> Found:
-    """Answer an ITI-67 search (400 for what MHD refuses)."""
+    """Answer an ITI-67 search (400 for what MHD refuses). ``break_glass``: the reason stated
+    in ``X-Break-Glass``, for documents no consent lets the caller see."""
     require_searcher(principal)
     try:
         query, count = _query(conn, principal, institution, pairs, zone)
     except SearchRefused as exc:
         return Found(error(400, "invalid", str(exc)))
-    rows = readable(conn, principal, search_documents(conn, query[0]))
+    shown = readable(conn, principal, search_documents(conn, query[0]), break_glass=break_glass)
+    rows = shown.documents
     page = rows[:count]
     entries = [
         {
@@ -146,7 +151,9 @@ def find_documents(
         for row in page
     ]
     body = bundle("searchset", entries, links=[("self", self_url)], total=len(rows))
-    return Found(Answer(200, body), query[1], [row.id for row in page])
+    audit = shown.audit(query[1])
+    persons = audit.pop("persons")
+    return Found(Answer(200, body), persons, [row.id for row in page], audit)
 
 
 def _query(

@@ -4,11 +4,14 @@ store step's hook), superseding on replacement, who may read an entry, retrieval
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 from typing import Any
 
 from hie.auth import Principal
 from hie.catalog import Table
+from hie.consent.model import Consent, Verdict
+from hie.consent.service import audit_detail, consents_for, decide_access
 from hie.documents.model import Facility, cda_entry, document_id, read_header
 from hie.errors import NotFound, PermissionDenied
 from hie.normalize import NormalizedRecord
@@ -16,6 +19,7 @@ from hie.normalize.cda import normalize_cda
 from hie.storage import Connection
 from hie.storage import documents as store
 from hie.storage.documents import DocumentRow
+from hie.storage.persons import persons_of_records
 from hie.storage.records import get_head, read_version
 from hie.validators.xml import parse_xml
 
@@ -78,22 +82,121 @@ def _register(
     return entry
 
 
+@dataclass
+class Readable:
+    """What a caller may see of some registry entries, and what the access's audit entry names:
+    the persons (ids) the entries are about, each verdict that let an entry through (the consent
+    or break-glass used) and, when an entry was kept back, why."""
+
+    documents: list[DocumentRow] = field(default_factory=list)
+    verdicts: list[tuple[int, Verdict]] = field(default_factory=list)
+    persons: set[int] = field(default_factory=set)
+    refused: str | None = None
+
+    def audit(self, searched: Sequence[int] = ()) -> dict[str, Any]:
+        """The audit entry's detail (``hie.consent.service.audit_detail``): every person the
+        access was about, shown or not, so the resident's access history lists attempts too."""
+        detail = audit_detail(self.verdicts, [f"DocumentReference/{d.id}" for d in self.documents])
+        detail["persons"] = sorted(self.persons | set(searched))
+        if self.refused is not None:
+            detail["refused"] = self.refused
+        return detail
+
+
+def consent_classes(entry: DocumentRow) -> frozenset[str]:
+    """What a consent's ``provision.class`` names to cover this document: its class (the
+    category, e.g. ``discharge``), its type (e.g. the LOINC or WS/T code), or the resource type
+    ``DocumentReference`` (as a FHIR read of it asks)."""
+    codes = {token for token in (*entry.categories, *entry.types) if "|" not in token}
+    return frozenset({"DocumentReference", *codes})
+
+
 def readable(
-    conn: Connection, principal: Principal, documents: Sequence[DocumentRow]
-) -> list[DocumentRow]:
+    conn: Connection,
+    principal: Principal,
+    documents: Sequence[DocumentRow],
+    *,
+    break_glass: str | None = None,
+) -> Readable:
     """The one place that decides which registry entries a caller may see and retrieve.
 
-    Today: an admin every entry; a submitter or clinician its own institution's; a regulator
-    none (figures, not contents). The consent rule (a clinician reading another institution's
-    documents with the resident's consent or by break-glass) plugs in here; ``conn`` is there
-    for it.
-    """
-    del conn  # read by the consent rule, not by the institution rule
+    An admin every entry; a submitter its own institution's; a regulator none (figures, not
+    contents); a clinician its own institution's, and another's as
+    :func:`hie.consent.service.decide_access` says: under the resident's active consent covering
+    the clinician's institution and the document's class (:func:`consent_classes`), or by
+    break-glass (``break_glass``: the stated reason), flagged for review once per resident and
+    institution. An entry whose resident the person index does not know has no consent to
+    give: only its own institution reads it."""
+    if principal.role == "regulator":
+        return Readable()
     if principal.role == "admin":
-        return list(documents)
-    if principal.role in ("submitter", "clinician"):
-        return [d for d in documents if d.institution_code == principal.institution_code]
-    return []
+        shown = Readable(list(documents))
+        shown.persons.update(_persons(conn, documents).values())
+        return shown
+    own = principal.institution_code
+    if principal.role not in ("submitter", "clinician") or own is None:
+        return Readable()
+    if principal.role == "submitter":
+        shown = Readable([d for d in documents if d.institution_code == own])
+        shown.persons.update(_persons(conn, shown.documents).values())
+        return shown
+    persons = _persons(conn, documents)
+    consents: dict[int, list[Consent]] = {}
+    glass: dict[tuple[int, str], Verdict] = {}
+    answer = Readable()
+    for entry in documents:
+        person = persons.get(entry.id)
+        if person is None:
+            if entry.institution_code == own:
+                answer.documents.append(entry)
+            else:
+                answer.refused = "the resident of this document is not in the person index"
+            continue
+        answer.persons.add(person)
+        source = entry.institution_code
+        if source != own and person not in consents:
+            consents[person] = consents_for(conn, person)
+        verdict = decide_access(
+            conn,
+            principal,
+            person,
+            source,
+            classes=consent_classes(entry),
+            consents=consents.get(person, []),
+        )
+        if not verdict.allowed and break_glass:
+            # One flag per resident and institution, however many documents one search lists.
+            if (person, source) not in glass:
+                glass[person, source] = decide_access(
+                    conn,
+                    principal,
+                    person,
+                    source,
+                    classes=consent_classes(entry),
+                    break_glass=break_glass,
+                    target=f"DocumentReference/{entry.id}",
+                    consents=consents[person],
+                )
+            verdict = glass[person, source]
+        if verdict.allowed:
+            answer.documents.append(entry)
+            answer.verdicts.append((person, verdict))
+        else:
+            answer.refused = verdict.why
+    return answer
+
+
+def _persons(conn: Connection, documents: Sequence[DocumentRow]) -> dict[str, int]:
+    """The person each entry is about (by entry id), one query per institution."""
+    found: dict[str, int] = {}
+    for institution in sorted({d.institution_code for d in documents}):
+        of_institution = [d for d in documents if d.institution_code == institution]
+        records = sorted({d.subject_record for d in of_institution if d.subject_record})
+        linked = persons_of_records(conn, institution, records)
+        for entry in of_institution:
+            if entry.subject_record in linked:
+                found[entry.id] = linked[entry.subject_record]
+    return found
 
 
 def require_searcher(principal: Principal) -> None:
@@ -101,18 +204,40 @@ def require_searcher(principal: Principal) -> None:
     principal.require_role("admin", "submitter", "clinician")
 
 
-def retrieve(conn: Connection, principal: Principal, doc_id: str) -> tuple[DocumentRow, bytes]:
+class Refused(PermissionDenied):
+    """A retrieval refused, answered exactly as a document that does not exist; ``audit`` is
+    for the audit entry only (the resident the caller asked about), never for the caller."""
+
+    def __init__(self, audit: dict[str, Any]) -> None:
+        super().__init__(NOT_READABLE)
+        self.audit = audit
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    entry: DocumentRow
+    data: bytes
+    audit: dict[str, Any]  # the retrieval's audit entry: persons, consent or break-glass used
+
+
+def retrieve(
+    conn: Connection, principal: Principal, doc_id: str, *, break_glass: str | None = None
+) -> Retrieved:
     """A document's entry and its original bytes (ITI-68). Unknown and unreadable ids are
-    answered alike, except to an admin."""
+    answered alike (:class:`Refused` carries what only the audit trail is told), except to an
+    admin."""
     entry = store.get_document(conn, doc_id)
-    if entry is None or not readable(conn, principal, [entry]):
+    if entry is None:
         if principal.role == "admin":
             raise NotFound(f"no document has id {doc_id!r}")
         raise PermissionDenied(NOT_READABLE)
+    shown = readable(conn, principal, [entry], break_glass=break_glass)
+    if not shown.documents:
+        raise Refused(shown.audit())
     data = original_bytes(conn, entry)
     if data is None:
         raise NotFound(f"the content of document {doc_id!r} is no longer stored")
-    return entry, data
+    return Retrieved(entry, data, shown.audit())
 
 
 def original_bytes(conn: Connection, entry: DocumentRow) -> bytes | None:

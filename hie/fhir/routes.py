@@ -354,11 +354,13 @@ def _mhd(
     request: Request, principal: Principal, pairs: list[tuple[str, str]], self_url: str
 ) -> Answer:
     """IHE MHD ITI-67 across institutions: the document registry, not one institution's
-    FHIR resources; audited with the resident's persons and the documents listed."""
+    FHIR resources; audited with the resident's persons, the documents listed and the consents
+    or break-glass reason (``X-Break-Glass``) that let another institution's through."""
     server = _server(request)
     agent = Agent.of(principal, address_of(request))
     query = masked_query(pairs) or None
     institution = request.headers.get(INSTITUTION_HEADER) or principal.institution_code
+    glass = break_glass_reason(request.headers.get(BREAK_GLASS_HEADER))
     try:
         with server.database.connection() as conn:
             found = find_documents(
@@ -369,6 +371,7 @@ def _mhd(
                 zone=server.settings.zone,
                 base=_base(request),
                 self_url=self_url,
+                break_glass=glass,
             )
     except Exception as exc:
         record_read(
@@ -390,6 +393,7 @@ def _mhd(
         persons=found.persons,
         documents=found.documents[:AUDITED_DOCUMENTS],
         document_count=len(found.documents),
+        **found.audit,
     )
     return found.answer
 
