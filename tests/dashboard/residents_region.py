@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi.testclient import TestClient
+import httpx
 
 from hie.registry import Institution
 from hie.storage import Database
@@ -32,7 +32,7 @@ class Region:
     person: int  # 陈静's person id
 
 
-def _put(client: TestClient, token: str, resource: dict[str, Any]) -> None:
+def _put(client: httpx.Client, token: str, resource: dict[str, Any]) -> None:
     answer = client.put(
         f"/fhir/{resource['resourceType']}/{resource['id']}",
         json=resource,
@@ -81,11 +81,11 @@ def consent(status: str = "active") -> dict[str, Any]:
     }
 
 
-def set_consent(client: TestClient, region: Region, status: str) -> None:
+def set_consent(client: httpx.Client, region: Region, status: str) -> None:
     _put(client, region.tokens["h1"], consent(status))
 
 
-def build_region(client: TestClient, database: Database, cda: CdaFixtures) -> Region:
+def build_region(client: httpx.Client, database: Database, cda: CdaFixtures) -> Region:
     with database.transaction() as tx:
         for code, name, kind in (
             ("H1", "鼓楼医院", "hospital"),
@@ -165,7 +165,7 @@ def csrf_of(html: str) -> str:
     return match.group(1)
 
 
-def sign_in(client: TestClient, token: str) -> None:
+def sign_in(client: httpx.Client, token: str) -> None:
     """A dashboard session for ``token`` in the client's cookie jar."""
     client.cookies.clear()
     form = client.get("/dashboard/login")
