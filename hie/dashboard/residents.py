@@ -23,6 +23,7 @@ from hie.audit import Agent, address_of, masked_query, record_read
 from hie.auth import Principal
 from hie.browser import service
 from hie.browser.model import SYSTEMS, parse_query
+from hie.config import Settings
 from hie.consent.model import break_glass_reason
 from hie.dashboard.render import Viewer, render, viewer_of
 from hie.dashboard.session import principal_of, read_form, read_session
@@ -34,6 +35,11 @@ router = APIRouter(prefix="/residents", include_in_schema=False)
 BASE = "/dashboard/residents"
 SIGNIN = "/dashboard/login"
 READERS = ("clinician", "admin")
+
+
+def _settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
 
 
 def _database(request: Request) -> Database:
@@ -216,6 +222,7 @@ def _resident_page(
         timeline=timeline,
         glass=glass,
         record_link=record_link,
+        zone=_settings(request).zone,
     )
 
 

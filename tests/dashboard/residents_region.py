@@ -41,9 +41,9 @@ def _put(client: httpx.Client, token: str, resource: dict[str, Any]) -> None:
     assert answer.status_code in (200, 201), answer.text
 
 
-def consent(status: str = "active") -> dict[str, Any]:
-    """H1's record of 陈静's consent: H2 may read her records."""
-    return {
+def consent(status: str = "active", classes: tuple[str, ...] = ()) -> dict[str, Any]:
+    """H1's record of 陈静's consent: H2 may read her records (of ``classes``, when given)."""
+    resource: dict[str, Any] = {
         "resourceType": "Consent",
         "id": "chen-share",
         "status": status,
@@ -79,10 +79,15 @@ def consent(status: str = "active") -> dict[str, Any]:
             ],
         },
     }
+    if classes:
+        resource["provision"]["class"] = [{"code": code} for code in classes]
+    return resource
 
 
-def set_consent(client: httpx.Client, region: Region, status: str) -> None:
-    _put(client, region.tokens["h1"], consent(status))
+def set_consent(
+    client: httpx.Client, region: Region, status: str, classes: tuple[str, ...] = ()
+) -> None:
+    _put(client, region.tokens["h1"], consent(status, classes))
 
 
 def build_region(client: httpx.Client, database: Database, cda: CdaFixtures) -> Region:

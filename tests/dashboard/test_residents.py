@@ -120,6 +120,20 @@ def test_a_clinician_reads_another_hospitals_document_only_while_consent_is_gran
     assert opened_entry[0]["detail"]["resources"] == [f"H1:{DISCHARGE}"]
 
 
+def test_a_consent_granting_some_classes_shows_those_only(
+    client: TestClient, region: Region
+) -> None:
+    sign_in(client, region.tokens["clinician_h2"])
+    set_consent(client, region, "active", ("Condition",))
+    assert DISCHARGE not in timeline(client, region).text
+    assert client.get(document_url(region)).status_code == 403
+    set_consent(client, region, "active", ("C0053",))  # the discharge summary's table
+    assert f'data-record="{DISCHARGE}" data-access="consent"' in timeline(client, region).text
+    assert client.get(document_url(region)).status_code == 200
+    set_consent(client, region, "active", ("DocumentReference",))  # documents of any table
+    assert client.get(document_url(region)).status_code == 200
+
+
 def _history(database: Database, region: Region) -> list[dict[str, Any]]:
     flush_reads()
     with database.connection() as conn:
