@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Literal
 
+from hie.documents.model import class_of
 from hie.errors import InvalidInput, Problem
 from hie.normalize import PatientIdentity
 from hie.normalize.fhir import parse_date_time
@@ -126,10 +127,11 @@ class Entry:
 
 
 def classes_of(table_code: str, logical_id: str, cda: bool) -> frozenset[str]:
-    """A CDA document is a DocumentReference of its table (a consent may name either); a FHIR
-    record is of its resource type (a document Bundle also of Composition)."""
+    """A CDA document is a DocumentReference of its table and of the document class its MHD
+    entry is filed under (``category``, e.g. ``discharge``): a consent may name any of them. A
+    FHIR record is of its resource type (a document Bundle also of Composition)."""
     if cda:
-        return frozenset({"DocumentReference", table_code})
+        return frozenset({"DocumentReference", table_code, class_of(table_code)[0]})
     resource_type = logical_id.split("/", 1)[0]
     if resource_type == "Bundle":
         return frozenset({"Bundle", "Composition"})

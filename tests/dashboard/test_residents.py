@@ -132,6 +132,8 @@ def test_a_consent_granting_some_classes_shows_those_only(
     assert client.get(document_url(region)).status_code == 200
     set_consent(client, region, "active", ("DocumentReference",))  # documents of any table
     assert client.get(document_url(region)).status_code == 200
+    set_consent(client, region, "active", ("discharge",))  # its class in the MHD registry
+    assert client.get(document_url(region)).status_code == 200
 
 
 def _history(database: Database, region: Region) -> list[dict[str, Any]]:
