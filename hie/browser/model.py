@@ -129,13 +129,13 @@ class Entry:
 def classes_of(table_code: str, logical_id: str, cda: bool) -> frozenset[str]:
     """A CDA document is a DocumentReference of its table and of the document class its MHD
     entry is filed under (``category``, e.g. ``discharge``): a consent may name any of them. A
-    FHIR record is of its resource type (a document Bundle also of Composition)."""
-    if cda:
-        return frozenset({"DocumentReference", table_code, class_of(table_code)[0]})
-    resource_type = logical_id.split("/", 1)[0]
-    if resource_type == "Bundle":
-        return frozenset({"Bundle", "Composition"})
-    return frozenset({resource_type})
+    FHIR document Bundle (its table is the document's code too) is that and Bundle and
+    Composition; another FHIR record is of its resource type."""
+    resource_type = "" if cda else logical_id.split("/", 1)[0]
+    if resource_type not in ("", "Bundle"):
+        return frozenset({resource_type})
+    document = {"DocumentReference", table_code, class_of(table_code)[0]}
+    return frozenset(document | ({"Bundle", "Composition"} if resource_type else set()))
 
 
 def entry_of(row: TimelineRow) -> Entry:

@@ -62,4 +62,6 @@ def test_documents_are_dated_by_their_own_time_encounters_by_their_start() -> No
 def test_what_a_consent_class_is_checked_against() -> None:
     assert classes_of("C0053", "1.2^3", True) == {"DocumentReference", "C0053", "discharge"}
     assert classes_of("FHIR.Encounter", "Encounter/e", False) == {"Encounter"}
-    assert classes_of("FHIR.Composition", "Bundle/b", False) == {"Bundle", "Composition"}
+    assert classes_of("C0002", "Bundle/b", False) == {
+        "Bundle", "Composition", "DocumentReference", "C0002", "outpatient"
+    }  # fmt: skip

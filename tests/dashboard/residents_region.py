@@ -4,8 +4,10 @@ Patient and an Encounter), D1 by demographics only; tokens of each role."""
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ HEALTH_CARD = "urn:oid:2.16.156.10011.1.19"
 CHEN_ID = "320113198906300623"
 CHEN_CARD = "H32011300045678"
 DISCHARGE = "2.16.156.10011.1.1^H1-C0053-20190720-0002"
+FHIR_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "fhir"
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,16 @@ def build_region(client: httpx.Client, database: Database, cda: CdaFixtures) -> 
             "period": {"start": "2019-08-02T09:30:00+08:00", "end": "2019-08-02T10:00:00+08:00"},
         },
     )
+    # H2 also holds an outpatient record of hers as a FHIR document Bundle.
+    bundle = json.loads((FHIR_FIXTURES / "document-c0002.json").read_text(encoding="utf-8"))
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Patient":
+            entry["resource"].update(
+                identifier=[{"system": RESIDENT_ID, "value": CHEN_ID}],
+                gender="female",
+                birthDate="1989-06-30",
+            )
+    _put(client, tokens["h2"], bundle)
     with database.connection() as conn:
         row = conn.execute(
             "select person_id from person_link where institution_code = 'H1' and record_id = %s",

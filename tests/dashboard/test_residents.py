@@ -90,6 +90,7 @@ def test_a_clinician_reads_another_hospitals_document_only_while_consent_is_gran
     page = timeline(client, region)
     assert page.status_code == 200
     assert 'data-record="Encounter/visit-1"' in page.text
+    assert 'data-record="Bundle/doc1" data-access="own"' in page.text  # a FHIR document
     assert DISCHARGE not in page.text and "鼓楼医院" not in page.text
     refused = client.get(document_url(region))
     missing = client.get(document_url(region).replace("0002", "0009"))
