@@ -42,6 +42,8 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "documents": ("hie.cli.documents", "app"),
     "jobs": ("hie.cli.jobs", "app"),
     "events": ("hie.cli.events", "app"),
+    "subscriptions": ("hie.cli.subscriptions", "app"),
+    "forward": ("hie.cli.forward", "app"),
     "worker": ("hie.cli.worker", "worker"),
     "status": ("hie.cli.worker", "status"),
     "metrics": ("hie.cli.reports", "metrics_app"),

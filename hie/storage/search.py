@@ -7,7 +7,7 @@ resources) and a submitter's query cannot reach another institution's rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -506,6 +506,20 @@ def count(conn: Connection, query: SearchQuery) -> int:
     )
     row = conn.execute(statement, builder.params).fetchone()
     return int(row["n"]) if row else 0
+
+
+def exists_each(conn: Connection, queries: Sequence[SearchQuery]) -> list[bool]:
+    """Whether each query finds anything, all sent in one round trip (pipeline mode): one
+    resource matched against many subscriptions' searches costs one wait, not one each."""
+    cursors = []
+    with conn.pipeline():
+        for query in queries:
+            builder = _Builder(query)
+            statement = sql.SQL(
+                "select exists (select 1 from fhir_resource r where {}) as hit"
+            ).format(builder.build())
+            cursors.append(conn.execute(statement, builder.params))
+    return [bool(row["hit"]) if (row := cursor.fetchone()) else False for cursor in cursors]
 
 
 def referenced(
