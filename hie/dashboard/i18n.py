@@ -80,6 +80,8 @@ LABELS: dict[str, tuple[str, str]] = {
         "No record of this resident may be shown to you: it needs the resident's consent for "
         "your institution, or an emergency access with a stated reason.",
     ),
+    "residents.history": ("查阅记录", "Access history"),
+    "residents.history.used": ("依据", "Consent or reason"),
     "residents.break_glass": ("紧急访问（破窗）", "Emergency access (break-glass)"),
     "residents.break_glass_help": (
         "仅限紧急救治：说明理由后可查看其他机构的记录，本次访问将被标记并接受审查。",

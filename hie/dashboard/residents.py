@@ -19,12 +19,20 @@ from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from hie.audit import Agent, address_of, masked_query, record_read
+from hie.audit import (
+    FLUSH_BEFORE_READING,
+    Agent,
+    address_of,
+    flush_reads,
+    masked_query,
+    record_read,
+)
 from hie.auth import Principal
 from hie.browser import service
 from hie.browser.model import SYSTEMS, parse_query
 from hie.config import Settings
 from hie.consent.model import break_glass_reason
+from hie.consent.service import access_history
 from hie.dashboard.render import Viewer, render, viewer_of
 from hie.dashboard.session import principal_of, read_form, read_session
 from hie.errors import InvalidInput, PermissionDenied
@@ -35,6 +43,7 @@ router = APIRouter(prefix="/residents", include_in_schema=False)
 BASE = "/dashboard/residents"
 SIGNIN = "/dashboard/login"
 READERS = ("clinician", "admin")
+HISTORY_LIMIT = 50
 
 
 def _settings(request: Request) -> Settings:
@@ -201,7 +210,26 @@ def _timeline(request: Request, viewer: Viewer, text: str, glass: str | None) ->
         _audit(request, viewer.principal, action, target, 403, **detail)
         return _resident_page(request, viewer, person or 0, None, glass, status=403)
     _audit(request, viewer.principal, action, target, 200, **timeline.audit)
-    return _resident_page(request, viewer, person, timeline, glass)
+    history = _access_history(request, viewer.principal, person)
+    return _resident_page(request, viewer, person, timeline, glass, history=history)
+
+
+def _access_history(
+    request: Request, principal: Principal, person: int
+) -> list[dict[str, Any]] | None:
+    """An administrator sees who read the resident's records (the access history; reading it
+    is audited as on the API); a clinician does not."""
+    if principal.role != "admin":
+        return None
+    database = _database(request)
+    flush_reads(database, timeout=FLUSH_BEFORE_READING)  # this process's latest reads too
+    with database.connection() as conn:
+        entries = access_history(conn, person, HISTORY_LIMIT)
+    _audit(request, principal, "person.access-history", f"person/{person}", 200)
+    zone = _settings(request).zone
+    return [
+        {**e, "local_time": e["at"].astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")} for e in entries
+    ]
 
 
 def _resident_page(
@@ -212,11 +240,13 @@ def _resident_page(
     glass: str | None,
     *,
     status: int = 200,
+    history: list[dict[str, Any]] | None = None,
 ) -> Response:
     return render(
         request,
         viewer,
         "resident.html",
+        history=history,
         status=status,
         person=person,
         timeline=timeline,

@@ -177,6 +177,13 @@ def test_break_glass_needs_a_reason_shows_everything_and_is_flagged(
     assert f"H1:{DISCHARGE}" in entry["detail"]["resources"]
     # Without the reason again, the glass is whole: H1's document is hidden.
     assert DISCHARGE not in timeline(client, region).text
+    # An administrator sees who read her records, the emergency flagged with its reason.
+    sign_in(client, region.tokens["admin"])
+    page = timeline(client, region)
+    history = page.text[page.text.index('id="access-history"') :]
+    assert 'data-action="dashboard.resident.document" class="break-glass"' in history
+    assert "unconscious in the emergency room" in history
+    assert entries(database, "person.access-history")[-1]["target"] == f"person/{region.person}"
 
 
 def test_a_resident_found_by_demographics_or_a_card_and_only_by_those_who_may(
