@@ -208,6 +208,11 @@ def test_a_resident_found_by_demographics_or_a_card_and_only_by_those_who_may(
     by_id = find(client, system="resident-id", value=CHEN_ID)
     assert f'data-person="{region.person}"' in by_id.text
     assert client.get(f"/dashboard/residents/{region.person}").status_code == 200
+    # An inpatient number means something at its own hospital only.
+    by_number = find(client, system="inpatient", value="ZY201907100088")
+    assert f'data-person="{region.person}"' in by_number.text
+    sign_in(client, region.tokens["clinician_h2"])
+    assert "data-person" not in find(client, system="inpatient", value="ZY201907100088").text
     sign_in(client, region.tokens["clinician_d1"])
     assert "data-person" not in find(client, system="resident-id", value=CHEN_ID).text
     nobody = client.get(f"/dashboard/residents/{region.person}")
