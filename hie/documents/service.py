@@ -16,18 +16,12 @@ from hie.normalize.cda import normalize_cda
 from hie.storage import Connection
 from hie.storage import documents as store
 from hie.storage.documents import DocumentRow
-from hie.storage.institutions import get_institution
 from hie.storage.records import get_head, read_version
 from hie.validators.xml import parse_xml
 
 # Said alike for a document that does not exist and one the caller may not read: an answer
 # must not tell a caller that a resident has records elsewhere.
 NOT_READABLE = "no document you may read has this id"
-
-
-def facility_of(conn: Connection, institution_code: str) -> Facility:
-    institution = get_institution(conn, institution_code)
-    return Facility(institution.code, institution.name, institution.kind)
 
 
 def register_cda(
@@ -62,17 +56,23 @@ def _register(
         replaces = parent.id if parent else document_id(institution_code, record.replaces)
         if parent is not None and parent.status == "current":
             store.set_status(conn, parent.id, "superseded")
+    facts = store.registration_facts(
+        conn, institution_code, document_id(institution_code, record.logical_id)
+    )
+    if facts is None:
+        raise NotFound(f"no institution with code {institution_code!r}")
+    name, kind, replaced_by = facts
     entry = cda_entry(
         record,
         table,
         read_header(tree),
-        facility_of(conn, institution_code),
+        Facility(institution_code, name, kind),
         data,
         received_at,
         replaces=replaces,
     )
     # Stored before the document it replaces (a backfill in another order): superseded at once.
-    if store.replaced_by(conn, entry.id) is not None:
+    if replaced_by is not None:
         entry.status = entry.resource["status"] = "superseded"
     store.put_document(conn, entry)
     return entry

@@ -123,13 +123,20 @@ def by_master_identifier(
     return None if row is None else _row(row)
 
 
-def replaced_by(conn: Connection, document_id: str) -> str | None:
-    """The id of an entry replacing ``document_id``, if one is stored."""
+def registration_facts(
+    conn: Connection, institution_code: str, document_id: str
+) -> tuple[str, str, str | None] | None:
+    """For a new entry, in one round trip: its institution's name and kind, and the id of an
+    entry already replacing it (a backfill may store a replacement first). None: no such
+    institution."""
     row = conn.execute(
-        "select id from document_reference where replaces = %s order by created_at limit 1",
-        (document_id,),
+        "select name, kind, (select id from document_reference where replaces = %s"
+        " order by created_at limit 1) as replaced_by from institution where code = %s",
+        (document_id, institution_code),
     ).fetchone()
-    return None if row is None else str(row["id"])
+    if row is None:
+        return None
+    return str(row["name"]), str(row["kind"]), row["replaced_by"]
 
 
 def set_status(conn: Connection, document_id: str, status: str) -> None:

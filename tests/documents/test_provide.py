@@ -15,6 +15,7 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
+from hie.fhir.xml_format import to_fhir_xml
 from tests.conftest import CdaFixtures
 from tests.documents.conftest import Tokens, auth
 
@@ -302,3 +303,16 @@ def test_documents_of_two_patients_in_one_bundle_are_refused(
     response = post(client, tokens.a, provide_bundle(document(1, b"first"), second))
     assert response.status_code == 422
     assert "mhd.patient" in response.text
+
+
+def test_a_provide_bundle_in_fhir_xml_is_read_as_json_is(
+    client: TestClient, tokens: Tokens, patient: None
+) -> None:
+    body = to_fhir_xml(provide_bundle(document(1, b"xml submission")))
+    response = client.post(
+        "/fhir", content=body, headers=auth(tokens.a, **{"Content-Type": "application/fhir+xml"})
+    )
+    assert response.status_code == 200, response.text
+    (found,) = documents(client, tokens.a)
+    retrieved = client.get(found["content"][0]["attachment"]["url"], headers=auth(tokens.a))
+    assert retrieved.content == b"xml submission"
