@@ -82,7 +82,7 @@ def _respond(answer: Answer, request: Request) -> Response:
     if answer.status == 204 or answer.body is None:
         return Response(status_code=answer.status, headers=answer.headers)
     if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
-        content, media_type = to_fhir_xml(answer.body), FHIR_XML
+        content, media_type = to_fhir_xml(answer.plain_body() or {}), FHIR_XML
     else:
         content, media_type = answer.to_bytes(), FHIR_JSON
     return Response(

@@ -39,6 +39,7 @@ import httpx
 import pika
 import pika.exceptions
 import psycopg
+import simplejson
 
 from hie.events.broker import connection_parameters, declare_exchange
 from hie.events.model import SCHEMA
@@ -250,7 +251,8 @@ class Deliverer:
         if row is None or row["resource"] is None:
             return None
         served = served_form(row["resource"], row["version"], row["received_at"])
-        return json.dumps(served, ensure_ascii=False).encode()
+        # simplejson: a stored decimal (read as Decimal) is sent with its digits, as 1.50.
+        return simplejson.dumps(served, ensure_ascii=False).encode()
 
     def _send(self, client: httpx.Client, delivery: Due) -> datetime | None:
         """POST one delivery and record the outcome. None when it was sent; else when the

@@ -8,6 +8,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -125,7 +126,7 @@ def subscriber() -> Iterator[Subscriber]:
                 failing = state.fail > 0
                 state.fail -= failing
                 if not failing:
-                    body = json.loads(data) if data else None
+                    body = json.loads(data, parse_float=Decimal) if data else None
                     state.received.append(Received(self.path, dict(self.headers), body))
             self.send_response(500 if failing else 200)
             self.send_header("Content-Length", "0")
