@@ -1,4 +1,5 @@
-"""``hie persons``: the person index: show a person, the review list, merge and unmerge."""
+"""``hie persons``: the person index: show a person, the review list, merge and unmerge, and
+rebuild the index from the stored records."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table as RichTable
 
-from hie.cli.context import actor, console, database, fail
+from hie.cli.context import actor, console, database, fail, reported_errors
 from hie.persons import service
 from hie.persons.model import RESIDENT_ID, SYSTEM_NAMES, Key, mask
 from hie.storage import persons as store
@@ -176,3 +177,46 @@ def access_history(
 def _access_json(entry: dict[str, object]) -> dict[str, object]:
     at = entry["at"]
     return {**entry, "at": at.isoformat() if hasattr(at, "isoformat") else at}
+
+
+@app.command("rebuild")
+def rebuild(
+    batch: Annotated[int, typer.Option(help="Records linked per transaction.")] = 500,
+) -> None:
+    """Link every stored Patient, FHIR document and CDA document to its person again: records
+    stored before the person index existed, or all of them after its matching rules changed.
+    Safe to run again or to interrupt: a record already linked as the rules say stays as it is."""
+    from hie.config import load_settings
+    from hie.persons.rebuild import Progress, rebuild_batch
+    from hie.storage.catalog import current_catalog
+    from hie.storage.persons import Cursor
+
+    with reported_errors():
+        settings = load_settings()
+    total = Progress()
+    with database(settings) as db:
+        with db.connection() as conn:
+            catalog = current_catalog(conn)
+        after: Cursor | None = None
+        while True:
+            # One transaction per batch: a backfill of millions holds no lock for its whole run,
+            # and uploads arriving meanwhile are linked by the store step as usual.
+            with db.transaction() as tx:
+                done, after = rebuild_batch(
+                    tx.conn, catalog.get, after, zone=settings.zone, limit=max(1, batch)
+                )
+            total.add(done)
+            console.print(f"persons rebuild: {total.line()}", highlight=False)
+            if after is None:
+                break
+        with db.transaction() as tx:
+            record_event(
+                tx.conn,
+                actor(),
+                "person.rebuild",
+                None,
+                records=total.records,
+                linked=total.linked,
+                moved=total.moved,
+                unlinked=total.unlinked,
+            )

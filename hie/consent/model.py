@@ -123,6 +123,19 @@ def decide(principal: Principal, consents: Iterable[Consent], request: AccessReq
     return Verdict("deny", "no consent covers this access")
 
 
+def covered(
+    principal: Principal, consents: Iterable[Consent], verdict: Verdict, request: AccessRequest
+) -> bool:
+    """Whether an access allowed as ``verdict`` (decided once for the resident's records at
+    ``request.source``) shows a record of ``request.classes``: under break-glass every record;
+    otherwise those :func:`decide` allows for its classes (a consent may grant some only)."""
+    if not verdict.allowed:
+        return False
+    if verdict.decision == "break-glass":
+        return True
+    return decide(principal, consents, request).decision == "allow"
+
+
 def break_glass_reason(header: str | None) -> str | None:
     """The reason an ``X-Break-Glass`` header states; None when absent or blank (a reason is
     required: a blank one is no break-glass)."""

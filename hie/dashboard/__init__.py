@@ -8,7 +8,10 @@ from pathlib import Path
 
 from starlette.staticfiles import StaticFiles
 
+from hie.dashboard.residents import router as residents_router
 from hie.dashboard.routes import router
+
+router.include_router(residents_router)
 
 STATIC = Path(__file__).parent / "static"
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hie.auth import Principal
-from hie.consent.model import DENIED_MESSAGE, AccessRequest, Consent, Verdict, decide
+from hie.consent.model import DENIED_MESSAGE, AccessRequest, Consent, Verdict, covered
 from hie.consent.service import audit_detail, consents_for, decide_access
 from hie.errors import PermissionDenied
 from hie.fhir.calls import Call
@@ -222,15 +222,13 @@ def _covers(
 ) -> Callable[[str], bool]:
     """Which resource types the access may show: under a consent, those of its classes (the
     Patient itself always); under break-glass, every type."""
-    if verdict.decision == "break-glass":
-        return lambda _: True
     now = datetime.now(UTC)
 
     def covers(resource_type: str) -> bool:
         if resource_type == "Patient":
             return True
         request = AccessRequest(institution, now, frozenset({resource_type}))
-        return decide(principal, consents, request).decision == "allow"
+        return covered(principal, consents, verdict, request)
 
     return covers
 

@@ -4,7 +4,7 @@ demographics, the review list and the history of links, merges and unmerges."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from psycopg.types.json import Jsonb
@@ -379,3 +379,55 @@ def persons_of_records(
         (institution_code, list(record_ids)),
     ).fetchall()
     return {str(r["record_id"]): int(r["person_id"]) for r in rows}
+
+
+# Where a walk over the stored versions stands: (received_at, id) of the last one seen.
+Cursor = tuple[datetime, int]
+
+
+@dataclass(frozen=True)
+class Indexable:
+    """A stored record the person index links (a Patient, a FHIR document Bundle, a CDA
+    document), as its current version names it."""
+
+    institution_code: str
+    logical_id: str
+    table_code: str
+    deleted: bool
+    raw_xml: bytes | None
+    resource: dict[str, Any] | None
+    cursor: Cursor
+
+
+def indexable_records(conn: Connection, after: Cursor | None, limit: int) -> list[Indexable]:
+    """The next ``limit`` records the index links, in the order their current versions arrived
+    (the order the store step would have linked them: a probabilistic match depends on who was
+    there first), after ``after``. A keyset walk over ``record_version``'s primary key, keeping
+    current versions only; CDA documents are the rows of non-FHIR tables."""
+    rows = conn.execute(
+        """
+        select v.institution_code, v.logical_id, v.table_code, v.deleted, v.raw_xml,
+               v.resource, v.received_at, v.id
+        from record_version v
+        join record_head h on h.institution_code = v.institution_code
+                          and h.logical_id = v.logical_id and h.record_id = v.id
+        where (v.received_at, v.id) > (%s, %s)
+          and (v.logical_id like 'Patient/%%' or v.logical_id like 'Bundle/%%'
+               or v.table_code not like 'FHIR.%%')
+        order by v.received_at, v.id
+        limit %s
+        """,
+        (*(after or (datetime.min.replace(tzinfo=UTC), 0)), limit),
+    ).fetchall()
+    return [
+        Indexable(
+            r["institution_code"],
+            r["logical_id"],
+            r["table_code"],
+            r["deleted"],
+            None if r["raw_xml"] is None else bytes(r["raw_xml"]),
+            r["resource"],
+            (r["received_at"], r["id"]),
+        )
+        for r in rows
+    ]

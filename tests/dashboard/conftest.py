@@ -1,15 +1,22 @@
 """A small region with two months of known figures, its reports computed in-process, and tokens
-of each role; a real uvicorn server of it for the browser tests."""
+of each role; a real uvicorn server of it for the browser tests, and the browser.
+
+Off CI the browser tests skip when Chromium or Playwright is missing; on CI (CI=true) that is a
+failure. Playwright's own browser download is never used: the closed networks hie runs in cannot
+reach it."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 import secrets
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -191,3 +198,48 @@ def artifacts() -> Path:
     folder = Path(__file__).resolve().parents[2] / "test-artifacts" / "dashboard"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+def _unavailable(message: str) -> None:
+    if ON_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    if executable is None:
+        _unavailable("Chromium is not installed (Debian: apt-get install chromium)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True, locale="zh-CN")
+    try:
+        yield context.new_page()
+    finally:
+        context.close()

@@ -1,65 +1,14 @@
-"""The dashboard in a real browser: Playwright driving Debian's Chromium against uvicorn.
-
-Off CI these tests skip when Chromium or Playwright is missing; on CI (CI=true) that is a failure.
-Playwright's own browser download is never used: the closed networks hie runs in cannot reach it.
-"""
+"""The dashboard in a real browser: Playwright driving Debian's Chromium against uvicorn (the
+``browser`` and ``page`` fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
 import csv
 import io
-import os
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-
-ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-VIEWPORT = {"width": 1366, "height": 768}
-
-
-def _unavailable(message: str) -> None:
-    if ON_CI:
-        pytest.fail(message)
-    pytest.skip(message)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
-    if executable is None:
-        _unavailable("Chromium is not installed (Debian: apt-get install chromium)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("the playwright package is not installed")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-@pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
-    context = browser.new_context(viewport=VIEWPORT, accept_downloads=True, locale="zh-CN")
-    try:
-        yield context.new_page()
-    finally:
-        context.close()
 
 
 def api(server: str, token: str, **params: str) -> httpx.Response:
