@@ -160,8 +160,9 @@ class ReadTrail:
                         for read in batch:
                             read.write(conn)
                 return
-            except psycopg.DataError:
-                # One entry the database refuses must not take the rest of the batch with it.
+            except (psycopg.DataError, ValueError):
+                # One entry the database refuses (or that is not JSON at all: the dumper refuses
+                # NaN) must not take the rest of the batch with it.
                 if len(batch) > 1:
                     for read in batch:
                         self._write([read])

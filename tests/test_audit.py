@@ -13,7 +13,7 @@ def test_an_entry_the_database_refuses_does_not_take_its_batch_with_it(database_
     with psycopg.connect(database_url, autocommit=True, row_factory=dict_row) as conn:
         trail = ReadTrail(Database(connection=conn))
         agent = Agent("token:9", "regulator", None, "127.0.0.1")
-        # NaN is not JSON: PostgreSQL refuses this entry's detail (a DataError).
+        # NaN is not JSON: this entry's detail is refused (by the JSON dumper, or PostgreSQL).
         details = [{"n": 1}, {"n": float("nan")}, {"n": 3}]
         for detail in details:
             trail.put(_Read(agent, "fhir.search", "Patient", 200, detail))
