@@ -38,6 +38,7 @@ def deliverer(database: Database, sub_settings: Settings) -> Deliverer:
         database,
         sub_settings.broker_url.get_secret_value(),
         sub_settings.zone,
+        endpoints=sub_settings.endpoint_policy,
         backoff_base=0.05,
         attempts=3,
     )
@@ -112,10 +113,16 @@ def test_matches_by_search_and_owner_reach_once_per_event_with_a_retry(
     h1_bodies = subscriber.bodies("/h1")
     assert [(b["resourceType"], b["id"]) for b in h1_bodies] == [("Observation", a)]
     assert h1_bodies[0]["meta"]["versionId"] == "1"
-    assert [r.headers["Authorization"] for r in subscriber.received if r.path == "/h1"] == [
-        "Bearer s1"
+    # HAPI's shape: the payload PUT to <endpoint>/<Type>/<id>, a notification POSTed, empty.
+    to_h1 = [r for r in subscriber.received if r.path.startswith("/h1")]
+    assert [(r.method, r.path, r.headers["Authorization"]) for r in to_h1] == [
+        ("PUT", f"/h1/Observation/{a}", "Bearer s1")
     ]
+    assert to_h1[0].headers["Content-Type"] == "application/fhir+json; charset=utf-8"
     assert subscriber.bodies("/admin") == [None, None]  # notifications without content
+    assert {(r.method, r.path) for r in subscriber.received if r.path != to_h1[0].path} == {
+        ("POST", "/admin")
+    }
     assert subscriber.bodies("/h2") == []
     with database.connection() as conn:
         states = conn.execute(
