@@ -20,9 +20,10 @@ from pydantic import SecretStr
 from hie.app import create_app
 from hie.config import Settings
 from hie.registry import Institution
-from hie.storage import open_database
+from hie.storage import Database, open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
+from hie.subscriptions.deliverer import Deliverer
 from hie.subscriptions.model import DELIVERY_EXTENSION
 
 
@@ -69,6 +70,26 @@ def tokens(sub_settings: Settings) -> Tokens:
 def client(sub_settings: Settings, tokens: Tokens) -> Iterator[TestClient]:
     with TestClient(create_app(sub_settings)) as test_client:
         yield test_client
+
+
+@pytest.fixture
+def database(sub_settings: Settings) -> Iterator[Database]:
+    db = open_database(sub_settings)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def deliverer(database: Database, sub_settings: Settings) -> Deliverer:
+    assert sub_settings.broker_url is not None
+    return Deliverer(
+        database,
+        sub_settings.broker_url.get_secret_value(),
+        sub_settings.zone,
+        endpoints=sub_settings.endpoint_policy,
+        backoff_base=0.05,
+        attempts=3,
+    )
 
 
 def subscription(

@@ -6,42 +6,20 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hie.config import Settings
 from hie.events.model import message_of
-from hie.storage import Database, open_database
+from hie.storage import Database
 from hie.storage.tokens import revoke_token
 from hie.subscriptions.deliverer import Deliverer
 from tests.subscriptions.conftest import Subscriber, Tokens, auth, observation, subscription
 
 HEART_RATE = "8867-4"
 BODY_TEMPERATURE = "8310-5"
-
-
-@pytest.fixture
-def database(sub_settings: Settings) -> Iterator[Database]:
-    db = open_database(sub_settings)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def deliverer(database: Database, sub_settings: Settings) -> Deliverer:
-    assert sub_settings.broker_url is not None
-    return Deliverer(
-        database,
-        sub_settings.broker_url.get_secret_value(),
-        sub_settings.zone,
-        endpoints=sub_settings.endpoint_policy,
-        backoff_base=0.05,
-        attempts=3,
-    )
 
 
 def events(database: Database) -> list[dict[str, Any]]:
