@@ -211,3 +211,71 @@ def test_other_events_are_passed_over_and_a_body_that_is_no_event_is_refused(
     for bad in ("text", [], {"type": "record.accepted", "record": {"kind": "fhir"}}):
         with pytest.raises(ValueError, match=r"not a hie\.event/1 event"):
             deliverer.handle(bad)
+
+
+def test_a_subscription_past_its_end_matches_nothing_and_is_turned_off(
+    client: TestClient, tokens: Tokens, database: Database, deliverer: Deliverer
+) -> None:
+    ended = subscribe(
+        client, tokens.h1, "http://127.0.0.1:9/a", HEART_RATE, end="2020-01-01T00:00:00Z"
+    )
+    later = subscribe(
+        client, tokens.h1, "http://127.0.0.1:9/b", HEART_RATE, end="2999-12-31T23:59:59+08:00"
+    )
+    assert deliverer.activate() == 1  # the one past its end is turned off instead
+    status = {
+        sid: client.get(f"/fhir/Subscription/{sid}", headers=auth(tokens.h1)).json()["status"]
+        for sid in (ended, later)
+    }
+    assert status == {ended: "off", later: "active"}
+    post(client, tokens.h1, HEART_RATE, "e1")
+    assert [deliverer.handle(e) for e in events(database)] == [1]  # the later one only
+
+    # An active subscription whose end passes matches nothing from then on, and is turned off.
+    with database.transaction() as tx:
+        tx.conn.execute(
+            "update subscription set resource = jsonb_set(resource, '{end}', %s) where id = %s",
+            ('"2021-06-01T08:00:00.123456789+08:00"', later),
+        )
+    post(client, tokens.h1, HEART_RATE, "e2")
+    assert [deliverer.handle(e) for e in events(database)] == [0, 0]
+    with database.connection() as conn:
+        assert conn.execute(
+            "select count(*) as n from subscription_delivery where state = 'pending'"
+        ).fetchone() == {"n": 1}
+    with httpx.Client(timeout=5) as http:
+        assert deliverer.send_due(http) == 0  # its pending delivery is not sent either
+    assert deliverer.expire() == [later]
+    gone = client.get(f"/fhir/Subscription/{later}", headers=auth(tokens.h1)).json()
+    assert gone["status"] == "off" and gone["end"].startswith("2021-06-01")
+
+
+def test_end_must_be_an_instant(client: TestClient, tokens: Tokens) -> None:
+    body = subscription("http://127.0.0.1:9/a", end="2020-01-01")
+    answer = client.post("/fhir/Subscription", json=body, headers=auth(tokens.h1))
+    assert answer.status_code == 422  # the R4 validator's verdict: no time, no zone
+    assert "Subscription.end" in answer.text
+
+
+def test_the_channel_extension_post_sends_the_resource_to_the_endpoint_itself(
+    client: TestClient,
+    tokens: Tokens,
+    database: Database,
+    deliverer: Deliverer,
+    subscriber: Subscriber,
+) -> None:
+    subscribe(client, tokens.h1, f"{subscriber.url}/post", HEART_RATE, method="post")
+    subscribe(client, tokens.h1, f"{subscriber.url}/put?key=k", HEART_RATE, method="put")
+    bad = subscription(f"{subscriber.url}/x", method="patch")
+    answer = client.post("/fhir/Subscription", json=bad, headers=auth(tokens.h1))
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == ["Subscription.channel.extension[0]"]
+    deliverer.activate()
+    oid = post(client, tokens.h1, HEART_RATE, "p")
+    for event in events(database):
+        deliverer.handle(event)
+    send_all(deliverer)
+    assert sorted((r.method, r.path, r.body["id"]) for r in subscriber.received) == [
+        ("POST", "/post", oid),
+        ("PUT", f"/put/Observation/{oid}?key=k", oid),
+    ]
