@@ -24,10 +24,11 @@ CLIENT_STATUSES = ("requested", "active", "off")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _HEADER = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)")
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-# R4's instant: what `end` must be, so that the database reads it as a timestamptz.
+# R4's instant: what `end` must be, so that the database reads it as a timestamptz (which takes
+# a leap second, :60, only without a fraction).
 _INSTANT = re.compile(
     r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
-    r"([0-5][0-9]|60)(\.[0-9]+)?(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+    r"([0-5][0-9](\.[0-9]+)?|60)(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
 )
 # How a payload is delivered: `put` (HAPI's: PUT <endpoint>/<Type>/<id>, the default) or `post`
 # (POST <endpoint>, the resource as the body). On Subscription.channel, like HAPI's own rest-hook
