@@ -6,14 +6,20 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from hie.app import create_app
 from hie.config import Settings
 from hie.errors import ConfigError
+from hie.storage.subscriptions import NewSubscription, insert_subscription
 from hie.subscriptions.deliverer import Deliverer
 from hie.subscriptions.endpoints import EndpointPolicy
 from tests.subscriptions.conftest import Subscriber, Tokens, auth, subscription
@@ -211,3 +217,112 @@ def test_a_redirect_is_not_followed(
     assert subscriber.received == []  # nothing arrived at /elsewhere
     erred = client.get(f"/fhir/Subscription/{sid}", headers=auth(tokens.h1)).json()
     assert erred["status"] == "error" and "HTTP 307" in erred["error"]
+
+
+def certificate(name: str) -> tuple[bytes, bytes, bytes]:
+    """A CA's certificate, and a key and certificate it signed for ``name`` (PEM)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    now = datetime.now(UTC)
+
+    def build(subject: str, key: Any, issuer: str, signer: Any, ca: bool) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - timedelta(days=1))
+            .not_valid_after(now + timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(subject)]), critical=False
+            )
+        return builder.sign(signer, hashes.SHA256())
+
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = build("test CA", ca_key, "test CA", ca_key, True)
+    key = ec.generate_private_key(ec.SECP256R1())
+    leaf = build(name, key, "test CA", ca_key, False)
+    pem = serialization.Encoding.PEM
+    return (
+        ca.public_bytes(pem),
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+        leaf.public_bytes(pem),
+    )
+
+
+@pytest.mark.parametrize("certified", ["hook.test", "other.test"])
+def test_over_https_the_certificate_is_checked_against_the_name_not_the_address(
+    certified: str,
+    client: TestClient,
+    tokens: Tokens,
+    deliverer: Deliverer,
+    tmp_path: Any,
+) -> None:
+    ca, key, leaf = certificate(certified)
+    (tmp_path / "key.pem").write_bytes(key)
+    (tmp_path / "cert.pem").write_bytes(leaf)
+    hosts: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_PUT(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            hosts.append(str(self.headers.get("Host")))
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    serving = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    serving.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    server.socket = serving.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    port = server.server_address[1]
+    try:
+        # hook.test is allowed by name; it resolves to 127.0.0.1, which a network entry allows.
+        deliverer.endpoints = EndpointPolicy.of(["hook.test", "127.0.0.1"])
+        deliverer.resolver = resolving({"hook.test": ["127.0.0.1"]})
+        endpoint = f"https://hook.test:{port}/in"
+        body = subscription(endpoint, "Observation?code=http://loinc.org|1-8")
+        with deliverer.database.transaction() as tx:  # the API's allow-list is another one
+            owner = tx.conn.execute("select id from access_token where role = 'admin'").fetchone()
+            assert owner is not None
+            insert_subscription(
+                tx.conn,
+                NewSubscription(
+                    "tls",
+                    owner["id"],
+                    body,
+                    "requested",
+                    "Observation",
+                    body["criteria"],
+                    endpoint,
+                    "application/fhir+json",
+                    [],
+                ),
+            )
+        deliverer.activate()
+        post(client, tokens.h1, "1-8", "t1")
+        for event in events(deliverer.database):
+            deliverer.handle(event)
+        trusting = ssl.create_default_context(cadata=ca.decode())
+        with httpx.Client(timeout=5, verify=trusting) as http:
+            assert deliverer.send_due(http) == 1
+        with deliverer.database.connection() as conn:
+            row = conn.execute("select state, last_error from subscription_delivery").fetchone()
+    finally:
+        server.shutdown()
+        server.server_close()
+    if certified == "hook.test":
+        assert hosts == [f"hook.test:{port}"] and row == {"state": "sent", "last_error": None}
+    else:  # a certificate for another name: refused, as it would be without the pinning
+        assert hosts == [] and row == {"state": "pending", "last_error": "ConnectError"}
