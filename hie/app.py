@@ -25,7 +25,8 @@ from hie.config import Settings, load_settings
 from hie.consent.routes import router as consent_router
 from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
-from hie.fhir import router as fhir_router
+from hie.documents.routes import router as documents_router
+from hie.fhir.routes import router as fhir_router
 from hie.fhir.server import FhirServer
 from hie.http import (
     BodySizeLimit,
@@ -111,6 +112,7 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(subscriptions_router)  # before /fhir: Subscription is no record type
     app.include_router(fhir_router)
     app.include_router(cda_router)
+    app.include_router(documents_router)
     app.include_router(dashboard_router)
     app.mount("/dashboard/static", dashboard_static(), name="dashboard-static")
 

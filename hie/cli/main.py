@@ -39,6 +39,7 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("hie.cli.audit", "app"),
     "persons": ("hie.cli.persons", "app"),
     "consent": ("hie.cli.consent", "app"),
+    "documents": ("hie.cli.documents", "app"),
     "jobs": ("hie.cli.jobs", "app"),
     "events": ("hie.cli.events", "app"),
     "subscriptions": ("hie.cli.subscriptions", "app"),

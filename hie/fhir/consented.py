@@ -20,7 +20,7 @@ from hie.consent.model import DENIED_MESSAGE, AccessRequest, Consent, Verdict, d
 from hie.consent.service import audit_detail, consents_for, decide_access
 from hie.errors import PermissionDenied
 from hie.fhir.calls import Call
-from hie.fhir.responses import Answer, error
+from hie.fhir.responses import Answer, entry_resource, error
 from hie.storage import Database
 from hie.storage.persons import persons_of_records
 
@@ -242,8 +242,9 @@ def _keep(answer: Answer, patient: str, covers: Callable[[str], bool]) -> list[s
     if answer.status != 200 or body is None:
         return []
     kept: list[dict[str, Any]] = []
+    shown: list[str] = []
     for entry in body.get("entry", []):
-        resource = entry.get("resource") or {}
+        resource = entry_resource(entry)
         about = patient_of(resource)
         if about is not None and about != patient:
             continue
@@ -252,8 +253,9 @@ def _keep(answer: Answer, patient: str, covers: Callable[[str], bool]) -> list[s
         ):
             continue
         kept.append(entry)
+        shown.append(_named(resource))
     body["entry"] = kept
-    return [_named(e.get("resource") or {}) for e in kept]
+    return shown
 
 
 def _note_shown(database: Database, call: Call, institution: str, answer: Answer) -> None:
@@ -261,7 +263,7 @@ def _note_shown(database: Database, call: Call, institution: str, answer: Answer
     body = answer.body
     if answer.status != 200 or body is None:
         return
-    resources = [e.get("resource") or {} for e in body.get("entry", [])]
+    resources = [entry_resource(e) for e in body.get("entry", [])]
     patients = sorted({p for r in resources if (p := patient_of(r)) is not None})
     with database.connection() as conn:
         persons = persons_of_records(conn, institution, patients)

@@ -29,6 +29,8 @@ from hie.audit import (
 from hie.auth import Principal
 from hie.consent.model import BREAK_GLASS_HEADER, Verdict, break_glass_reason
 from hie.consent.service import audit_detail, decide_access
+from hie.documents.provide import is_provide_bundle, provide
+from hie.documents.search import find_documents
 from hie.errors import PermissionDenied
 from hie.fhir import consented
 from hie.fhir.access import (
@@ -59,6 +61,7 @@ _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 PIX = "Patient/$ihe-pix"
 ACCEPTED = (*JSON_TYPES, *XML_TYPES)
+AUDITED_DOCUMENTS = 100  # document ids named in one search's audit entry
 
 # A read about residents run under the access decision: (server, call, break-glass reason, work).
 Guard = Callable[[FhirServer, Call, str | None, Callable[[], Answer]], Answer]
@@ -79,7 +82,7 @@ def _respond(answer: Answer, request: Request) -> Response:
     if answer.status == 204 or answer.body is None:
         return Response(status_code=answer.status, headers=answer.headers)
     if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
-        content, media_type = to_fhir_xml(answer.body), FHIR_XML
+        content, media_type = to_fhir_xml(answer.plain_body() or {}), FHIR_XML
     else:
         content, media_type = answer.to_bytes(), FHIR_JSON
     return Response(
@@ -347,6 +350,50 @@ def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -
     return answer
 
 
+def _mhd(
+    request: Request, principal: Principal, pairs: list[tuple[str, str]], self_url: str
+) -> Answer:
+    """IHE MHD ITI-67 across institutions: the document registry, not one institution's
+    FHIR resources; audited with the resident's persons and the documents listed."""
+    server = _server(request)
+    agent = Agent.of(principal, address_of(request))
+    query = masked_query(pairs) or None
+    institution = request.headers.get(INSTITUTION_HEADER) or principal.institution_code
+    try:
+        with server.database.connection() as conn:
+            found = find_documents(
+                conn,
+                principal,
+                institution,
+                pairs,
+                zone=server.settings.zone,
+                base=_base(request),
+                self_url=self_url,
+            )
+    except Exception as exc:
+        record_read(
+            server.database,
+            agent,
+            "mhd.find",
+            "DocumentReference",
+            status=status_of(exc),
+            query=query,
+        )
+        raise
+    record_read(
+        server.database,
+        agent,
+        "mhd.find",
+        "DocumentReference",
+        status=found.answer.status,
+        query=query,
+        persons=found.persons,
+        documents=found.documents[:AUDITED_DOCUMENTS],
+        document_count=len(found.documents),
+    )
+    return found.answer
+
+
 @router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin, clinician)")
 async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
@@ -397,14 +444,16 @@ async def transaction(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
     body = await request.body()
-    return await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        action="fhir.bundle",
-        work=lambda server, call: BundleProcessor(server).process(call, body),
-    )
+
+    def work(server: FhirServer, call: Call) -> Answer:
+        # IHE MHD ITI-65: a transaction with a SubmissionSet List goes to the document registry.
+        if b"ubmission" in body or b"submissionset" in body:
+            read = server.read_body(call, body)
+            if read.resource is not None and is_provide_bundle(read.resource):
+                return provide(server, replace(call, action="mhd.provide"), body, read.resource)
+        return BundleProcessor(server).process(call, body)
+
+    return await _run(request, principal, prefer, write=True, action="fhir.bundle", work=work)
 
 
 @router.get("/_history", summary="system history", openapi_extra=extra(query="history"))
@@ -439,6 +488,11 @@ async def search(
     ):
         # No institution named: the region's Patients through the person index (PDQm).
         return await run_in_threadpool(lambda: _respond(_pdq(request, principal, pairs), request))
+    if resource_type == "DocumentReference":
+        url = str(request.url)
+        return await run_in_threadpool(
+            lambda: _respond(_mhd(request, principal, pairs, url), request)
+        )
     return await _run(
         request,
         principal,
@@ -469,6 +523,10 @@ async def search_post(
     pairs = _pairs(request, await request.form())
     # The same search as a GET URL: its self and next links page like a GET search's.
     self_url = f"{_base(request)}/{resource_type}?{urlencode(pairs)}"
+    if resource_type == "DocumentReference":
+        return await run_in_threadpool(
+            lambda: _respond(_mhd(request, principal, pairs, self_url), request)
+        )
     return await _run(
         request,
         principal,

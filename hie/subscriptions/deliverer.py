@@ -55,6 +55,7 @@ import httpx
 import pika
 import pika.exceptions
 import psycopg
+import simplejson
 
 from hie.events.broker import connection_parameters, declare_exchange
 from hie.events.model import SCHEMA
@@ -294,7 +295,8 @@ class Deliverer:
         if row is None or row["resource"] is None:
             return None
         served = served_form(row["resource"], row["version"], row["received_at"])
-        return json.dumps(served, ensure_ascii=False).encode()
+        # simplejson: a stored decimal (read as Decimal) is sent with its digits, as 1.50.
+        return simplejson.dumps(served, ensure_ascii=False).encode()
 
     def _request(self, delivery: Due) -> tuple[str, str, dict[str, str], bytes | None]:
         """Method, URL, headers and body of one delivery, in HAPI's shape unless the channel

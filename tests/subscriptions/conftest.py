@@ -10,6 +10,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -165,7 +166,7 @@ def subscriber() -> Iterator[Subscriber]:
                 failing = state.fail > 0
                 state.fail -= failing
                 if not failing:
-                    body = json.loads(data) if data else None
+                    body = json.loads(data, parse_float=Decimal) if data else None
                     state.received.append(
                         Received(self.command, self.path, dict(self.headers), body)
                     )

@@ -4,6 +4,7 @@ seen twice is delivered once, a 500 is retried, repeated failure puts the subscr
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from typing import Any
@@ -122,6 +123,27 @@ def test_matches_by_search_and_owner_reach_once_per_event_with_a_retry(
     )
     assert {r["detail"]["acting_for"] for r in audited} == {"H1", "H2"}
     assert c not in [b["id"] for b in h1_bodies]
+
+
+def test_a_delivered_resource_keeps_its_decimals_as_written(
+    client: TestClient,
+    tokens: Tokens,
+    database: Database,
+    deliverer: Deliverer,
+    subscriber: Subscriber,
+) -> None:
+    subscribe(client, tokens.h1, f"{subscriber.url}/dec", HEART_RATE)
+    deliverer.activate()
+    body = {**observation(HEART_RATE, "dec"), "valueQuantity": {"value": "VALUE", "unit": "/min"}}
+    text = json.dumps(body).replace('"VALUE"', "72.50")
+    headers = {**auth(tokens.h1), "Content-Type": "application/fhir+json"}
+    sent = client.post("/fhir/Observation", content=text, headers=headers)
+    assert sent.status_code == 201, sent.text
+    for event in events(database):
+        deliverer.handle(event)
+    send_all(deliverer)
+    (delivered,) = subscriber.bodies("/dec")
+    assert str(delivered["valueQuantity"]["value"]) == "72.50"  # not the float 72.5
 
 
 def test_an_update_that_stops_matching_is_not_delivered(
