@@ -172,7 +172,10 @@ class EndpointPolicy:
 
     def problem(self, endpoint: str) -> str | None:
         """Why ``endpoint`` may not be delivered to (None: it may), without a DNS look-up."""
-        url = urlsplit(endpoint)
+        try:
+            url = urlsplit(endpoint)
+        except ValueError:  # an unclosed [IPv6 address
+            return "channel.endpoint must be an http or https URL"
         host = (url.hostname or "").rstrip(".")
         if url.scheme not in ("http", "https") or not host:
             return "channel.endpoint must be an http or https URL"

@@ -89,7 +89,10 @@ def read_spec(resource: dict[str, Any]) -> tuple[Spec | None, list[Problem]]:
             )
         )
     endpoint = channel.get("endpoint")
-    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    try:
+        parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    except ValueError:  # an unclosed [IPv6 address
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(
             Problem(

@@ -49,6 +49,7 @@ NOT_PUBLIC = [
 def test_by_default_any_public_https_endpoint_and_nothing_else() -> None:
     assert ANY_PUBLIC.problem("https://hooks.example.org/fhir?key=x") is None
     assert ANY_PUBLIC.problem("https://93.184.216.34:8443/") is None
+    assert ANY_PUBLIC.problem("https://[::1/hook") is not None  # no URL at all
     http = ANY_PUBLIC.problem("http://hooks.example.org/fhir")
     assert http is not None and "https" in http
     for endpoint in NOT_PUBLIC:

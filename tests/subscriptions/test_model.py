@@ -60,6 +60,12 @@ def test_every_problem_is_reported_with_its_place() -> None:
     ]
 
 
+def test_an_endpoint_that_is_no_url_is_a_problem_not_a_crash() -> None:
+    spec, problems = read_spec(resource(endpoint="https://[::1/hook"))
+    assert spec is None
+    assert [p.expression for p in problems] == ["Subscription.channel.endpoint"]
+
+
 def test_criteria_are_checked_by_the_search_parser() -> None:
     assert (
         criteria_problem(*split_criteria("Observation?code=a|b&_lastUpdated=gt2020"), TYPES) is None
