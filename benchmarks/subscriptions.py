@@ -53,6 +53,8 @@ class _Ok(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
+    do_PUT = do_POST  # a payload is PUT to <hook>/<Type>/<id>, as HAPI delivers it
+
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
@@ -73,6 +75,7 @@ def main() -> None:
         data_dir=Path("/nonexistent"),
         secret_key=secrets.token_urlsafe(48),
         broker_url=SecretStr("amqp://guest:guest@127.0.0.1:5672//"),  # never connected
+        subscription_endpoints=("http://127.0.0.1",),  # the local subscriber
     )
     database = open_database(settings)
     try:
@@ -115,7 +118,7 @@ def main() -> None:
                 client.post(
                     "/fhir/Subscription", json=body, headers={"Authorization": f"Bearer {token}"}
                 ).raise_for_status()
-        deliverer = Deliverer(database, "unused", settings.zone)
+        deliverer = Deliverer(database, "unused", settings.zone, endpoints=settings.endpoint_policy)
         deliverer.activate()
         with database.connection() as conn:
             events = [

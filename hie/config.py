@@ -5,19 +5,24 @@ Nothing else in hie reads ``os.environ``.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import secrets
 from collections import Counter
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import platformdirs
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from hie.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hie.subscriptions.endpoints import EndpointPolicy
 
 MiB = 1024 * 1024
 
@@ -144,6 +149,35 @@ class Settings(BaseSettings):
         "answered 503 Service Unavailable.",
     )
 
+    # Any token holder names a Subscription's endpoint, and the deliverer sends from inside the
+    # platform's network: without a limit a token could reach loopback, the cloud metadata
+    # service or a private network (hie/subscriptions/endpoints.py).
+    subscription_endpoints: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="Where FHIR Subscriptions may deliver, comma-separated (or a JSON list): URL "
+        "prefixes (https://hooks.example.org/fhir/; the only way to allow http), hosts "
+        "(hooks.example.org, *.example.org) and networks whose addresses may be delivered to "
+        "(10.20.0.0/16). Empty: any https endpoint whose addresses are all public.",
+    )
+
+    @field_validator("subscription_endpoints", mode="before")
+    @classmethod
+    def _endpoint_list(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("subscription_endpoints")
+    @classmethod
+    def _endpoint_entries(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        from hie.subscriptions.endpoints import EndpointPolicy  # stdlib only: no cycle
+
+        EndpointPolicy.of(value)  # a bad entry fails at start, naming it
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _known_timezone(cls, value: str) -> str:
@@ -161,6 +195,14 @@ class Settings(BaseSettings):
     @cached_property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def endpoint_policy(self) -> EndpointPolicy:
+        """``subscription_endpoints`` read into the policy both the API and the deliverer
+        apply."""
+        from hie.subscriptions.endpoints import policy_of
+
+        return policy_of(tuple(self.subscription_endpoints))
 
     @property
     def embedded_pgdata(self) -> Path:

@@ -27,7 +27,7 @@ def deliver(
         float, typer.Option(min=0.01, help="Seconds before the first retry (doubling after).")
     ] = 2.0,
 ) -> None:
-    """Match record events against the active subscriptions and POST to their endpoints, until
+    """Match record events against the active subscriptions and deliver to their endpoints, until
     SIGTERM or Ctrl-C. `hie worker` runs this beside the relay and the Celery workers."""
     from hie.subscriptions.deliverer import Deliverer
 
@@ -50,6 +50,7 @@ def deliver(
             db,
             settings.broker_url.get_secret_value(),
             settings.zone,
+            endpoints=settings.endpoint_policy,
             prefix=settings.task_queue,
             exchange=settings.events_exchange,
             attempts=attempts,

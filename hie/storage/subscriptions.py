@@ -156,14 +156,34 @@ def set_status(
     )
 
 
+# Subscription.end is an R4 instant (checked on write, so the cast cannot fail): once it has
+# passed, a subscription matches and sends nothing, even before end_subscriptions turns it off.
+
+
+def end_subscriptions(conn: Connection) -> list[str]:
+    """Requested and active subscriptions past their ``end`` turned ``off`` (a new version);
+    their ids."""
+    rows = conn.execute(
+        """
+        update subscription s set status = 'off', error = null, version = version + 1,
+            last_updated = now()
+        where s.status in ('requested', 'active') and (s.resource->>'end')::timestamptz <= now()
+        returning s.id
+        """
+    ).fetchall()
+    return sorted(row["id"] for row in rows)
+
+
 def active_subscriptions(conn: Connection, resource_type: str) -> list[SubscriptionRow]:
-    """The active subscriptions on ``resource_type`` whose owner token is not revoked."""
+    """The active subscriptions on ``resource_type`` whose owner token is not revoked and whose
+    end has not come."""
     rows = conn.execute(
         """
         select s.id, s.resource_type, s.criteria, s.endpoint, s.payload, s.headers,
             t.role as owner_role, t.institution_code as owner_institution
         from subscription s join access_token t on t.id = s.owner_token_id
         where s.status = 'active' and s.resource_type = %s and t.revoked_at is null
+          and (s.resource->>'end' is null or (s.resource->>'end')::timestamptz > now())
         order by s.id
         """,
         (resource_type,),
@@ -217,19 +237,21 @@ class Due:
     endpoint: str
     payload: str | None
     headers: list[str]
+    extensions: list[Any]  # Subscription.channel.extension (how a payload is delivered)
 
 
 def claim_due(conn: Connection, limit: int, lease: timedelta) -> list[Due]:
-    """Pending deliveries of active subscriptions that are due, oldest first (each
-    subscription's in the order its events were matched); each is leased (``next_attempt_at``
-    moved ``lease`` ahead) so no other deliverer sends it meanwhile, and a deliverer that dies
-    with it in hand leaves it to be sent again when the lease ends. ``attempts``: the tries
-    before this one."""
+    """Pending deliveries of active subscriptions not past their end that are due, oldest
+    first (each subscription's in the order its events were matched); each is leased
+    (``next_attempt_at`` moved ``lease`` ahead) so no other deliverer sends it meanwhile, and a
+    deliverer that dies with it in hand leaves it to be sent again when the lease ends.
+    ``attempts``: the tries before this one."""
     rows = conn.execute(
         """
         with due as (
             select d.subscription_id, d.event_id from subscription_delivery d
             join subscription s on s.id = d.subscription_id and s.status = 'active'
+                and (s.resource->>'end' is null or (s.resource->>'end')::timestamptz > now())
             where d.state = 'pending' and d.next_attempt_at <= now()
             order by d.next_attempt_at, d.created_at limit %s
             for update of d skip locked
@@ -239,7 +261,8 @@ def claim_due(conn: Connection, limit: int, lease: timedelta) -> list[Due]:
         where d.subscription_id = due.subscription_id and d.event_id = due.event_id
           and s.id = d.subscription_id
         returning d.subscription_id, d.event_id, d.institution_code, d.logical_id, d.version,
-            d.attempts, d.created_at, s.owner_token_id, s.endpoint, s.payload, s.headers
+            d.attempts, d.created_at, s.owner_token_id, s.endpoint, s.payload, s.headers,
+            coalesce(s.resource->'channel'->'extension', '[]') as extensions
         """,
         (limit, lease),
     ).fetchall()

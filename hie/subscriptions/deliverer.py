@@ -13,14 +13,29 @@ Two loops, two threads:
   owner token may read its institution, matched by running their search restricted to the
   resource's id; a ``subscription_delivery`` row per match, written before the message is
   acknowledged. The row's key (subscription, event id) makes a redelivered event a no-op.
-- **send** (httpx): due deliveries are leased, POSTed, and marked sent; a transient failure
+- **send** (httpx): due deliveries are leased, sent (HAPI's shape: a payload PUT to
+  ``<endpoint>/<Type>/<id>``, a notification POSTed to the endpoint; ``post`` on the channel's
+  ``DELIVERY_EXTENSION`` POSTs a payload to the endpoint), and marked sent; a transient failure
   (connection errors, timeouts, 408, 429, 5xx) is tried again with a doubling pause, and after
   ``attempts`` tries (or at once for any other answer) the delivery fails and its subscription
   goes to status ``error`` with the reason (HAPI's behaviour). Sending apart from matching keeps
   a slow subscriber from holding up the queue. A deliverer that dies after a POST but before
   marking it sends that one again after the lease: a subscriber may see a repeat, never a gap.
 
-It also takes ``requested`` subscriptions and makes them ``active``.
+It also takes ``requested`` subscriptions and makes them ``active``, and turns ``off`` those past
+their ``end``.
+
+Every request goes to an address checked against the endpoint policy (``endpoints.py``,
+``HIE_SUBSCRIPTION_ENDPOINTS``) after DNS: the name is resolved here, each address checked, and
+the request sent to the checked address itself, with the name kept in the Host header and as
+the TLS server name (SNI and certificate check). Checking the resolved addresses and then
+letting httpx resolve again would leave a window for DNS rebinding (the second answer
+127.0.0.1); a custom httpcore network backend would do the same inside httpx, but httpx exposes
+no public way to install one. Connections are not kept alive: the pool is keyed by address, so
+a kept connection, verified for one name, could carry a request for another name at the same
+address. Redirects are not followed (a 3xx is a failure, like any other answer): a redirect
+would lead to an unchecked place. Environment proxies are not used, so nothing else resolves
+the name.
 """
 
 from __future__ import annotations
@@ -28,6 +43,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +69,7 @@ from hie.storage.subscriptions import (
     active_subscriptions,
     add_deliveries,
     claim_due,
+    end_subscriptions,
     hold_back,
     mark_failed,
     mark_sent,
@@ -60,7 +77,14 @@ from hie.storage.subscriptions import (
     retry_later,
     set_status,
 )
-from hie.subscriptions.model import TRANSIENT_STATUSES, backoff, header_pairs
+from hie.subscriptions.endpoints import Address, EndpointPolicy, Resolver
+from hie.subscriptions.model import (
+    TRANSIENT_STATUSES,
+    backoff,
+    delivery_method,
+    header_pairs,
+    resource_url,
+)
 from hie.subscriptions.service import matching
 from hie.workers.app import DELIVERY_LIMIT, queue_name
 
@@ -72,6 +96,8 @@ BINDING = "record.accepted.#"
 OUTAGES = (pika.exceptions.AMQPError, psycopg.OperationalError, OSError)
 # A subscriber that could not be reached or did not answer in time: tried again.
 TRANSIENT_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
+# Headers of a subscription's channel.header that are the deliverer's to set.
+_OWN_HEADERS = frozenset({"host", "content-length", "transfer-encoding", "connection"})
 
 
 def queue_arguments(prefix: str) -> dict[str, Any]:
@@ -91,6 +117,8 @@ class Deliverer:
     database: Database
     broker_url: str
     zone: ZoneInfo
+    endpoints: EndpointPolicy = field(default_factory=EndpointPolicy)  # HIE_SUBSCRIPTION_...
+    resolver: Resolver = socket.getaddrinfo
     prefix: str = "hie"  # HIE_TASK_QUEUE
     exchange: str = "hie.events"
     attempts: int = 8  # tries of one delivery before the subscription goes to error
@@ -200,14 +228,30 @@ class Deliverer:
     # -- sending ----------------------------------------------------------------------------
 
     def _send_until(self, stop: threading.Event) -> None:
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        # Why no keep-alive, no redirects and no environment proxies: the module's docstring.
+        with httpx.Client(
+            timeout=self.timeout,
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_keepalive_connections=0),
+        ) as client:
             while not stop.is_set():
                 self.activate()
                 if self.send_due(client) == 0:
                     stop.wait(self.idle)
 
+    def expire(self) -> list[str]:
+        """Subscriptions past their ``end`` are turned off; their ids."""
+        with self.database.transaction() as tx:
+            ended = end_subscriptions(tx.conn)
+        for subscription_id in ended:
+            log.info("subscriptions: Subscription/%s reached its end: off", subscription_id)
+        return ended
+
     def activate(self) -> int:
-        """Requested subscriptions become active (their criteria were checked on write)."""
+        """Requested subscriptions become active (their criteria were checked on write), after
+        those past their end are turned off."""
+        self.expire()
         with self.database.transaction() as tx:
             rows = requested_subscriptions(tx.conn)
             for row in rows:
@@ -254,20 +298,53 @@ class Deliverer:
         # simplejson: a stored decimal (read as Decimal) is sent with its digits, as 1.50.
         return simplejson.dumps(served, ensure_ascii=False).encode()
 
+    def _request(self, delivery: Due) -> tuple[str, str, dict[str, str], bytes | None]:
+        """Method, URL, headers and body of one delivery, in HAPI's shape unless the channel
+        asks for a POST."""
+        headers = {
+            name: value
+            for name, value in header_pairs(delivery.headers).items()
+            if name.lower() not in _OWN_HEADERS
+        }
+        body = self._body(delivery)
+        if body is None:  # a notification (or a version no longer stored): POST, no body
+            return "POST", delivery.endpoint, headers, None
+        headers["Content-Type"] = f"{delivery.payload}; charset=utf-8"
+        if delivery_method(delivery.extensions) == "post":
+            return "POST", delivery.endpoint, headers, body
+        return "PUT", resource_url(delivery.endpoint, delivery.logical_id), headers, body
+
+    def _attempt(
+        self,
+        client: httpx.Client,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+    ) -> httpx.Response | tuple[str, bool]:
+        """The subscriber's answer, or why there is none and whether that may pass."""
+        try:
+            addresses, refused = self.endpoints.resolve(url, self.resolver)
+        except (OSError, UnicodeError) as exc:  # socket.gaierror: no answer from DNS (yet)
+            return f"DNS: {exc}", True
+        if refused is not None:
+            return refused, False  # the policy, or what the name now resolves to: for good
+        try:
+            return _pinned(client, method, url, addresses, headers, body)
+        except TRANSIENT_ERRORS as exc:
+            return type(exc).__name__, True
+
     def _send(self, client: httpx.Client, delivery: Due) -> datetime | None:
-        """POST one delivery and record the outcome. None when it was sent; else when the
+        """Send one delivery and record the outcome. None when it was sent; else when the
         subscriber's other deliveries are due again (after a failure for good, at once: its
         subscription is in error and no longer claimed)."""
-        headers = header_pairs(delivery.headers)
-        body = self._body(delivery)
-        if body is not None:
-            headers["Content-Type"] = f"{delivery.payload}; charset=utf-8"
+        method, url, headers, body = self._request(delivery)
         retry_after = 0.0
-        try:
-            response = client.post(delivery.endpoint, content=body or b"", headers=headers)
-        except TRANSIENT_ERRORS as exc:
-            why, transient = type(exc).__name__, True
+        answer = self._attempt(client, method, url, headers, body)
+        if isinstance(answer, tuple):
+            why, transient = answer
         else:
+            response = answer
             if response.is_success:
                 with self.database.transaction() as tx:
                     mark_sent(tx.conn, delivery.subscription_id, delivery.event_id)
@@ -311,6 +388,36 @@ class Deliverer:
                 f"{tries} attempt(s): {why}",
             )
         return datetime.now(UTC)
+
+
+def _pinned(
+    client: httpx.Client,
+    method: str,
+    url: str,
+    addresses: list[Address],
+    headers: dict[str, str],
+    body: bytes | None,
+) -> httpx.Response:
+    """The request sent to one of the checked ``addresses`` (the next on a refused connection),
+    the URL's host kept as the Host header and the TLS server name."""
+    target = httpx.URL(url)
+    host = target.raw_host.decode("ascii")
+    named = f"[{host}]" if ":" in host else host
+    headers = {**headers, "Host": named if target.port is None else f"{named}:{target.port}"}
+    extensions = {"sni_hostname": host} if target.scheme == "https" else {}
+    for n, address in enumerate(addresses):
+        try:
+            return client.request(
+                method,
+                target.copy_with(host=str(address)),
+                content=body or b"",
+                headers=headers,
+                extensions=extensions,
+            )
+        except httpx.ConnectError:
+            if n == len(addresses) - 1:
+                raise
+    raise httpx.ConnectError("no address")  # cannot be: resolve returns at least one
 
 
 def _target(event: Any) -> tuple[UUID, str, str, str, int] | None:

@@ -1,8 +1,10 @@
 """A FHIR R4 Subscription read into what the platform delivers (pure, no I/O).
 
-Only the rest-hook channel is served: the subscriber's endpoint receives a POST for every
-accepted version of a resource its criteria (a search, ``Observation?code=...``) match, with no
-body (``channel.payload`` absent: a notification) or the resource (``application/fhir+json``).
+Only the rest-hook channel is served. For every accepted version of a resource its criteria (a
+search, ``Observation?code=...``) match, the subscriber's endpoint receives, as HAPI FHIR sends
+them: a POST with no body (``channel.payload`` absent: a notification), or a PUT of the resource
+to ``<endpoint>/<Type>/<id>`` (``application/fhir+json``). The channel extension
+``DELIVERY_EXTENSION`` with ``post`` POSTs the resource to the endpoint itself instead.
 """
 
 from __future__ import annotations
@@ -22,6 +24,17 @@ CLIENT_STATUSES = ("requested", "active", "off")
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 _HEADER = re.compile(r"([!#$%&'*+.^_`|~0-9A-Za-z-]+):[ \t]*([^\r\n]*)")
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+# R4's instant: what `end` must be, so that the database reads it as a timestamptz (which takes
+# a leap second, :60, only without a fraction).
+_INSTANT = re.compile(
+    r"[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:"
+    r"([0-5][0-9](\.[0-9]+)?|60)(Z|[+-]((0[0-9]|1[0-3]):[0-5][0-9]|14:00))"
+)
+# How a payload is delivered: `put` (HAPI's: PUT <endpoint>/<Type>/<id>, the default) or `post`
+# (POST <endpoint>, the resource as the body). On Subscription.channel, like HAPI's own rest-hook
+# extensions.
+DELIVERY_EXTENSION = "urn:hie:rest-hook-delivery"
+DELIVERY_METHODS = ("put", "post")
 
 
 @dataclass(frozen=True)
@@ -42,6 +55,7 @@ class Spec:
     endpoint: str
     payload: str | None
     headers: list[str]
+    delivery: str = "put"
 
 
 def split_criteria(criteria: str) -> tuple[str, list[tuple[str, str]]]:
@@ -75,7 +89,10 @@ def read_spec(resource: dict[str, Any]) -> tuple[Spec | None, list[Problem]]:
             )
         )
     endpoint = channel.get("endpoint")
-    parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    try:
+        parts = urlsplit(endpoint) if isinstance(endpoint, str) else None
+    except ValueError:  # an unclosed [IPv6 address
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         problems.append(
             Problem(
@@ -98,6 +115,20 @@ def read_spec(resource: dict[str, Any]) -> tuple[Spec | None, list[Problem]]:
             problems.append(
                 Problem("a header is written 'Name: value'", f"Subscription.channel.header[{i}]")
             )
+    delivery = "put"
+    for i, extension in enumerate(channel.get("extension") or []):
+        if isinstance(extension, dict) and extension.get("url") == DELIVERY_EXTENSION:
+            delivery = str(extension.get("valueCode"))
+            if delivery not in DELIVERY_METHODS:
+                problems.append(
+                    Problem(
+                        f"{DELIVERY_EXTENSION} takes valueCode {' or '.join(DELIVERY_METHODS)}",
+                        f"Subscription.channel.extension[{i}]",
+                    )
+                )
+    end = resource.get("end")
+    if end is not None and not (isinstance(end, str) and _INSTANT.fullmatch(end)):
+        problems.append(Problem("end must be an instant, with its time zone", "Subscription.end"))
     criteria = resource.get("criteria")
     resource_type, query = "", list[tuple[str, str]]()
     try:
@@ -115,6 +146,7 @@ def read_spec(resource: dict[str, Any]) -> tuple[Spec | None, list[Problem]]:
             endpoint=endpoint,
             payload=None if payload is None else PAYLOADS[0],
             headers=list(headers),
+            delivery=delivery,
         ),
         [],
     )
@@ -127,6 +159,23 @@ def header_pairs(headers: list[str]) -> dict[str, str]:
         name, _, value = header.partition(":")
         out[name.strip()] = value.strip()
     return out
+
+
+def delivery_method(extensions: list[Any]) -> str:
+    """``put`` or ``post``: how a payload goes to this channel (its ``extension`` list)."""
+    for extension in extensions:
+        if isinstance(extension, dict) and extension.get("url") == DELIVERY_EXTENSION:
+            code = extension.get("valueCode")
+            if code in DELIVERY_METHODS:
+                return str(code)
+    return "put"
+
+
+def resource_url(endpoint: str, logical_id: str) -> str:
+    """``<endpoint>/<Type>/<id>``, where HAPI PUTs a payload (its client's update against the
+    endpoint as a FHIR base); a query on the endpoint stays at the end."""
+    parts = urlsplit(endpoint)
+    return parts._replace(path=f"{parts.path.rstrip('/')}/{logical_id}").geturl()
 
 
 def backoff(attempts: int, base: float, most: float) -> float:
@@ -142,11 +191,14 @@ def capability_entry() -> dict[str, Any]:
             {"code": code} for code in ("read", "create", "update", "delete", "search-type")
         ],
         "documentation": "R4 Subscriptions with the rest-hook channel (channel.type rest-hook; "
-        "channel.payload absent for a notification without body, or application/fhir+json for "
-        "the resource; channel.header sent with each POST). criteria is a search of a served "
-        "type (Observation?code=http://loinc.org|8867-4), checked on create. A subscription sees "
-        "what its owner token may read. Status requested becomes active once `hie worker` "
-        "takes it, and error after repeated failed deliveries.",
+        "channel.payload absent for a POST without body to the endpoint, or "
+        "application/fhir+json for a PUT of the resource to <endpoint>/<Type>/<id>, as HAPI "
+        f"FHIR delivers; the channel extension {DELIVERY_EXTENSION} with valueCode post POSTs "
+        "it to the endpoint instead; channel.header sent with each request). criteria is a "
+        "search of a served type (Observation?code=http://loinc.org|8867-4), checked on create. "
+        "The endpoint must be allowed by the platform (https; HIE_SUBSCRIPTION_ENDPOINTS). A "
+        "subscription sees what its owner token may read. Status requested becomes active once "
+        "`hie worker` takes it, error after repeated failed deliveries, and off at its end.",
         "searchParam": [
             {"name": "_id", "type": "token"},
             {"name": "status", "type": "token"},

@@ -49,6 +49,7 @@ async def _run(
             catalog,
             deliverable=server.settings.broker_url is not None,
             agent=agent,
+            endpoints=server.settings.endpoint_policy,
         )
         answer = work(ctx)
         if not write or answer.status >= 400:

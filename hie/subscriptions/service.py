@@ -34,6 +34,7 @@ from hie.storage.subscriptions import (
     list_subscriptions,
     replace_subscription,
 )
+from hie.subscriptions.endpoints import EndpointPolicy
 from hie.subscriptions.model import SUBSCRIPTION, Problem, Spec, read_spec, split_criteria
 from hie.validators.conformance import SERVER
 from hie.validators.fhir import parse_json, validate_resource
@@ -57,6 +58,7 @@ class Context:
     catalog: Catalog
     deliverable: bool  # a broker is configured (a deliverer can run)
     agent: Agent  # who asks, for the audit trail
+    endpoints: EndpointPolicy  # HIE_SUBSCRIPTION_ENDPOINTS
 
 
 def _problems(problems: list[Problem], status: int = 400) -> Answer:
@@ -126,6 +128,11 @@ def _checked(
     spec, problems = read_spec(resource)
     if spec is None:
         return _problems(problems)
+    # Checked again, after DNS, at each delivery (deliverer.py): this refuses what is wrong on
+    # its face (http, not listed, an address written in the URL) while the client is there.
+    refused = ctx.endpoints.problem(spec.endpoint)
+    if refused is not None:
+        return _problems([Problem(refused, "Subscription.channel.endpoint", "forbidden")])
     why = criteria_problem(spec.resource_type, spec.query, supported_types(ctx.catalog))
     if why is not None:
         return _problems([Problem(f"criteria: {why}", "Subscription.criteria")])

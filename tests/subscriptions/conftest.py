@@ -1,6 +1,8 @@
 """Subscription fixtures: a database with hospitals H1 and H2, a submitter token each and an
 admin token; the app under TestClient with a broker configured (the API refuses Subscriptions
-without one); a subscriber (an HTTP server in a thread) that records what it is sent."""
+without one) and an endpoint allow-list naming the local subscriber (http on 127.0.0.1) and
+``subscriber.example.org``; a subscriber (an HTTP server in a thread) that records what it is
+sent."""
 
 from __future__ import annotations
 
@@ -19,9 +21,11 @@ from pydantic import SecretStr
 from hie.app import create_app
 from hie.config import Settings
 from hie.registry import Institution
-from hie.storage import open_database
+from hie.storage import Database, open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
+from hie.subscriptions.deliverer import Deliverer
+from hie.subscriptions.model import DELIVERY_EXTENSION
 
 
 @dataclass(frozen=True)
@@ -35,9 +39,14 @@ def auth(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+ENDPOINTS = ("http://127.0.0.1", "https://subscriber.example.org/")
+
+
 @pytest.fixture
 def sub_settings(settings: Settings, broker_url: str) -> Settings:
-    return settings.model_copy(update={"broker_url": SecretStr(broker_url)})
+    return settings.model_copy(
+        update={"broker_url": SecretStr(broker_url), "subscription_endpoints": ENDPOINTS}
+    )
 
 
 @pytest.fixture
@@ -64,25 +73,52 @@ def client(sub_settings: Settings, tokens: Tokens) -> Iterator[TestClient]:
         yield test_client
 
 
+@pytest.fixture
+def database(sub_settings: Settings) -> Iterator[Database]:
+    db = open_database(sub_settings)
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def deliverer(database: Database, sub_settings: Settings) -> Deliverer:
+    assert sub_settings.broker_url is not None
+    return Deliverer(
+        database,
+        sub_settings.broker_url.get_secret_value(),
+        sub_settings.zone,
+        endpoints=sub_settings.endpoint_policy,
+        backoff_base=0.05,
+        attempts=3,
+    )
+
+
 def subscription(
     endpoint: str,
     criteria: str = "Observation?code=http://loinc.org|8867-4",
     *,
     payload: bool = True,
     headers: tuple[str, ...] = (),
+    method: str | None = None,
+    end: str | None = None,
 ) -> dict[str, Any]:
     channel: dict[str, Any] = {"type": "rest-hook", "endpoint": endpoint}
     if payload:
         channel["payload"] = "application/fhir+json"
     if headers:
         channel["header"] = list(headers)
-    return {
+    if method is not None:
+        channel["extension"] = [{"url": DELIVERY_EXTENSION, "valueCode": method}]
+    body = {
         "resourceType": "Subscription",
         "status": "requested",
         "reason": "tests",
         "criteria": criteria,
         "channel": channel,
     }
+    if end is not None:
+        body["end"] = end
+    return body
 
 
 def observation(code: str, tag: str) -> dict[str, Any]:
@@ -96,6 +132,7 @@ def observation(code: str, tag: str) -> dict[str, Any]:
 
 @dataclass
 class Received:
+    method: str
     path: str
     headers: dict[str, str]
     body: Any
@@ -103,16 +140,19 @@ class Received:
 
 @dataclass
 class Subscriber:
-    """What a subscriber was sent; ``fail`` answers the next that many requests with 500."""
+    """What a subscriber was sent; ``fail`` answers the next that many requests with 500 (or
+    with ``failure``)."""
 
     url: str
     received: list[Received] = field(default_factory=list)
     fail: int = 0
+    failure: int = 500
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def bodies(self, path: str) -> list[Any]:
+        """What arrived at ``path`` or below it (a payload is PUT to <path>/<Type>/<id>)."""
         with self.lock:
-            return [r.body for r in self.received if r.path == path]
+            return [r.body for r in self.received if r.path.split("/")[:2] == path.split("/")]
 
 
 @pytest.fixture
@@ -127,10 +167,16 @@ def subscriber() -> Iterator[Subscriber]:
                 state.fail -= failing
                 if not failing:
                     body = json.loads(data, parse_float=Decimal) if data else None
-                    state.received.append(Received(self.path, dict(self.headers), body))
-            self.send_response(500 if failing else 200)
+                    state.received.append(
+                        Received(self.command, self.path, dict(self.headers), body)
+                    )
+            self.send_response(state.failure if failing else 200)
+            if failing and 300 <= state.failure < 400:
+                self.send_header("Location", f"{state.url}/elsewhere")
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        do_PUT = do_POST
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet

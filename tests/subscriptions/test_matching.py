@@ -7,41 +7,20 @@ from __future__ import annotations
 import json
 import socket
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
 from fastapi.testclient import TestClient
 
-from hie.config import Settings
 from hie.events.model import message_of
-from hie.storage import Database, open_database
+from hie.storage import Database
 from hie.storage.tokens import revoke_token
 from hie.subscriptions.deliverer import Deliverer
 from tests.subscriptions.conftest import Subscriber, Tokens, auth, observation, subscription
 
 HEART_RATE = "8867-4"
 BODY_TEMPERATURE = "8310-5"
-
-
-@pytest.fixture
-def database(sub_settings: Settings) -> Iterator[Database]:
-    db = open_database(sub_settings)
-    yield db
-    db.close()
-
-
-@pytest.fixture
-def deliverer(database: Database, sub_settings: Settings) -> Deliverer:
-    assert sub_settings.broker_url is not None
-    return Deliverer(
-        database,
-        sub_settings.broker_url.get_secret_value(),
-        sub_settings.zone,
-        backoff_base=0.05,
-        attempts=3,
-    )
 
 
 def events(database: Database) -> list[dict[str, Any]]:
@@ -113,10 +92,16 @@ def test_matches_by_search_and_owner_reach_once_per_event_with_a_retry(
     h1_bodies = subscriber.bodies("/h1")
     assert [(b["resourceType"], b["id"]) for b in h1_bodies] == [("Observation", a)]
     assert h1_bodies[0]["meta"]["versionId"] == "1"
-    assert [r.headers["Authorization"] for r in subscriber.received if r.path == "/h1"] == [
-        "Bearer s1"
+    # HAPI's shape: the payload PUT to <endpoint>/<Type>/<id>, a notification POSTed, empty.
+    to_h1 = [r for r in subscriber.received if r.path.startswith("/h1")]
+    assert [(r.method, r.path, r.headers["Authorization"]) for r in to_h1] == [
+        ("PUT", f"/h1/Observation/{a}", "Bearer s1")
     ]
+    assert to_h1[0].headers["Content-Type"] == "application/fhir+json; charset=utf-8"
     assert subscriber.bodies("/admin") == [None, None]  # notifications without content
+    assert {(r.method, r.path) for r in subscriber.received if r.path != to_h1[0].path} == {
+        ("POST", "/admin")
+    }
     assert subscriber.bodies("/h2") == []
     with database.connection() as conn:
         states = conn.execute(
@@ -248,3 +233,71 @@ def test_other_events_are_passed_over_and_a_body_that_is_no_event_is_refused(
     for bad in ("text", [], {"type": "record.accepted", "record": {"kind": "fhir"}}):
         with pytest.raises(ValueError, match=r"not a hie\.event/1 event"):
             deliverer.handle(bad)
+
+
+def test_a_subscription_past_its_end_matches_nothing_and_is_turned_off(
+    client: TestClient, tokens: Tokens, database: Database, deliverer: Deliverer
+) -> None:
+    ended = subscribe(
+        client, tokens.h1, "http://127.0.0.1:9/a", HEART_RATE, end="2020-01-01T00:00:00Z"
+    )
+    later = subscribe(
+        client, tokens.h1, "http://127.0.0.1:9/b", HEART_RATE, end="2999-12-31T23:59:59+08:00"
+    )
+    assert deliverer.activate() == 1  # the one past its end is turned off instead
+    status = {
+        sid: client.get(f"/fhir/Subscription/{sid}", headers=auth(tokens.h1)).json()["status"]
+        for sid in (ended, later)
+    }
+    assert status == {ended: "off", later: "active"}
+    post(client, tokens.h1, HEART_RATE, "e1")
+    assert [deliverer.handle(e) for e in events(database)] == [1]  # the later one only
+
+    # An active subscription whose end passes matches nothing from then on, and is turned off.
+    with database.transaction() as tx:
+        tx.conn.execute(
+            "update subscription set resource = jsonb_set(resource, '{end}', %s) where id = %s",
+            ('"2021-06-01T08:00:00.123456789+08:00"', later),
+        )
+    post(client, tokens.h1, HEART_RATE, "e2")
+    assert [deliverer.handle(e) for e in events(database)] == [0, 0]
+    with database.connection() as conn:
+        assert conn.execute(
+            "select count(*) as n from subscription_delivery where state = 'pending'"
+        ).fetchone() == {"n": 1}
+    with httpx.Client(timeout=5) as http:
+        assert deliverer.send_due(http) == 0  # its pending delivery is not sent either
+    assert deliverer.expire() == [later]
+    gone = client.get(f"/fhir/Subscription/{later}", headers=auth(tokens.h1)).json()
+    assert gone["status"] == "off" and gone["end"].startswith("2021-06-01")
+
+
+def test_end_must_be_an_instant(client: TestClient, tokens: Tokens) -> None:
+    body = subscription("http://127.0.0.1:9/a", end="2020-01-01")
+    answer = client.post("/fhir/Subscription", json=body, headers=auth(tokens.h1))
+    assert answer.status_code == 422  # the R4 validator's verdict: no time, no zone
+    assert "Subscription.end" in answer.text
+
+
+def test_the_channel_extension_post_sends_the_resource_to_the_endpoint_itself(
+    client: TestClient,
+    tokens: Tokens,
+    database: Database,
+    deliverer: Deliverer,
+    subscriber: Subscriber,
+) -> None:
+    subscribe(client, tokens.h1, f"{subscriber.url}/post", HEART_RATE, method="post")
+    subscribe(client, tokens.h1, f"{subscriber.url}/put?key=k", HEART_RATE, method="put")
+    bad = subscription(f"{subscriber.url}/x", method="patch")
+    answer = client.post("/fhir/Subscription", json=bad, headers=auth(tokens.h1))
+    assert answer.status_code == 400
+    assert answer.json()["issue"][0]["expression"] == ["Subscription.channel.extension[0]"]
+    deliverer.activate()
+    oid = post(client, tokens.h1, HEART_RATE, "p")
+    for event in events(database):
+        deliverer.handle(event)
+    send_all(deliverer)
+    assert sorted((r.method, r.path, r.body["id"]) for r in subscriber.received) == [
+        ("POST", "/post", oid),
+        ("PUT", f"/put/Observation/{oid}?key=k", oid),
+    ]

@@ -9,7 +9,15 @@ from hie.catalog import default_catalog_path, read_catalog
 from hie.cli.worker import ROLES, commands
 from hie.fhir.server import supported_types
 from hie.storage.subscriptions import SubscriptionRow
-from hie.subscriptions.model import backoff, header_pairs, read_spec, split_criteria
+from hie.subscriptions.model import (
+    DELIVERY_EXTENSION,
+    backoff,
+    delivery_method,
+    header_pairs,
+    read_spec,
+    resource_url,
+    split_criteria,
+)
 from hie.subscriptions.service import criteria_problem, sees
 
 TYPES = supported_types(read_catalog(default_catalog_path()))
@@ -52,6 +60,12 @@ def test_every_problem_is_reported_with_its_place() -> None:
     ]
 
 
+def test_an_endpoint_that_is_no_url_is_a_problem_not_a_crash() -> None:
+    spec, problems = read_spec(resource(endpoint="https://[::1/hook"))
+    assert spec is None
+    assert [p.expression for p in problems] == ["Subscription.channel.endpoint"]
+
+
 def test_criteria_are_checked_by_the_search_parser() -> None:
     assert (
         criteria_problem(*split_criteria("Observation?code=a|b&_lastUpdated=gt2020"), TYPES) is None
@@ -91,3 +105,21 @@ def test_a_subscription_sees_what_its_owner_token_may_read() -> None:
     assert sees(owned_by("submitter", "H1"), "H1") and not sees(owned_by("submitter", "H1"), "H2")
     assert not sees(owned_by("clinician", "H1"), "H2")  # consented reads are not delivered
     assert sees(owned_by("admin", None), "H2") and sees(owned_by("regulator", None), "H2")
+
+
+def test_end_and_the_delivery_method_are_read_and_checked() -> None:
+    timed = resource()
+    timed["end"] = "2026-12-31T23:59:60+08:00"  # a leap second is an instant too
+    spec, problems = read_spec(timed)
+    assert problems == [] and spec is not None and spec.delivery == "put"  # HAPI's, by default
+    # A leap second with a fraction is one PostgreSQL cannot read.
+    for bad in ("2026-12-31", "2026-12-31T10:00:00", "31/12/2026", "2026-12-31T23:59:60.5Z"):
+        timed["end"] = bad
+        assert [p.expression for p in read_spec(timed)[1]] == ["Subscription.end"], bad
+    post = [{"url": DELIVERY_EXTENSION, "valueCode": "post"}]
+    spec, _ = read_spec(resource(extension=post))
+    assert spec is not None and spec.delivery == "post"
+    assert delivery_method(post) == "post" and delivery_method([]) == "put"
+    assert resource_url("https://s.example/fhir/?k=1", "Observation/7") == (
+        "https://s.example/fhir/Observation/7?k=1"
+    )

@@ -57,6 +57,7 @@ def env_of(settings: Settings) -> dict[str, str]:
         "HIE_BROKER_URL": settings.broker_url.get_secret_value(),
         "HIE_EVENTS_EXCHANGE": settings.events_exchange,
         "HIE_TASK_QUEUE": settings.task_queue,
+        "HIE_SUBSCRIPTION_ENDPOINTS": ",".join(settings.subscription_endpoints),
         "HIE_DATA_DIR": str(settings.data_dir),
         "PYTHONUNBUFFERED": "1",
     }
