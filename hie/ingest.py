@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 
 from hie.catalog import Table
 from hie.consent.service import record_stored as record_consent
-from hie.documents.service import register_cda
+from hie.documents.service import is_fhir_document, register_cda, register_fhir_document
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
@@ -119,6 +119,10 @@ def store_record(
             register_cda(
                 conn, arrival.institution_code, table, record, raw_xml, arrival.received_at
             )
+        elif resource is not None and is_fhir_document(resource) and not deleted:
+            register_fhir_document(
+                conn, arrival.institution_code, table, record, resource, arrival.received_at
+            )
     if result.written and result.head is not None:
         # The event of this version, in its transaction: it exists if and only if the version does.
         append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])
@@ -182,6 +186,15 @@ def store_records(
                     item.table,
                     item.record,
                     item.raw_xml,
+                    arrival.received_at,
+                )
+            elif item.resource is not None and is_fhir_document(item.resource):
+                register_fhir_document(
+                    conn,
+                    arrival.institution_code,
+                    item.table,
+                    item.record,
+                    item.resource,
                     arrival.received_at,
                 )
     # The events of the versions written, in one statement of the same transaction.

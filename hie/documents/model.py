@@ -1,5 +1,6 @@
-"""What a DocumentReference says about a stored CDA document, and the registry's search tokens.
-Pure: no I/O. The CDA is read from a tree parsed by ``hie/validators/xml.py``."""
+"""What a DocumentReference says about a stored CDA document or FHIR document Bundle, and the
+registry's search tokens. Pure: no I/O. The CDA is read from a tree parsed by
+``hie/validators/xml.py``."""
 
 from __future__ import annotations
 
@@ -10,9 +11,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import simplejson
+
 from hie.catalog import Table
 from hie.catalog.model import DOCUMENT_TYPE_SYSTEM
 from hie.normalize import NormalizedRecord
+from hie.normalize.fhir import parse_date_time
 from hie.storage.documents import DocumentRow
 
 CDA_MEDIA_TYPE = "application/hl7-cda+xml"
@@ -388,3 +392,217 @@ def author_tokens(author: dict[str, Any]) -> list[str]:
     if isinstance(author.get("display"), str):
         found.append(author["display"])
     return found
+
+
+FHIR_MEDIA_TYPE = "application/fhir+json"
+
+
+def fhir_document_bytes(bundle: dict[str, Any]) -> bytes:
+    """The bytes ITI-68 serves for a stored FHIR document Bundle, and that its entry's size and
+    hash describe: the stored form as canonical JSON (sorted keys, as ``content_hash`` writes
+    it), so the same stored Bundle always gives the same bytes whatever order jsonb keeps."""
+    text = simplejson.dumps(bundle, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode()
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def composition_of(bundle: dict[str, Any]) -> dict[str, Any]:
+    """A document Bundle's Composition: its first entry's resource."""
+    entries = _dicts(bundle.get("entry"))
+    return _dict(entries[0].get("resource")) if entries else {}
+
+
+def fhir_master_identifier(bundle: dict[str, Any], doc_id: str) -> dict[str, str]:
+    """Bundle.identifier (a document's, version-specific in FHIR); a Bundle stored without one
+    gets the entry's own URN so that the registry's identifier stays unique."""
+    identifier = _dict(bundle.get("identifier"))
+    value = identifier.get("value")
+    if isinstance(value, str) and value:
+        system = identifier.get("system")
+        return {"system": system, "value": value} if isinstance(system, str) else {"value": value}
+    return {"system": ENTRY_UUID_SYSTEM, "value": f"urn:uuid:{doc_id}"}
+
+
+def master_token(master: dict[str, str]) -> str:
+    """The registry's ``master_identifier`` column of a masterIdentifier."""
+    return f"{master.get('system', '')}|{master['value']}"
+
+
+def replaced_targets(composition: dict[str, Any]) -> list[tuple[str, str]]:
+    """What ``Composition.relatesTo`` (code ``replaces``) names: ("identifier", "system|value")
+    or ("reference", "Bundle/<id>" or "Composition/<id>")."""
+    found: list[tuple[str, str]] = []
+    for relation in _dicts(composition.get("relatesTo")):
+        if relation.get("code") != "replaces":
+            continue
+        identifier = _dict(relation.get("targetIdentifier"))
+        if isinstance(identifier.get("value"), str):
+            found.append(("identifier", master_token(identifier)))
+        reference = _dict(relation.get("targetReference")).get("reference")
+        if isinstance(reference, str):
+            found.append(("reference", reference))
+    return found
+
+
+def _fhir_subject(record: NormalizedRecord) -> dict[str, Any]:
+    subject: dict[str, Any] = {}
+    patient = record.patient
+    if patient is not None:
+        for attribute, system in _SUBJECT_SYSTEMS:
+            value = getattr(patient, attribute)
+            if value:
+                subject["identifier"] = {"system": system, "value": value}
+                break
+        if patient.name:
+            subject["display"] = patient.name
+    return subject
+
+
+def _fhir_period(
+    composition: dict[str, Any], record: NormalizedRecord
+) -> tuple[datetime | None, datetime | None]:
+    """The service period: Composition.event.period, else the encounter's, else
+    Composition.date."""
+    for event in _dicts(composition.get("event")):
+        period = _dict(event.get("period"))
+        low, high = parse_date_time(period.get("start")), parse_date_time(period.get("end"))
+        if low is not None or high is not None:
+            return low, high
+    if record.encounter_start is not None:
+        return record.encounter_start, record.encounter_end
+    return record.effective_time, None
+
+
+def fhir_entry(
+    bundle: dict[str, Any],
+    record: NormalizedRecord,
+    table: Table,
+    facility: Facility,
+    received_at: datetime,
+    *,
+    status: str = "current",
+    replaces: str | None = None,
+) -> DocumentRow:
+    """The registry entry (and its DocumentReference) of a stored FHIR document Bundle."""
+    doc_id = document_id(facility.code, record.logical_id)
+    composition = composition_of(bundle)
+    master = fhir_master_identifier(bundle, doc_id)
+    type_codings = _dicts(_dict(composition.get("type")).get("coding"))
+    if table.code in LOINC_TYPES and not any(c.get("system") == LOINC for c in type_codings):
+        loinc, display = LOINC_TYPES[table.code]
+        type_codings = [{"system": LOINC, "code": loinc, "display": display}, *type_codings]
+    # The platform's class first: a consent's provision.class names it (consent_classes).
+    class_code, class_display = class_of(table.code)
+    categories = [
+        {"coding": [{"system": CLASS_SYSTEM, "code": class_code, "display": class_display}]},
+        *_dicts(composition.get("category")),
+    ]
+    facility_type = {
+        "coding": [
+            {"system": INSTITUTION_SYSTEM, "code": facility.code, "display": facility.name},
+            {"system": INSTITUTION_KIND_SYSTEM, "code": facility.kind},
+        ]
+    }
+    setting = (
+        {"coding": [{"system": ACT_CODE, "code": record.encounter_class}]}
+        if record.encounter_class
+        else None
+    )
+    authors: list[dict[str, Any]] = [
+        {k: a[k] for k in ("reference", "display", "identifier") if k in a}
+        for a in _dicts(composition.get("author"))
+    ]
+    authors = [a for a in authors if a]
+    custodian = {
+        "identifier": {"system": INSTITUTION_SYSTEM, "value": facility.code},
+        "display": facility.name,
+    }
+    period_low, period_high = _fhir_period(composition, record)
+    context: dict[str, Any] = {"facilityType": facility_type}
+    if setting:
+        context["practiceSetting"] = setting
+    if period_low is not None or period_high is not None:
+        context["period"] = {
+            k: _instant(v) for k, v in (("start", period_low), ("end", period_high)) if v
+        }
+    data = fhir_document_bytes(bundle)
+    size, digest = len(data), sha1_base64(data)
+    attachment: dict[str, Any] = {
+        "contentType": FHIR_MEDIA_TYPE,
+        "url": retrieve_path(doc_id),
+        "size": size,
+        "hash": digest,
+    }
+    title = composition.get("title")
+    if isinstance(title, str) and title:
+        attachment["title"] = title
+    if isinstance(bundle.get("language"), str):
+        attachment["language"] = bundle["language"]
+    if record.effective_time is not None:
+        attachment["creation"] = _instant(record.effective_time)
+    entry_uuid = {"use": "official", "system": ENTRY_UUID_SYSTEM, "value": f"urn:uuid:{doc_id}"}
+    confidentiality = composition.get("confidentiality")
+    resource: dict[str, Any] = {
+        "resourceType": "DocumentReference",
+        "id": doc_id,
+        "masterIdentifier": master,
+        "identifier": [entry_uuid],
+        "status": status,
+        "docStatus": composition.get("status") or "final",
+        "type": {"coding": type_codings},
+        "category": categories,
+        "subject": _fhir_subject(record),
+        "date": _instant(received_at),
+        "custodian": custodian,
+        "description": title if isinstance(title, str) and title else table.name_zh,
+        "securityLabel": [
+            {
+                "coding": [
+                    {
+                        "system": CONFIDENTIALITY,
+                        "code": confidentiality if isinstance(confidentiality, str) else "N",
+                    }
+                ]
+            }
+        ],
+        "content": [{"attachment": attachment}],
+        "context": context,
+    }
+    if authors:
+        resource["author"] = authors
+    if replaces:
+        resource["relatesTo"] = [
+            {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
+        ]
+    author_list: list[str] = []
+    for author in authors:
+        author_list += author_tokens(author)
+    return DocumentRow(
+        id=doc_id,
+        institution_code=facility.code,
+        status=status,
+        master_identifier=master_token(master),
+        content_type=FHIR_MEDIA_TYPE,
+        size=size,
+        hash=digest,
+        resource=resource,
+        document_record=record.logical_id,
+        subject_record=record.logical_id,
+        identifiers=identifier_tokens(master) + identifier_tokens(entry_uuid),
+        types=codeable_tokens({"coding": type_codings}),
+        categories=[t for c in categories for t in codeable_tokens(c)],
+        facilities=codeable_tokens(facility_type),
+        settings=codeable_tokens(setting),
+        authors=author_list,
+        date=received_at,
+        period_low=period_low,
+        period_high=period_high,
+        replaces=replaces,
+    )

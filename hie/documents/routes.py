@@ -1,8 +1,10 @@
 """``GET /documents/{id}``: IHE MHD ITI-68 Retrieve Document, the URL in each
 DocumentReference's ``content.attachment.url``.
 
-The bytes exactly as uploaded, with their media type; a CDA document as a readable HTML page when
-asked (``Accept: text/html`` or ``?_format=html``), under a Content-Security-Policy that allows no
+The bytes exactly as uploaded, with their media type (a FHIR document Bundle: its stored form as
+JSON, or FHIR XML when asked with ``Accept: application/fhir+xml`` or ``?_format=xml``); a CDA
+document as a readable HTML page when asked (``Accept: text/html`` or ``?_format=html``; 406 for
+a FHIR document, which has no rendering), under a Content-Security-Policy that allows no
 script, no request and no frame. Another institution's document is retrieved under the
 resident's consent or by break-glass (``X-Break-Glass: <reason>``), as
 :func:`hie.documents.service.readable` decides. Every retrieval, allowed or not, is in the audit
@@ -12,17 +14,21 @@ from __future__ import annotations
 
 import re
 
+import simplejson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
 
 from hie.audit import Agent, address_of, record_read, status_of
 from hie.consent.model import BREAK_GLASS_HEADER, break_glass_reason
-from hie.documents.model import CDA_MEDIA_TYPE
+from hie.documents.model import CDA_MEDIA_TYPE, FHIR_MEDIA_TYPE
 from hie.documents.render import render_cda
 from hie.documents.service import Refused, retrieve
 from hie.errors import NotFound
+from hie.fhir.xml_format import FHIR_XML, to_fhir_xml, wants_xml
+from hie.http.errors import outcome_response
 from hie.http.security import DatabaseDep, PrincipalDep
+from hie.outcome import OutcomeIssue
 from hie.validators.xml import parse_xml
 
 router = APIRouter(tags=["documents"])
@@ -68,6 +74,17 @@ async def retrieve_document(
             record_read(database, agent, "mhd.retrieve", target, status=status_of(exc))
             raise
         entry, data = retrieved.entry, retrieved.data
+        fhir = entry.content_type == FHIR_MEDIA_TYPE
+        if html and fhir:
+            record_read(database, agent, "mhd.retrieve", target, status=406, **retrieved.audit)
+            issue = OutcomeIssue(
+                "error",
+                "not-supported",
+                "a FHIR document Bundle has no HTML rendering (only CDA documents have one); ask "
+                "for application/fhir+json or application/fhir+xml",
+                expression="Accept",
+            )
+            return outcome_response(406, [issue])
         record_read(
             database,
             agent,
@@ -86,9 +103,14 @@ async def retrieve_document(
                     media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": HTML_POLICY},
                 )
+        media_type = entry.content_type
+        if fhir and wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
+            # Decimals kept as written (1.50), as the JSON form is served.
+            data = to_fhir_xml(simplejson.loads(data, use_decimal=True))
+            media_type = FHIR_XML
         return Response(
             data,
-            media_type=entry.content_type,
+            media_type=media_type,
             headers={
                 "Content-Disposition": f'attachment; filename="{entry.id}"',
                 "Content-Security-Policy": HTML_POLICY,

@@ -1,5 +1,6 @@
-"""The document registry, in the caller's transaction: every stored CDA document's entry (the
-store step's hook), superseding on replacement, who may read an entry, retrieval, backfill."""
+"""The document registry, in the caller's transaction: every stored CDA document's and FHIR
+document Bundle's entry (the store step's hooks), superseding on replacement, who may read an
+entry, retrieval, backfill."""
 
 from __future__ import annotations
 
@@ -12,10 +13,23 @@ from hie.auth import Principal
 from hie.catalog import Table
 from hie.consent.model import Consent, Verdict
 from hie.consent.service import audit_detail, consents_for, decide_access
-from hie.documents.model import Facility, cda_entry, document_id, read_header
+from hie.documents.model import (
+    FHIR_MEDIA_TYPE,
+    Facility,
+    cda_entry,
+    composition_of,
+    document_id,
+    fhir_document_bytes,
+    fhir_entry,
+    fhir_master_identifier,
+    master_token,
+    read_header,
+    replaced_targets,
+)
 from hie.errors import NotFound, PermissionDenied
 from hie.normalize import NormalizedRecord
 from hie.normalize.cda import normalize_cda
+from hie.normalize.fhir import normalize_resource
 from hie.storage import Connection
 from hie.storage import documents as store
 from hie.storage.documents import DocumentRow
@@ -78,6 +92,74 @@ def _register(
     # Stored before the document it replaces (a backfill in another order): superseded at once.
     if replaced_by is not None:
         entry.status = entry.resource["status"] = "superseded"
+    store.put_document(conn, entry)
+    return entry
+
+
+def is_fhir_document(resource: dict[str, Any] | None) -> bool:
+    return (
+        resource is not None
+        and resource.get("resourceType") == "Bundle"
+        and resource.get("type") == "document"
+    )
+
+
+def register_fhir_document(
+    conn: Connection,
+    institution_code: str,
+    table: Table,
+    record: NormalizedRecord,
+    bundle: dict[str, Any],
+    received_at: datetime,
+) -> DocumentRow:
+    """The store step's hook for a written FHIR document Bundle: its DocumentReference, in the
+    same transaction. A new version of the same Bundle rewrites its entry (same id and URL: the
+    bytes served are the new version's). Another Bundle with the same Bundle.identifier, or one
+    whose Composition.relatesTo ``replaces`` names a stored document, supersedes that entry;
+    of two Bundles with one identifier the one received later is current."""
+    doc_id = document_id(institution_code, record.logical_id)
+    facts = store.registration_facts(conn, institution_code, doc_id)
+    if facts is None:
+        raise NotFound(f"no institution with code {institution_code!r}")
+    name, kind, replaced_by = facts
+    own = store.get_document(conn, doc_id)
+    replaces = own.replaces if own is not None else None
+    status = own.status if own is not None else "current"
+    if replaced_by is not None:
+        status = "superseded"
+    master = master_token(fhir_master_identifier(bundle, doc_id))
+    same = store.by_master_identifier(conn, institution_code, master)
+    retired = False
+    if same is not None and same.id != doc_id:
+        if same.date is not None and same.date > received_at:
+            # Met after its successor (a backfill): registered superseded.
+            status, retired = "superseded", True
+        else:
+            replaces = same.id
+            store.retire_master_identifier(conn, same.id)
+            if same.status == "current":
+                store.set_status(conn, same.id, "superseded")
+    for kind_of, target in replaced_targets(composition_of(bundle)):
+        parent = (
+            store.by_master_identifier(conn, institution_code, target)
+            if kind_of == "identifier"
+            else store.by_record(conn, institution_code, target)
+        )
+        if parent is not None and parent.id != doc_id:
+            replaces = parent.id
+            if parent.status == "current":
+                store.set_status(conn, parent.id, "superseded")
+    entry = fhir_entry(
+        bundle,
+        record,
+        table,
+        Facility(institution_code, name, kind),
+        received_at,
+        status=status,
+        replaces=replaces,
+    )
+    if retired:
+        entry.master_identifier = f"{entry.master_identifier}#{entry.id}"  # as retire_... does
     store.put_document(conn, entry)
     return entry
 
@@ -241,13 +323,17 @@ def retrieve(
 
 
 def original_bytes(conn: Connection, entry: DocumentRow) -> bytes | None:
-    """The bytes as uploaded: the CDA record's raw XML, or an ITI-65 Binary's content."""
+    """The bytes as uploaded: the CDA record's raw XML, or an ITI-65 Binary's content; a FHIR
+    document Bundle's stored form as canonical JSON (what its size and hash describe)."""
     if entry.document_record is None:
         return store.get_content(conn, entry.id)
     head = get_head(conn, entry.institution_code, entry.document_record)
     if head is None or head.deleted:
         return None
     version = read_version(conn, head)
+    if entry.content_type == FHIR_MEDIA_TYPE:
+        bundle = None if version is None else version.get("resource")
+        return None if not isinstance(bundle, dict) else fhir_document_bytes(bundle)
     raw = None if version is None else version.get("raw_xml")
     return None if raw is None else bytes(raw)
 
@@ -260,21 +346,29 @@ def rebuild_batch(
     zone: tzinfo,
     limit: int = 200,
 ) -> tuple[int, tuple[str, str] | None]:
-    """Register up to ``limit`` stored CDA documents that have no entry (stored before the
-    registry existed). Returns how many were registered and where the next batch starts (None
-    when done). ``tables`` looks a table up by its code."""
-    pending = store.stored_cda_without_entry(conn, after, limit)
+    """Register up to ``limit`` stored CDA documents and FHIR document Bundles that have no
+    entry (stored before the registry existed). Returns how many were registered and where the
+    next batch starts (None when done). ``tables`` looks a table up by its code."""
+    pending = store.stored_documents_without_entry(conn, after, limit)
     done = 0
     for institution_code, logical_id in pending:
         head = get_head(conn, institution_code, logical_id)
         version = None if head is None else read_version(conn, head)
-        if head is None or version is None or version.get("raw_xml") is None:
+        if head is None or version is None:
+            continue
+        table = tables(head.table_code) or Table(head.table_code, head.table_code, "", "")
+        bundle = version.get("resource")
+        if isinstance(bundle, dict) and is_fhir_document(bundle):
+            record = normalize_resource(bundle, table)
+            register_fhir_document(conn, institution_code, table, record, bundle, head.received_at)
+            done += 1
+            continue
+        if version.get("raw_xml") is None:
             continue
         data = bytes(version["raw_xml"])
         parsed = parse_xml(data)
         if parsed.tree is None:
             continue
-        table = tables(head.table_code) or Table(head.table_code, head.table_code, "", "")
         record = normalize_cda(parsed.tree, table, zone=zone)
         _register(conn, institution_code, table, record, parsed.tree, data, head.received_at)
         done += 1

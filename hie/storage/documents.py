@@ -235,20 +235,31 @@ def search_documents(conn: Connection, query: DocumentQuery) -> list[DocumentRow
     return [_row(row) for row in rows]
 
 
-def stored_cda_without_entry(
+def stored_documents_without_entry(
     conn: Connection, after: tuple[str, str] | None, limit: int
 ) -> list[tuple[str, str]]:
-    """Stored (not deleted) CDA documents with no registry entry, in (institution, logical id)
-    order after ``after``, for a backfill. CDA logical ids are "<root>^<extension>", FHIR ones
-    "<Type>/<id>"."""
+    """Stored (not deleted) CDA documents and FHIR document Bundles with no registry entry, in
+    (institution, logical id) order after ``after``, for a backfill. CDA logical ids are
+    "<root>^<extension>", FHIR ones "<Type>/<id>" (a stored Bundle is always a document)."""
     institution, logical_id = after or ("", "")
     rows = conn.execute(
         "select h.institution_code, h.logical_id from record_head h"
         " where (h.institution_code, h.logical_id) > (%s, %s) and not h.deleted"
-        " and h.logical_id not like '%%/%%'"
+        " and (h.logical_id not like '%%/%%' or h.logical_id like 'Bundle/%%')"
         " and not exists (select 1 from document_reference d"
         "  where d.institution_code = h.institution_code and d.document_record = h.logical_id)"
         " order by h.institution_code, h.logical_id limit %s",
         (institution, logical_id, limit),
     ).fetchall()
     return [(str(r["institution_code"]), str(r["logical_id"])) for r in rows]
+
+
+def retire_master_identifier(conn: Connection, document_id: str) -> None:
+    """Free a superseded entry's ``master_identifier`` for the entry that supersedes it under
+    the same identifier (a FHIR document Bundle stored again with its Bundle.identifier): the
+    column is unique per institution, the DocumentReference keeps its masterIdentifier."""
+    conn.execute(
+        "update document_reference set master_identifier = master_identifier || '#' || id"
+        " where id = %s and right(master_identifier, length(id) + 1) <> '#' || id",
+        (document_id,),
+    )
