@@ -19,8 +19,9 @@ app = typer.Typer(help="The document registry (IHE MHD).", no_args_is_help=True)
 def rebuild(
     batch: Annotated[int, typer.Option(help="Documents registered per transaction.")] = 200,
 ) -> None:
-    """Give every stored CDA document that has none its DocumentReference (documents stored
-    before the registry existed). Safe to run again: documents already registered are skipped."""
+    """Give every stored CDA document and FHIR document Bundle that has none its
+    DocumentReference (stored before the registry, or before Bundles were registered). Safe to
+    run again: documents already registered are skipped."""
     with reported_errors():
         settings = load_settings()
     total = 0
