@@ -11,7 +11,12 @@ from uuid import UUID, uuid4
 
 from hie.catalog import Table
 from hie.consent.service import record_stored as record_consent
-from hie.documents.service import is_fhir_document, register_cda, register_fhir_document
+from hie.documents.service import (
+    is_fhir_document,
+    register_cda,
+    register_fhir_document,
+    withdraw_fhir_document,
+)
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
@@ -123,6 +128,8 @@ def store_record(
             register_fhir_document(
                 conn, arrival.institution_code, table, record, resource, arrival.received_at
             )
+        elif deleted and record.logical_id.startswith("Bundle/"):
+            withdraw_fhir_document(conn, arrival.institution_code, record.logical_id)
     if result.written and result.head is not None:
         # The event of this version, in its transaction: it exists if and only if the version does.
         append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])

@@ -124,7 +124,8 @@ def register_fhir_document(
     name, kind, replaced_by = facts
     own = store.get_document(conn, doc_id)
     replaces = own.replaces if own is not None else None
-    status = own.status if own is not None else "current"
+    # A Bundle deleted and stored again is current again; one superseded stays so.
+    status = "superseded" if own is not None and own.status == "superseded" else "current"
     if replaced_by is not None:
         status = "superseded"
     master = master_token(fhir_master_identifier(bundle, doc_id))
@@ -162,6 +163,14 @@ def register_fhir_document(
         entry.master_identifier = f"{entry.master_identifier}#{entry.id}"  # as retire_... does
     store.put_document(conn, entry)
     return entry
+
+
+def withdraw_fhir_document(conn: Connection, institution_code: str, logical_id: str) -> None:
+    """The store step's hook for a deleted FHIR document Bundle: its entry stays (a reader may
+    hold its id) as ``entered-in-error``; ITI-68 answers that its content is no longer stored."""
+    entry = store.by_record(conn, institution_code, logical_id)
+    if entry is not None and entry.content_type == FHIR_MEDIA_TYPE:
+        store.set_status(conn, entry.id, "entered-in-error")
 
 
 @dataclass

@@ -167,3 +167,19 @@ def test_rebuild_registers_stored_fhir_documents(
     [doc] = find(client, tokens.a)
     retrieved = client.get(doc["content"][0]["attachment"]["url"], headers=auth(tokens.a))
     assert sha1(retrieved.content) == doc["content"][0]["attachment"]["hash"]
+
+
+def test_a_deleted_fhir_document_is_entered_in_error_until_stored_again(
+    client: TestClient, tokens: Tokens
+) -> None:
+    bundle = document()
+    put(client, tokens.a, bundle)
+    [doc] = find(client, tokens.a)
+    deleted = client.delete("/fhir/Bundle/doc1", headers=auth(tokens.a))
+    assert deleted.status_code in (200, 204), deleted.text
+    assert find(client, tokens.a) == []
+    assert [d["id"] for d in find(client, tokens.a, "entered-in-error")] == [doc["id"]]
+    gone = client.get(doc["content"][0]["attachment"]["url"], headers=auth(tokens.a))
+    assert gone.status_code == 404
+    put(client, tokens.a, bundle)
+    assert [d["id"] for d in find(client, tokens.a)] == [doc["id"]]
