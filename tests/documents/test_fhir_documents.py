@@ -183,3 +183,21 @@ def test_a_deleted_fhir_document_is_entered_in_error_until_stored_again(
     assert gone.status_code == 404
     put(client, tokens.a, bundle)
     assert [d["id"] for d in find(client, tokens.a)] == [doc["id"]]
+
+
+def test_another_institution_reads_a_fhir_document_only_as_the_resident_allows(
+    client: TestClient, tokens: Tokens
+) -> None:
+    put(client, tokens.a, document())
+    assert find(client, tokens.clinician_b) == []  # no consent: left out
+    glass = {"X-Break-Glass": "unconscious on arrival"}
+    response = client.get(
+        f"/fhir/DocumentReference?patient.identifier={RESIDENT}&status=current",
+        headers=auth(tokens.clinician_b, **glass),
+    )
+    [entry] = response.json()["entry"]
+    url = entry["resource"]["content"][0]["attachment"]["url"]
+    assert client.get(url, headers=auth(tokens.clinician_b)).status_code == 403
+    retrieved = client.get(url, headers=auth(tokens.clinician_b, **glass))
+    assert retrieved.status_code == 200
+    assert retrieved.json()["identifier"]["value"] == "455755678-20190701-0001"
