@@ -140,6 +140,8 @@ def register_fhir_document(
             store.retire_master_identifier(conn, same.id)
             if same.status == "current":
                 store.set_status(conn, same.id, "superseded")
+            # The latest stored under the identifier is current, whatever it was before.
+            status = "current" if replaced_by in (None, same.id) else "superseded"
     for kind_of, target in replaced_targets(composition_of(bundle)):
         parent = (
             store.by_master_identifier(conn, institution_code, target)

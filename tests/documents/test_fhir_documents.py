@@ -119,6 +119,21 @@ def test_a_new_version_of_a_fhir_document_supersedes_the_old(
     assert {d["id"] for d in find(client, tokens.a, "superseded")} == {old["id"], current["id"]}
 
 
+def test_the_bundle_stored_last_under_an_identifier_is_current(
+    client: TestClient, tokens: Tokens
+) -> None:
+    first, second = document("doc1"), document("doc1-v2")
+    put(client, tokens.a, first)
+    put(client, tokens.a, second)
+    [newer] = find(client, tokens.a)
+    first["entry"][0]["resource"]["title"] = "更正"
+    put(client, tokens.a, first)  # the first Bundle resource corrected: now the latest
+    [current] = find(client, tokens.a)
+    assert current["id"] != newer["id"]
+    assert current["relatesTo"][0]["target"]["reference"] == f"DocumentReference/{newer['id']}"
+    assert [d["id"] for d in find(client, tokens.a, "superseded")] == [newer["id"]]
+
+
 def test_an_updated_bundle_is_served_as_its_entry_describes(
     client: TestClient, tokens: Tokens
 ) -> None:
