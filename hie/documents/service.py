@@ -130,14 +130,12 @@ def register_fhir_document(
         status = "superseded"
     master = master_token(fhir_master_identifier(bundle, doc_id))
     same = store.by_master_identifier(conn, institution_code, master)
-    retired = False
     if same is not None and same.id != doc_id:
         if same.date is not None and same.date > received_at:
             # Met after its successor (a backfill): registered superseded.
-            status, retired = "superseded", True
+            status = "superseded"
         else:
             replaces = same.id
-            store.retire_master_identifier(conn, same.id)
             if same.status == "current":
                 store.set_status(conn, same.id, "superseded")
             # The latest stored under the identifier is current, whatever it was before.
@@ -161,8 +159,6 @@ def register_fhir_document(
         status=status,
         replaces=replaces,
     )
-    if retired:
-        entry.master_identifier = f"{entry.master_identifier}#{entry.id}"  # as retire_... does
     store.put_document(conn, entry)
     return entry
 

@@ -117,7 +117,9 @@ def by_master_identifier(
 ) -> DocumentRow | None:
     row = conn.execute(
         f"select {_COLUMNS} from document_reference"  # noqa: S608
-        " where institution_code = %s and master_identifier = %s",
+        " where institution_code = %s and master_identifier = %s"
+        # A document's versions share it: the current one, else the latest.
+        " order by status = 'current' desc, date desc nulls last, created_at desc limit 1",
         (institution_code, master_identifier),
     ).fetchone()
     return None if row is None else _row(row)
@@ -252,14 +254,3 @@ def stored_documents_without_entry(
         (institution, logical_id, limit),
     ).fetchall()
     return [(str(r["institution_code"]), str(r["logical_id"])) for r in rows]
-
-
-def retire_master_identifier(conn: Connection, document_id: str) -> None:
-    """Free a superseded entry's ``master_identifier`` for the entry that supersedes it under
-    the same identifier (a FHIR document Bundle stored again with its Bundle.identifier): the
-    column is unique per institution, the DocumentReference keeps its masterIdentifier."""
-    conn.execute(
-        "update document_reference set master_identifier = master_identifier || '#' || id"
-        " where id = %s and right(master_identifier, length(id) + 1) <> '#' || id",
-        (document_id,),
-    )
