@@ -292,6 +292,16 @@ def bulk(
                 while piece := source.read(256 * 1024):
                     yield piece
 
+        if workers:
+            # Timed from a running worker, as a city's uploads find theirs (not its start-up).
+            deadline = time.monotonic() + 120
+            while (
+                httpx.get(f"{base}/healthz", timeout=10).json().get("queues", {}).get("workers", 0)
+                < 1
+            ):
+                if time.monotonic() > deadline:
+                    sys.exit("the Celery worker did not start")
+                time.sleep(0.5)
         headers = {"Authorization": f"Bearer {platform.token}"}
         started = time.perf_counter()
         with httpx.Client(timeout=600) as http:

@@ -1,13 +1,20 @@
-"""Working a job: split its stored body into items, then store each item through the very path
-a synchronous upload takes (``FhirServer`` for an NDJSON line, ``submit_cda`` for a zip entry),
-so that it is validated, normalized, counted, audited and receipted the same way.
+"""Working a job: split its stored body into items, then store them so that each is validated,
+normalized, counted, audited and receipted as the synchronous upload of it would be.
+
+NDJSON lines are checked one by one and the range a task holds is written in one transaction
+(``hie.fhir.imports``, the way a batch Bundle writes a group of entries), each line keeping its
+own upload row, audit entry, event and person link. Zip entries (CDA documents), a line that
+cannot join a group, a group that failed for one of its lines, and a range that comes back after
+its worker died go one by one through the very path a synchronous upload takes (``FhirServer``
+for a line, ``submit_cda`` for a zip entry).
 
 Exactly once: an item's state moves out of ``pending`` inside the transaction that stores its
-record (:class:`ItemAgent` claims it when the write path records its audit entry, the last
-statement before the commit). A second delivery of the same item finds it claimed and rolls its
-own work back. Errors: the transient ones (the database unreachable) propagate, for the caller
-to retry later; any other exception is the item's own fault: it is recorded as failed, with its
-reason, and the rest of the job goes on.
+record (a group claims its items first; one by one, :class:`ItemAgent` claims the item when the
+write path records its audit entry, the last statement before the commit). A second delivery of
+the same item finds it claimed and writes nothing (or rolls its own work back). Errors: the
+transient ones (the database unreachable) propagate, for the caller to retry later; any other
+exception is the item's own fault: it is recorded as failed, with its reason, and the rest of
+the job goes on.
 """
 
 from __future__ import annotations
