@@ -42,19 +42,26 @@ def admin_url() -> str:
 
 
 @contextmanager
-def scratch_database(prefix: str = "hie_bench") -> Iterator[str]:
-    """The URL of an empty database made for the block, dropped after it."""
+def scratch_database(
+    prefix: str = "hie_bench", *, keep: bool = False, reuse: str | None = None
+) -> Iterator[str]:
+    """The URL of an empty database made for the block, dropped after it; with ``keep`` it is
+    left (its name printed), and ``reuse`` names one so left instead of making one."""
     admin = admin_url()
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    name = reuse or f"{prefix}_{uuid.uuid4().hex[:10]}"
+    if reuse is None:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     try:
         yield urlunsplit(urlsplit(admin)._replace(path=f"/{name}"))
     finally:
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+        if keep or reuse is not None:
+            print(f"database kept: {name} (drop it when done)")
+        else:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
 
 
 def settings_for(url: str, data_dir: Path | None = None) -> Settings:

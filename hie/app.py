@@ -17,14 +17,16 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.types import ASGIApp
 
 from hie import __version__
-from hie.api import catalog_router, institutions_router, reports_router
+from hie.api import catalog_router, forwarding_router, institutions_router, reports_router
 from hie.audit import start_read_trail, stop_read_trail
 from hie.cda import router as cda_router
 from hie.cda.submission import CdaPipeline
 from hie.config import Settings, load_settings
+from hie.consent.routes import router as consent_router
 from hie.dashboard import router as dashboard_router
 from hie.dashboard import static_files as dashboard_static
-from hie.fhir import router as fhir_router
+from hie.documents.routes import router as documents_router
+from hie.fhir.routes import router as fhir_router
 from hie.fhir.server import FhirServer
 from hie.http import (
     BodySizeLimit,
@@ -38,6 +40,7 @@ from hie.jobs.routes import BULK_PATHS
 from hie.jobs.routes import router as jobs_router
 from hie.jobs.runner import start_runner, stop_runner
 from hie.storage import Database, open_database
+from hie.subscriptions.routes import router as subscriptions_router
 from hie.validators.cda import CdaSchema
 from hie.workers import broker_status, configure
 from hie.workers.app import queue_status
@@ -103,9 +106,13 @@ def create_app(settings: Settings | None = None, *, database: Database | None = 
     app.include_router(institutions_router)
     app.include_router(catalog_router)
     app.include_router(reports_router)
+    app.include_router(consent_router)
+    app.include_router(forwarding_router)
     app.include_router(jobs_router)  # before /fhir: POST /fhir/$import is not a resource type
+    app.include_router(subscriptions_router)  # before /fhir: Subscription is no record type
     app.include_router(fhir_router)
     app.include_router(cda_router)
+    app.include_router(documents_router)
     app.include_router(dashboard_router)
     app.mount("/dashboard/static", dashboard_static(), name="dashboard-static")
 

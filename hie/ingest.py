@@ -10,6 +10,8 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from hie.catalog import Table
+from hie.consent.service import record_stored as record_consent
+from hie.documents.service import register_cda
 from hie.metrics import units_of
 from hie.metrics.timeliness import latency_bucket
 from hie.normalize import NormalizedRecord
@@ -114,6 +116,12 @@ def store_record(
     result = write_version(conn, new, immutable=immutable, if_match=if_match)
     if result.written:
         index_stored(conn, arrival.institution_code, record, deleted=deleted)
+        record_consent(conn, arrival.institution_code, record, resource, deleted=deleted)
+        if raw_xml is not None and not deleted:
+            # MHD: the document's DocumentReference exists if and only if the document does.
+            register_cda(
+                conn, arrival.institution_code, table, record, raw_xml, arrival.received_at
+            )
     if result.written and result.head is not None:
         # The event of this version, in its transaction: it exists if and only if the version does.
         append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])
@@ -172,6 +180,18 @@ def store_records(
     for result, item in zip(results, incoming, strict=True):
         if result.written:
             index_stored(conn, arrival.institution_code, item.record, deleted=False)
+            record_consent(
+                conn, arrival.institution_code, item.record, item.resource, deleted=False
+            )
+            if item.raw_xml is not None:
+                register_cda(
+                    conn,
+                    arrival.institution_code,
+                    item.table,
+                    item.record,
+                    item.raw_xml,
+                    arrival.received_at,
+                )
     # The events of the versions written, in one statement of the same transaction.
     events = [
         _accepted(_arrival_of(arrival, item), item.table, item.record, result.head.version, False)

@@ -12,7 +12,8 @@ from hie.workers.app import QUEUES, queue_name
 
 
 def remove_queues(broker_url: str, prefix: str) -> None:
-    names = [queue_name(prefix, q) for q in (*QUEUES, "dead")]
+    # "subscriptions": the subscription deliverer's queue of events (hie/subscriptions).
+    names = [queue_name(prefix, q) for q in (*QUEUES, "subscriptions", "dead")]
     with Connection(broker_url, connect_timeout=10) as connection:
         channel = connection.default_channel
         for name in names:

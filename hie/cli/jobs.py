@@ -3,18 +3,26 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
 from rich.table import Table as RichTable
 
-from hie.cli.context import console, database, fail
+from hie.cli.context import console, database, fail, reported_errors
+from hie.config import load_settings
 from hie.jobs.summary import item_rows, summary
-from hie.storage.jobs import failures_by_code, get_job, item_page, list_jobs, state_counts
+from hie.storage.jobs import (
+    failed_items,
+    failures_by_code,
+    get_job,
+    item_page,
+    list_jobs,
+    state_counts,
+)
 
 app = typer.Typer(
-    help="Bulk upload jobs ($import, CDA batches): list, show, failures, retry.",
+    help="Bulk upload jobs ($import, CDA batches): list, show, failures, dead letters, retry.",
     invoke_without_command=True,
 )
 
@@ -100,11 +108,15 @@ def show(
 @app.command("failed")
 def failed(
     job: Annotated[str | None, typer.Argument(help="One job's id (default: every job).")] = None,
+    limit: Annotated[int, typer.Option(min=0, help="Failed items to list with reasons.")] = 20,
 ) -> None:
-    """Refused and failed items grouped by error code, most frequent first."""
+    """Refused and failed items grouped by error code, most frequent first, then the failed
+    items (no verdict: a crash, a dead letter) each with its reason; `hie jobs retry` reruns
+    them."""
     job_id = _job_id(job) if job else None
     with database() as db, db.connection() as conn:
         rows = failures_by_code(conn, job_id)
+        items = failed_items(conn, job_id, limit=limit)
     table = RichTable(title="failures by error code")
     for column in ("error code", "state", "items", "jobs", "example job"):
         table.add_column(column)
@@ -117,6 +129,52 @@ def failed(
             row["example_job"],
         )
     console.print(table)
+    _print_failed(items, "failed items (rerun with hie jobs retry)")
+
+
+def _print_failed(items: list[dict[str, Any]], title: str) -> None:
+    if not items:
+        return
+    console.print(title, highlight=False)
+    for item in items:
+        where = f"line {item['name']}" if item["kind"] == "fhir-ndjson" else item["name"]
+        issues = (item["outcome"] or {}).get("issue") or [{}]
+        console.print(
+            f"  job {item['job_id']} {where}: {item['error_code'] or 'failed'}: "
+            f"{issues[0].get('diagnostics', '')}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+
+
+@app.command("dead")
+def dead(
+    limit: Annotated[int, typer.Option(min=0, help="Dead-lettered items to list.")] = 50,
+) -> None:
+    """Record the jobs' messages that RabbitMQ dead-lettered (a range whose worker kept dying,
+    a task that gave up): the item in hand fails with the broker's reason and the rest of its
+    range is sent again. Then list every item set aside so, with its reason."""
+    import kombu.exceptions
+
+    from hie.jobs.processor import CRASHED
+    from hie.jobs.service import DEAD_LETTER, record_dead_letter
+    from hie.workers.app import configure
+    from hie.workers.deadletters import drain_dead_letters
+
+    with reported_errors():
+        settings = load_settings()
+    with database(settings) as db:
+        try:
+            letters = drain_dead_letters(
+                configure(settings), lambda letter: record_dead_letter(db, letter)
+            )
+        except (OSError, kombu.exceptions.OperationalError) as exc:
+            raise fail(f"the broker does not answer: {type(exc).__name__}") from None
+        with db.connection() as conn:
+            items = failed_items(conn, codes=(DEAD_LETTER, CRASHED), limit=limit)
+    console.print(f"{len(letters)} dead letters recorded", highlight=False)
+    _print_failed(items, "items set aside (rerun with hie jobs retry)")
 
 
 @app.command("retry")

@@ -134,3 +134,45 @@ def unmerge(
         moved = service.unmerge(tx.conn, person, actor=actor())
         record_event(tx.conn, actor(), "person.unmerge", f"person/{person}", records=len(moved))
     console.print(f"person {person} separated again: {len(moved)} record(s) moved back")
+
+
+@app.command("access-history")
+def access_history(
+    person: Annotated[int, typer.Argument(help="Person id.")],
+    limit: Annotated[int, typer.Option(help="At most this many entries, newest first.")] = 200,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
+) -> None:
+    """Who read this resident's records: every audited access naming the person (or a person
+    merged into it), with the consent or break-glass reason used."""
+    from hie.consent.service import access_history as history_of
+
+    with database() as db, db.transaction() as tx:
+        entries = history_of(tx.conn, person, limit)
+        record_event(tx.conn, actor(), "person.access-history", f"person/{person}")
+    if as_json:
+        for entry in entries:
+            console.print_json(data=_access_json(entry))
+        return
+    table = RichTable("when", "who", "role", "institution", "action", "target", "outcome", "used")
+    for entry in entries:
+        detail = entry["detail"]
+        used = ", ".join(detail.get("consents", []))
+        if detail.get("break_glass"):
+            used = f"break-glass: {detail['break_glass']}"
+        table.add_row(
+            entry["at"].strftime("%Y-%m-%d %H:%M:%S"),
+            entry["actor"],
+            entry["role"] or "",
+            entry["institution"] or "",
+            entry["action"],
+            entry["target"] or "",
+            str(entry["outcome"]),
+            used,
+        )
+    console.print(table)
+    console.print(f"{len(entries)} entries")
+
+
+def _access_json(entry: dict[str, object]) -> dict[str, object]:
+    at = entry["at"]
+    return {**entry, "at": at.isoformat() if hasattr(at, "isoformat") else at}

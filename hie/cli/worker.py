@@ -1,8 +1,9 @@
 """``hie worker``: every background process one machine runs, as child processes: the Celery
-workers of all queues, beat (the schedule; one per platform) and the events relay (publishes the
-outbox; a second one stands by). ``--only`` runs one of them,
-for machines that split the roles; ``celery -A hie.workers worker -Q <prefix>.ingest`` still
-runs one queue alone."""
+workers of all queues, beat (the schedule; one per platform), the events relay (publishes the
+outbox; a second one stands by), the subscription deliverer (FHIR rest-hook Subscriptions) and
+the forwarder (sends accepted records upstream). ``--only`` runs one of them, for machines that
+split the roles; ``celery -A hie.workers worker
+-Q <prefix>.ingest`` still runs one queue alone."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from hie.cli.context import console, fail, reported_errors
 from hie.config import load_settings
 from hie.workers.app import QUEUES, queue_name
 
-ROLES = ("celery", "beat", "relay")
+ROLES = ("celery", "beat", "relay", "subscriptions", "forwarder")
 
 
 def commands(
@@ -45,6 +46,10 @@ def commands(
         )
     if only in (None, "relay"):
         out.append([sys.executable, "-m", "hie", "events", "relay"])
+    if only in (None, "subscriptions"):
+        out.append([sys.executable, "-m", "hie", "subscriptions", "deliver"])
+    if only in (None, "forwarder"):
+        out.append([sys.executable, "-m", "hie", "forward", "run"])
     return out
 
 
@@ -52,7 +57,9 @@ def worker(
     only: Annotated[
         str | None,
         typer.Option(
-            help="Run only 'celery' (the workers), 'beat' (the schedule) or 'relay' (events)."
+            help="Run only 'celery' (the workers), 'beat' (the schedule), 'relay' (events), "
+            "'subscriptions' (the FHIR Subscription deliverer) or 'forwarder' (forwarding "
+            "upstream)."
         ),
     ] = None,
     queue: Annotated[
@@ -63,9 +70,10 @@ def worker(
         int | None, typer.Option(min=1, help="Worker processes (default: one per core).")
     ] = None,
 ) -> None:
-    """Start the background processes of this machine: Celery workers for every queue, beat
-    and the events relay. Needs HIE_BROKER_URL (without a broker, `hie serve` works jobs
-    itself). Stops them all on Ctrl-C or SIGTERM; exits when one of them exits."""
+    """Start the background processes of this machine: Celery workers for every queue, beat,
+    the events relay, the subscription deliverer and the forwarder. Needs HIE_BROKER_URL
+    (without a broker, `hie serve` works jobs itself). Stops them all on Ctrl-C or SIGTERM; exits
+    when one of them exits."""
     with reported_errors():
         settings = load_settings()
     if only is not None and only not in ROLES:
@@ -88,7 +96,8 @@ def worker(
     )
     children = [subprocess.Popen(line) for line in lines]  # noqa: S603 (our own interpreter)
     for line, child in zip(lines, children, strict=True):
-        role = line[-1] if line[2] == "hie" else line[5]  # celery's worker, beat; the relay
+        # celery's worker, beat; hie's events relay, subscriptions deliver, forward run
+        role = " ".join(line[3:]) if line[2] == "hie" else line[5]
         console.print(f"started {role} (pid {child.pid})", highlight=False)
 
     def stop(signum: int, frame: FrameType | None) -> None:

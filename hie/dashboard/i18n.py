@@ -21,6 +21,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "nav.language": ("English", "中文"),
     "nav.signout": ("退出", "Sign out"),
     "nav.audit": ("审计日志", "Audit trail"),
+    "nav.forwarding": ("向上级转发", "Forwarding"),
     "nav.signed_in_as": ("已登录：{role}", "Signed in: {role}"),
     "role.admin": ("管理员", "administrator"),
     "role.regulator": ("监管", "regulator"),
@@ -190,6 +191,28 @@ LABELS: dict[str, tuple[str, str]] = {
     "audit.outcome.4": ("拒绝或未找到", "refused or not found"),
     "audit.outcome.8": ("失败", "failed"),
     "audit.outcome.12": ("严重失败", "major failure"),
+    "forwarding.title": ("向上级平台转发", "Forwarding to upstream platforms"),
+    "forwarding.help": (
+        "已接收的记录按目的地转发（hie forward add 配置）。待发送含队列中等待和重试中的记录；"
+        "失败为对方拒收的记录。",
+        "Accepted records are forwarded to each destination (configured with hie forward add). "
+        "Pending counts what waits in its queue or is being retried; failed, what the upstream "
+        "refused.",
+    ),
+    "forwarding.destination": ("目的地", "Destination"),
+    "forwarding.url": ("地址", "URL"),
+    "forwarding.tables": ("上传表", "Tables"),
+    "forwarding.all_tables": ("全部", "all"),
+    "forwarding.pending": ("待发送", "Pending"),
+    "forwarding.sent": ("已发送", "Sent"),
+    "forwarding.failed": ("失败", "Failed"),
+    "forwarding.last_activity": ("最近活动", "Last activity"),
+    "forwarding.queue_unknown": ("队列未知", "queue unknown"),
+    "forwarding.none": ("尚未配置目的地。", "No destinations are configured."),
+    "forwarding.failures": ("最近失败", "Latest failures"),
+    "forwarding.record": ("记录", "Record"),
+    "forwarding.institution": ("机构", "Institution"),
+    "forwarding.error": ("原因", "Reason"),
 }
 LABELS.update({f"col.{c.key}": (c.zh, c.en) for c in COLUMNS})
 

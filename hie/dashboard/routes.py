@@ -34,6 +34,7 @@ from hie.dashboard.session import (
 )
 from hie.dashboard.table_page import table_page
 from hie.errors import NotFound
+from hie.forwarding.service import current_status
 from hie.metrics.export import KINDS
 from hie.metrics.report import parse_month
 from hie.storage import Database
@@ -426,3 +427,22 @@ def audit(request: Request) -> Response:
         stem = f"audit-{datetime.now(zone):%Y%m%d-%H%M%S}"
         return finish(request, viewer, grid_download(page.grid, stem, "csv"))
     return render(request, viewer, "audit.html", page=page)
+
+
+@router.get("/forwarding", name="dashboard_forwarding")
+def forwarding(request: Request) -> Response:
+    """Forwarding to the upstream platforms, per destination: for regulators and administrators."""
+    viewer = _signed_in(request)
+    if isinstance(viewer, Response):
+        return viewer
+    assert viewer.principal is not None  # noqa: S101 (signed in)
+    database = _database(request)
+    if viewer.principal.role in ("submitter", "clinician"):
+        record_view(database, request, viewer.principal, "forwarding.view", None, status=403)
+        return _error(request, viewer, 403, "error.forbidden")
+    settings = _settings(request)
+    broker = None if settings.broker_url is None else settings.broker_url.get_secret_value()
+    with database.connection() as conn:
+        destinations = current_status(conn, broker, settings.task_queue)
+    record_view(database, request, viewer.principal, "forwarding.view", None)
+    return render(request, viewer, "forwarding.html", destinations=destinations)

@@ -1,5 +1,4 @@
-"""The FHIR R4 REST API at ``/fhir``: CRUD, history, search, transaction and batch Bundles."""
+"""The FHIR R4 REST API at ``/fhir``: CRUD, history, search, transaction and batch Bundles.
 
-from hie.fhir.routes import router
-
-__all__ = ["router"]
+The router is in ``hie.fhir.routes``; the package imports nothing on its own, so the domains
+above it (``hie.documents``) can use its modules while its routes use theirs."""

@@ -52,18 +52,21 @@ def scope_of(
     """The institution the request acts for; raises PermissionDenied, NotFound or
     InstitutionMissing."""
     code = requested.strip() if requested else None
+    # A clinician may name another institution to read a resident's records there: each such
+    # read is then decided by the resident's consent (hie/fhir/consented.py), not here.
+    across = principal.role == "clinician" and not write
     if principal.role in INSTITUTION_ROLES:
         own = principal.institution_code
-        if own is None or code not in (None, own):
+        if own is None or (code not in (None, own) and not across):
             raise PermissionDenied(f"a {principal.role} token of {own} cannot act for {code}")
-        code = own
+        code = code or own
     elif code is None:
         raise InstitutionMissing(
             f"a {principal.role} token must name the institution in the {INSTITUTION_HEADER} header"
         )
     if write:
         principal.require_write_for(code)
-    else:
+    elif not across:
         principal.require_read(code)
     get_institution(conn, code)  # NotFound when it is not registered
     return Scope(code, principal.token_id)

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import ipaddress
-import json
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
+
+import simplejson
 
 from hie.fhir.content import instant
 from hie.fhir.dates import date_range
@@ -76,7 +77,7 @@ def _network(address: str) -> dict[str, str]:
 
 
 def _detail_value(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return value if isinstance(value, str) else simplejson.dumps(value, ensure_ascii=False)
 
 
 def audit_event(row: dict[str, Any]) -> dict[str, Any]:

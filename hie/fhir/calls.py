@@ -28,6 +28,8 @@ class Call:
     action: str = "fhir.request"
     target: str | None = None
     query: str | None = None  # a conditional write's condition, masked
+    # What a read adds to its audit entry (hie/fhir/consented.py): persons, resources, consent.
+    audit: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from hie.fhir.audit_events import capability_entry
 from hie.fhir.parameters import SearchParameter, parameters_of
 from hie.fhir.results import parse_sort
 from hie.fhir.search import MAX_CHAIN, MODIFIERS
+from hie.subscriptions.model import capability_entry as subscription_entry
 
 _INTERACTIONS = [
     "read",
@@ -157,7 +158,7 @@ def capability_statement(
                     "warning."
                 ),
                 "security": {"description": "Authorization: Bearer <token made by hie tokens>"},
-                "resource": [*resources, capability_entry()],
+                "resource": [*resources, capability_entry(), subscription_entry()],
                 "interaction": [
                     {"code": "transaction"},
                     {"code": "batch"},

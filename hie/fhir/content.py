@@ -8,10 +8,11 @@ the stored version, whenever a resource is served.
 from __future__ import annotations
 
 import hashlib
-import json
 from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
+
+import simplejson
 
 SERVER_META = ("versionId", "lastUpdated")
 
@@ -30,7 +31,8 @@ def stored_form(resource: dict[str, Any]) -> dict[str, Any]:
 
 def content_hash(resource: dict[str, Any]) -> bytes:
     """SHA-256 of the canonical JSON (sorted keys, no spaces): equal content, equal hash."""
-    text = json.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    # simplejson writes a Decimal as its digits (1.50), as the resource is stored.
+    text = simplejson.dumps(resource, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode()).digest()
 
 

@@ -34,7 +34,17 @@ def _string(name: str, where: str, description: str) -> dict[str, Any]:
 
 
 _HEADERS = [
-    _string("X-HIE-Institution", "header", "Admin or regulator: the institution acted for."),
+    _string(
+        "X-HIE-Institution",
+        "header",
+        "Admin or regulator: the institution acted for. A clinician: another institution whose"
+        " records of a resident it reads (under the resident's consent).",
+    ),
+    _string(
+        "X-Break-Glass",
+        "header",
+        "A clinician's emergency access without consent: the reason (flagged for review).",
+    ),
     _string("X-HIE-Received-At", "header", "Admin backfill: the original receipt time (ISO 8601)."),
 ]
 _FORMAT = [_string("_format", "query", "json or xml (FHIR JSON is the default)")]

@@ -567,7 +567,7 @@ def _date_rows(name: str, value: Any, type_name: str, zone: ZoneInfo) -> Iterato
 
 
 def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         return None
     try:
         number = Decimal(str(value))

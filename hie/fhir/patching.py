@@ -13,6 +13,7 @@ PATCH entries of transaction and batch Bundles), as HAPI FHIR JPA answers it:
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 
 from hie.catalog import Catalog
 from hie.fhir.calls import Call
@@ -31,7 +32,7 @@ from hie.validators.fhir import validate_resource
 def read_patch(content_type: str | None, body: bytes) -> Patch:
     """The patch a request body holds; raises :class:`PatchError`."""
     try:
-        document = json.loads(body)
+        document = json.loads(body, parse_float=Decimal)  # decimals keep their digits
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise PatchError(f"the PATCH body is not JSON: {exc}") from exc
     for path, why in unstorable_in(document, "PATCH"):

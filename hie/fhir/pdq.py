@@ -9,6 +9,7 @@ institution, so each entry's resource says whose it is in ``meta.source``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -27,12 +28,20 @@ MAX_MATCHES = 100
 SOURCE = "urn:hie:institution:"
 
 Found = tuple[str, str]  # (institution, Patient id)
+# Whether the caller may see a person's Patient at an institution (the access decision).
+Allowed = Callable[[int | None, str], bool]
 
 
 def search_patients(
-    conn: Connection, zone: ZoneInfo, base: str, pairs: list[tuple[str, str]], self_url: str
+    conn: Connection,
+    zone: ZoneInfo,
+    base: str,
+    pairs: list[tuple[str, str]],
+    self_url: str,
+    allowed: Allowed = lambda person, institution: True,
 ) -> tuple[Answer, list[int]]:
-    """The searchset, and the persons it shows (for the audit trail)."""
+    """The searchset, and the persons it shows (for the audit trail). A Patient the caller
+    may not see is left out as if it did not exist."""
     criteria = [(k, v) for k, v in pairs if k not in IGNORED]
     unknown = sorted({k.split(":")[0] for k, _ in criteria} - PARAMETERS)
     if unknown:
@@ -57,17 +66,26 @@ def search_patients(
         except SearchError as exc:
             return error(400, "invalid", str(exc)), []
         matched = found if matched is None else matched & found
-    matches = sorted(matched or set())[:MAX_MATCHES]
+    matches: list[Found] = []
     persons: list[int] = []
-    for institution, pid in matches:
+    for institution, pid in sorted(matched or set()):
         person = service.person_of_record(conn, institution, f"Patient/{pid}")
+        if not allowed(person, institution):
+            continue
+        matches.append((institution, pid))
         if person is not None and person not in persons:
             persons.append(person)
+        if len(matches) == MAX_MATCHES:
+            break
     included: list[Found] = []
     for person in persons:
         for link in store.links_of(conn, person):
             key = (link.institution_code, link.record_id.removeprefix("Patient/"))
-            if link.record_id.startswith("Patient/") and key not in matches + included:
+            if (
+                link.record_id.startswith("Patient/")
+                and key not in matches + included
+                and allowed(person, link.institution_code)
+            ):
                 included.append(key)
     entries = _entries(conn, base, matches, "match") + _entries(conn, base, included, "include")
     total = sum(1 for e in entries if e["search"]["mode"] == "match")

@@ -8,6 +8,7 @@ ITI-83 asks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from hie.fhir.responses import Answer, error
@@ -26,8 +27,14 @@ def _system(raw: str) -> str:
     return canonical_system(raw if ":" in raw else f"urn:oid:{raw}")
 
 
-def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> tuple[Answer, list[int]]:
-    """The Parameters answer, and the persons it names (for the audit trail)."""
+def ihe_pix(
+    conn: Connection,
+    pairs: list[tuple[str, str]],
+    allowed: Callable[[int, str], bool] = lambda person, institution: True,
+) -> tuple[Answer, list[int]]:
+    """The Parameters answer, and the persons it names (for the audit trail). What the caller
+    may not see (``allowed``: a person's records at an institution) is left out; when nothing
+    is left the answer is the one for an unknown identifier."""
     sources = [v for k, v in pairs if k == "sourceIdentifier"]
     targets = [_system(s) for k, v in pairs if k == "targetSystem" for s in v.split(",") if s]
     unknown = sorted({k for k, _ in pairs} - {"sourceIdentifier", "targetSystem", "_format"})
@@ -44,14 +51,23 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> tuple[Answer, lis
             return error(403, "not-found", "targetSystem not found"), []
     # A medical-record number names a patient only with its institution, which ITI-83 has no
     # place for: it is looked up in every institution.
+    unknown_source = error(404, "not-found", "sourceIdentifier Patient Identifier not found")
     persons = service.find_persons(conn, system, value)
-    if not persons:
-        return error(404, "not-found", "sourceIdentifier Patient Identifier not found"), []
     parameters: list[dict[str, Any]] = []
     seen: set[tuple[str, str, str]] = set()
+    shown: list[int] = []
     for person in persons:
+        links = [
+            link for link in store.links_of(conn, person) if allowed(person, link.institution_code)
+        ]
+        if not links:
+            continue
+        shown.append(person)
+        visible = {link.institution_code for link in links}
         for row in store.identifiers_of(conn, person):
             key = (row["system"], row["value"], row["key_institution"])
+            if row["institution_code"] not in visible:
+                continue
             if key in seen or (targets and row["system"] not in targets):
                 continue
             seen.add(key)
@@ -61,7 +77,7 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> tuple[Answer, lis
                     "identifier": {"system": INSTITUTION_SYSTEM, "value": row["key_institution"]}
                 }
             parameters.append({"name": "targetIdentifier", "valueIdentifier": identifier})
-        for link in store.links_of(conn, person):
+        for link in links:
             if link.record_id.startswith("Patient/"):
                 parameters.append(
                     {
@@ -76,4 +92,6 @@ def ihe_pix(conn: Connection, pairs: list[tuple[str, str]]) -> tuple[Answer, lis
                         },
                     }
                 )
-    return Answer(200, {"resourceType": "Parameters", "parameter": parameters}), persons
+    if not shown:
+        return unknown_source, []
+    return Answer(200, {"resourceType": "Parameters", "parameter": parameters}), shown

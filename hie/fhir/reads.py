@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from simplejson import RawJSON
+
 from hie.fhir.calls import Call
 from hie.fhir.content import served_form
 from hie.fhir.includes import IncludeError, included
@@ -17,7 +19,7 @@ from hie.fhir.results import ResultError, parse_results
 from hie.fhir.search import SearchError, parse_search
 from hie.fhir.summary import Subsetting, SubsettingError, parse_subsetting, subset
 from hie.storage import Database
-from hie.storage.fhir import load_resources, read_version_of
+from hie.storage.fhir import load_resources, load_served_texts, read_version_of
 from hie.storage.keyset import KeyedRow, search_page
 from hie.storage.records import get_head, read_version
 from hie.storage.search import LiveRow, count
@@ -159,10 +161,15 @@ def search_type(
         elif parsed.total == "accurate":
             total = count(conn, query)
         added = included(conn, call.scope.institution_code, results.includes, rows)
-        resources = load_resources(conn, rows + added)
-    subsetting = results.subsetting
-    found = [_search_entry(r, resources, call.base, "match", subsetting) for r in rows]
-    found += [_search_entry(r, resources, call.base, "include", subsetting) for r in added]
+        subsetting = results.subsetting
+        if subsetting.active:
+            resources = load_resources(conn, rows + added)
+            found = [_search_entry(r, resources, call.base, "match", subsetting) for r in rows]
+            found += [_search_entry(r, resources, call.base, "include", subsetting) for r in added]
+        else:
+            texts = load_served_texts(conn, rows + added)
+            found = [_text_entry(r, texts, call.base, "match") for r in rows]
+            found += [_text_entry(r, texts, call.base, "include") for r in added]
     entries = [e for e in found if e is not None]
     if parsed.unknown or parsed.warnings:
         issues = [
@@ -233,6 +240,19 @@ def _offset_links(
             last = max(0, (total - 1) // page * page)
             links.append(("last", page_url(self_url, pairs, [("_offset", str(last))])))
     return links
+
+
+def _text_entry(row: LiveRow, texts: dict[int, str], base: str, mode: str) -> dict[str, Any] | None:
+    """An entry whose resource is its served JSON text as PostgreSQL made it (whole resources,
+    the default): a page of 1,000 included resources is not parsed and re-encoded in Python."""
+    served = texts.get(row.record_id)
+    if served is None:
+        return None
+    return {
+        "fullUrl": f"{base}/{row.resource_type}/{row.resource_id}",
+        "resource": RawJSON(served),
+        "search": {"mode": mode},
+    }
 
 
 def _search_entry(

@@ -6,12 +6,13 @@ into a response, and a Bundle entry turns it into ``entry.response``.
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any, Literal
+
+import simplejson
 
 from hie.fhir.content import etag, http_date, instant, served_form
 from hie.outcome import OutcomeIssue, operation_outcome
@@ -68,7 +69,27 @@ class Answer:
     def to_bytes(self) -> bytes:
         if self.body is None:
             return b""
-        return json.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode()
+        # simplejson: it writes RawJSON (resources spliced as stored, see reads.py) and
+        # Decimal (a FHIR decimal keeps its digits, as 1.50) as they are.
+        return simplejson.dumps(self.body, ensure_ascii=False, separators=(",", ":")).encode()
+
+    def plain_body(self) -> dict[str, Any] | None:
+        """The body as plain JSON values (spliced JSON text parsed; decimals as Decimal), for
+        writers that walk it, such as FHIR XML."""
+        if self.body is None:
+            return None
+        plain: dict[str, Any] = simplejson.loads(self.to_bytes(), use_decimal=True)
+        return plain
+
+
+def entry_resource(entry: dict[str, Any]) -> dict[str, Any]:
+    """The resource of a Bundle entry as a dict: search pages carry their resources as JSON
+    text (``RawJSON``, hie/fhir/reads.py), parsed here for code that looks inside them."""
+    resource = entry.get("resource")
+    if isinstance(resource, simplejson.RawJSON):
+        parsed: dict[str, Any] = simplejson.loads(resource.encoded_json, use_decimal=True)
+        return parsed
+    return resource if isinstance(resource, dict) else {}
 
 
 def outcome(

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Annotated
+from typing import Annotated, Any
 from urllib.parse import unquote_plus, urlencode
 
 from fastapi import APIRouter, Header, Path, Request
@@ -27,7 +27,12 @@ from hie.audit import (
     status_of,
 )
 from hie.auth import Principal
+from hie.consent.model import BREAK_GLASS_HEADER, Verdict, break_glass_reason
+from hie.consent.service import audit_detail, decide_access
+from hie.documents.provide import is_provide_bundle, provide
+from hie.documents.search import find_documents
 from hie.errors import PermissionDenied
+from hie.fhir import consented
 from hie.fhir.access import (
     INSTITUTION_HEADER,
     RECEIVED_AT_HEADER,
@@ -48,6 +53,7 @@ from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
 from hie.fhir.xml_format import FHIR_XML, XML_TYPES, to_fhir_xml, wants_xml
 from hie.http.security import PrincipalDep
+from hie.storage import Connection
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -55,6 +61,10 @@ _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
 _ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 PIX = "Patient/$ihe-pix"
 ACCEPTED = (*JSON_TYPES, *XML_TYPES)
+AUDITED_DOCUMENTS = 100  # document ids named in one search's audit entry
+
+# A read about residents run under the access decision: (server, call, break-glass reason, work).
+Guard = Callable[[FhirServer, Call, str | None, Callable[[], Answer]], Answer]
 
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
@@ -72,7 +82,7 @@ def _respond(answer: Answer, request: Request) -> Response:
     if answer.status == 204 or answer.body is None:
         return Response(status_code=answer.status, headers=answer.headers)
     if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
-        content, media_type = to_fhir_xml(answer.body), FHIR_XML
+        content, media_type = to_fhir_xml(answer.plain_body() or {}), FHIR_XML
     else:
         content, media_type = answer.to_bytes(), FHIR_JSON
     return Response(
@@ -109,8 +119,12 @@ async def _run(
     action: str | None = None,
     target: str | None = None,
     query: str | None = None,
+    guard: Guard | None = None,
 ) -> Response:
     """Resolve the caller's scope, check the type, and run ``work`` off the event loop.
+
+    ``guard`` runs a read about residents (read, search, ``$everything``) under the access
+    decision (consented.py); other reads stay within the caller's own institution.
 
     ``action`` names the interaction in the audit trail (None: not audited, e.g. ``$validate``).
     A write records its entry in its own transaction (transactions.py); a read, and a request
@@ -123,11 +137,13 @@ async def _run(
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
         return _respond(error(415, "not-supported", message), request)
 
-    def audit(status: int, acting_for: str | None = None) -> None:
+    def audit(status: int, acting_for: str | None = None, call: Call | None = None) -> None:
         if action is not None:
-            detail = {"acting_for": acting_for} if acting_for else {}
+            detail: dict[str, Any] = {"acting_for": acting_for} if acting_for else {}
             if query:
                 detail["query"] = query
+            if call is not None:
+                detail.update(call.audit)
             record_read(server.database, agent, action, target, status=status, **detail)
 
     def prepared() -> Call | Answer:
@@ -171,13 +187,19 @@ async def _run(
             audit(call.status)
             return call
         try:
-            answer = work(server, call)
+            if guard is not None and not write:
+                glass = break_glass_reason(request.headers.get(BREAK_GLASS_HEADER))
+                answer = guard(server, call, glass, lambda: work(server, call))
+            else:
+                if not write and action is not None:
+                    consented.refuse_unguarded(principal, call.scope.institution_code)
+                answer = work(server, call)
         except Exception as exc:
             if not write:
-                audit(status_of(exc), call.scope.institution_code)
+                audit(status_of(exc), call.scope.institution_code, call)
             raise
         if not write:
-            audit(answer.status, call.scope.institution_code)
+            audit(answer.status, call.scope.institution_code, call)
         return answer
 
     # Written in the pool too: an XML answer of a large Bundle is not free.
@@ -269,11 +291,52 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
     return await run_in_threadpool(lambda: _respond(blocking(), request))
 
 
+def _lookup_access(
+    conn: Connection, principal: Principal, request: Request, target: str
+) -> tuple[Callable[[int | None, str], bool], list[tuple[int, Verdict]]]:
+    """A clinician's look-up across institutions shows another institution's Patients of a
+    resident only under the resident's consent (or break-glass); each (person, institution)
+    is decided once, and the verdicts that allowed go to the audit entry."""
+    glass = break_glass_reason(request.headers.get(BREAK_GLASS_HEADER))
+    decided: dict[tuple[int | None, str], bool] = {}
+    verdicts: list[tuple[int, Verdict]] = []
+
+    def allowed(person: int | None, institution: str) -> bool:
+        if principal.role != "clinician" or institution == principal.institution_code:
+            return True
+        if (person, institution) not in decided:
+            verdict = None
+            if person is not None:
+                verdict = decide_access(
+                    conn,
+                    principal,
+                    person,
+                    institution,
+                    clinical=False,
+                    break_glass=glass,
+                    target=target,
+                )
+                if verdict.allowed:
+                    verdicts.append((person, verdict))
+            decided[(person, institution)] = verdict is not None and verdict.allowed
+        return decided[(person, institution)]
+
+    return allowed, verdicts
+
+
+def _lookup_detail(persons: list[int], verdicts: list[tuple[int, Verdict]]) -> dict[str, Any]:
+    detail = audit_detail([(p, v) for p, v in verdicts if p in persons], [])
+    detail.pop("resources", None)
+    detail["persons"] = persons
+    return detail
+
+
 def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -> Answer:
     server = _server(request)
     with server.database.connection() as conn:
+        allowed, verdicts = _lookup_access(conn, principal, request, "Patient")
         answer, persons = search_patients(
-            conn, server.settings.zone, _base(request), pairs, str(request.url)
+            conn, server.settings.zone, _base(request), pairs, str(request.url), allowed
         )
     record_read(
         server.database,
@@ -282,9 +345,53 @@ def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -
         "Patient",
         status=answer.status,
         query=masked_query(pairs) or None,
-        persons=persons,
+        **_lookup_detail(persons, verdicts),
     )
     return answer
+
+
+def _mhd(
+    request: Request, principal: Principal, pairs: list[tuple[str, str]], self_url: str
+) -> Answer:
+    """IHE MHD ITI-67 across institutions: the document registry, not one institution's
+    FHIR resources; audited with the resident's persons and the documents listed."""
+    server = _server(request)
+    agent = Agent.of(principal, address_of(request))
+    query = masked_query(pairs) or None
+    institution = request.headers.get(INSTITUTION_HEADER) or principal.institution_code
+    try:
+        with server.database.connection() as conn:
+            found = find_documents(
+                conn,
+                principal,
+                institution,
+                pairs,
+                zone=server.settings.zone,
+                base=_base(request),
+                self_url=self_url,
+            )
+    except Exception as exc:
+        record_read(
+            server.database,
+            agent,
+            "mhd.find",
+            "DocumentReference",
+            status=status_of(exc),
+            query=query,
+        )
+        raise
+    record_read(
+        server.database,
+        agent,
+        "mhd.find",
+        "DocumentReference",
+        status=found.answer.status,
+        query=query,
+        persons=found.persons,
+        documents=found.documents[:AUDITED_DOCUMENTS],
+        document_count=len(found.documents),
+    )
+    return found.answer
 
 
 @router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin, clinician)")
@@ -300,7 +407,8 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
             record_read(server.database, agent, "fhir.pix", PIX, status=403, query=query)
             raise
         with server.database.connection() as conn:
-            answer, persons = ihe_pix(conn, pairs)
+            allowed, verdicts = _lookup_access(conn, principal, request, PIX)
+            answer, persons = ihe_pix(conn, pairs, allowed)
         record_read(
             server.database,
             agent,
@@ -308,7 +416,7 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
             PIX,
             status=answer.status,
             query=query,
-            persons=persons,
+            **_lookup_detail(persons, verdicts),
         )
         return answer
 
@@ -336,14 +444,16 @@ async def transaction(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
     body = await request.body()
-    return await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        action="fhir.bundle",
-        work=lambda server, call: BundleProcessor(server).process(call, body),
-    )
+
+    def work(server: FhirServer, call: Call) -> Answer:
+        # IHE MHD ITI-65: a transaction with a SubmissionSet List goes to the document registry.
+        if b"ubmission" in body or b"submissionset" in body:
+            read = server.read_body(call, body)
+            if read.resource is not None and is_provide_bundle(read.resource):
+                return provide(server, replace(call, action="mhd.provide"), body, read.resource)
+        return BundleProcessor(server).process(call, body)
+
+    return await _run(request, principal, prefer, write=True, action="fhir.bundle", work=work)
 
 
 @router.get("/_history", summary="system history", openapi_extra=extra(query="history"))
@@ -378,6 +488,11 @@ async def search(
     ):
         # No institution named: the region's Patients through the person index (PDQm).
         return await run_in_threadpool(lambda: _respond(_pdq(request, principal, pairs), request))
+    if resource_type == "DocumentReference":
+        url = str(request.url)
+        return await run_in_threadpool(
+            lambda: _respond(_mhd(request, principal, pairs, url), request)
+        )
     return await _run(
         request,
         principal,
@@ -388,6 +503,9 @@ async def search(
         target=resource_type,
         query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, str(request.url)),
+        guard=lambda server, call, glass, work: consented.search(
+            server.database, principal, call, resource_type, pairs, glass, work
+        ),
     )
 
 
@@ -405,6 +523,10 @@ async def search_post(
     pairs = _pairs(request, await request.form())
     # The same search as a GET URL: its self and next links page like a GET search's.
     self_url = f"{_base(request)}/{resource_type}?{urlencode(pairs)}"
+    if resource_type == "DocumentReference":
+        return await run_in_threadpool(
+            lambda: _respond(_mhd(request, principal, pairs, self_url), request)
+        )
     return await _run(
         request,
         principal,
@@ -415,6 +537,9 @@ async def search_post(
         target=resource_type,
         query=masked_query(pairs),
         work=lambda server, call: server.search(call, resource_type, pairs, self_url),
+        guard=lambda server, call, glass, work: consented.search(
+            server.database, principal, call, resource_type, pairs, glass, work
+        ),
     )
 
 
@@ -599,6 +724,9 @@ async def read(
             _pairs(request),
             if_none_match=if_none_match,
             if_modified_since=if_modified_since,
+        ),
+        guard=lambda server, call, glass, work: consented.read(
+            server.database, principal, call, resource_type, glass, work
         ),
     )
 
@@ -786,6 +914,9 @@ async def everything(
         target=f"Patient/{resource_id}/$everything",
         query=masked_query(pairs) or None,
         work=lambda server, call: server.everything(call, resource_id, pairs, str(request.url)),
+        guard=lambda server, call, glass, work: consented.everything(
+            server.database, principal, call, resource_id, glass, work
+        ),
     )
 
 

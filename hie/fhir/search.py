@@ -1,7 +1,8 @@
 """Search requests: the query string of ``GET /fhir/<Type>`` read into a :class:`SearchQuery`.
 
 Every R4 parameter type is read (hie/fhir/parameters.py has the table): string (prefix by
-default, ``:exact``, ``:contains``), token (``:not``, ``:text``, ``:of-type``), date, number and
+default, ``:exact``, ``:contains``), token (``:not``, ``:text``, ``:of-type``, ``:below`` and
+``:above`` in the code systems whose hierarchy is known offline), date, number and
 quantity (prefixes, ``number|system|code``), reference (``:<Type>``, ``:identifier``, bare ids),
 uri (``:below``, ``:above``), composite (``$``), ``:missing`` on all; chains
 (``subject:Patient.name=``, up to :data:`MAX_CHAIN` links) and reverse chains
@@ -18,6 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from typing import Literal, cast
 from zoneinfo import ZoneInfo
 
@@ -50,7 +52,9 @@ from hie.storage.search import (
     TokenMatch,
     UriCriterion,
     ValueCriterion,
+    ValuesCriterion,
 )
+from hie.validators.fhir_rules.bindings import code_parents
 from hie.validators.fhir_rules.elements import is_resource_type
 
 DEFAULT_COUNT = 20
@@ -68,7 +72,7 @@ MAX_CHAIN = 3
 # :<Type> is checked against its targets).
 MODIFIERS: dict[str, tuple[str, ...]] = {
     "string": ("exact", "contains"),
-    "token": ("not", "text", "of-type"),
+    "token": ("not", "text", "of-type", "below", "above"),
     "reference": ("identifier",),
     "uri": ("below", "above"),
     "date": (),
@@ -322,11 +326,72 @@ def _values(
         return StringCriterion(name, tuple(normalize(v) for v in values), "prefix")
     if modifier == "of-type":
         return ValueCriterion(f"{name}:of-type", tuple(_of_type(name, v) for v in values))
+    if modifier in ("below", "above"):
+        return _subsumed(name, modifier, values)
     matches = [_token(v) for v in values]
     if name == "identifier":
         matches = [_identifier_system(m) for m in matches]
     criterion = ValueCriterion(name, tuple(matches))
     return NotCriterion(criterion) if modifier == "not" else criterion
+
+
+def _subsumed(name: str, modifier: str, values: list[str]) -> Criterion:
+    """``code:below=system|code`` (the code and every code under it in the system's hierarchy)
+    or ``code:above=`` (the code and every code it is under), as FHIR R4 defines them. Only code
+    systems whose hierarchy ships with the server are followed (HL7's own: v3 ActCode,
+    observation-status, ...); for any other (SNOMED CT, LOINC) the answer would need a
+    terminology server, so the search is refused rather than answered as a plain code search."""
+    codes: dict[str, set[str]] = {}
+    for value in values:
+        match = _token(value)
+        if match.system is None or match.code is None:
+            raise SearchError(f"{name}:{modifier}={value}: give the code as system|code")
+        hierarchy = code_parents().get(match.system)
+        if hierarchy is None:
+            raise SearchError(
+                f"{name}:{modifier}={value}: no hierarchy of the code system {match.system} is"
+                " known to this server (it follows those of HL7's own code systems, offline);"
+                " searching below or above a code of it needs a terminology server"
+            )
+        related = _descendants if modifier == "below" else _ancestors
+        codes.setdefault(match.system, set()).update(related(match.system, match.code))
+    if len(codes) == 1:
+        ((system, found),) = codes.items()
+        return ValuesCriterion(name, tuple(sorted(found)), system)
+    return ValueCriterion(
+        name, tuple(TokenMatch(c, s) for s, found in codes.items() for c in sorted(found))
+    )
+
+
+def _ancestors(system: str, code: str) -> set[str]:
+    parents = code_parents()[system]
+    found, todo = {code}, [code]
+    while todo:
+        for up in parents.get(todo.pop(), ()):
+            if up not in found:
+                found.add(up)
+                todo.append(up)
+    return found
+
+
+@cache
+def _children(system: str) -> dict[str, tuple[str, ...]]:
+    children: dict[str, list[str]] = {}
+    for code, ups in code_parents()[system].items():
+        for up in ups:
+            children.setdefault(up, []).append(code)
+    return {code: tuple(below) for code, below in children.items()}
+
+
+def _descendants(system: str, code: str) -> set[str]:
+    children = _children(system)
+    found, todo = {code}, [code]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            if child not in found:
+                found.add(child)
+                todo.append(child)
+    return found
 
 
 def _identifier_system(match: TokenMatch) -> TokenMatch:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-NO_STORE_PREFIXES = ("/api", "/fhir", "/cda", "/dashboard")
+NO_STORE_PREFIXES = ("/api", "/fhir", "/cda", "/documents", "/dashboard")
 
 ALWAYS = {"X-Content-Type-Options": "nosniff"}
 PRIVATE = {"Cache-Control": "no-store"}

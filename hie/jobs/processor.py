@@ -72,7 +72,8 @@ log = logging.getLogger(__name__)
 # messages stay few (500 for 100,000 lines).
 ITEMS_PER_TASK = 200
 # An item whose processing has started this many times without an outcome keeps killing its
-# worker (memory, a crash in a library): it is set aside as failed.
+# worker (memory, a crash in a library): it is set aside as failed. (Celery workers leave
+# that to the quorum queue's delivery limit and the dead letters: hie.workers.ingest.)
 MAX_ATTEMPTS = 3
 
 # Errors after which a run of lines written together is worked again one line at a time.
@@ -232,9 +233,13 @@ class JobProcessor:
 
     # -- items -----------------------------------------------------------------------------
 
-    def process(self, job_id: UUID, first: int, last: int) -> Processed:
+    def process(
+        self, job_id: UUID, first: int, last: int, *, max_attempts: int | None = MAX_ATTEMPTS
+    ) -> Processed:
         """Store the pending items ``first``..``last`` of a job; transient errors propagate
-        (what was stored stays stored, a retry does the rest)."""
+        (what was stored stays stored, a retry does the rest). An item in hand more than
+        ``max_attempts`` times is set aside; None leaves that to the broker's delivery limit
+        (the attempts are still counted: they tell which item was in hand)."""
         result = Processed()
         # One connection for the job's own statements, taken once for the whole range.
         with self.database.connection() as conn:
@@ -248,7 +253,7 @@ class JobProcessor:
                 # its first pending item is the one that was in hand. One that keeps killing
                 # its worker is set aside.
                 attempts = count_attempt(conn, job_id, items[0].seq)
-                if attempts > MAX_ATTEMPTS:
+                if max_attempts is not None and attempts > max_attempts:
                     message = f"processing this item was interrupted {attempts - 1} times"
                     claim_item(
                         conn, job_id, items[0].seq, "failed", None, CRASHED, _outcome(message)

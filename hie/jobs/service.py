@@ -5,6 +5,7 @@ broker is configured. Messages carry the job's id, never its bytes."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterable
 from typing import Any
 from uuid import UUID
@@ -13,6 +14,7 @@ from celery import current_app
 
 from hie.audit import Agent
 from hie.jobs.runner import runner_of
+from hie.outcome import OutcomeIssue, operation_outcome
 from hie.storage import Database, Transaction
 from hie.storage.jobs import (
     CHUNK_BYTES,
@@ -20,9 +22,19 @@ from hie.storage.jobs import (
     append_chunk,
     close_upload,
     create_job,
+    finish_if_done,
+    get_job,
+    note_error,
     reopen_failed,
+    set_aside_dead,
 )
 from hie.workers.app import send_task
+from hie.workers.deadletters import DeadLetter
+
+log = logging.getLogger(__name__)
+
+# The error code of items set aside because the broker dead-lettered their range.
+DEAD_LETTER = "bulk.dead-letter"
 
 
 class EmptyUpload(ValueError):
@@ -105,9 +117,7 @@ def start_job(database: Database, job_id: UUID) -> None:
     try:
         send_task(split_job, str(job_id))
     except Exception:  # the job is stored; the sweep (or `hie jobs retry`) sends it later
-        import logging
-
-        logging.getLogger(__name__).warning("job %s stored but not queued yet", job_id)
+        log.warning("job %s stored but not queued yet", job_id)
 
 
 def retry_jobs(database: Database, job_id: UUID | None = None) -> list[UUID]:
@@ -117,3 +127,54 @@ def retry_jobs(database: Database, job_id: UUID | None = None) -> list[UUID]:
     for job in jobs:
         start_job(database, job)
     return jobs
+
+
+def record_dead_letter(database: Database, letter: DeadLetter) -> bool:
+    """Record a job's dead-lettered message where ``hie jobs failed`` and the job's error listing
+    show it: the item in hand when its worker kept dying (or the whole range, when its task gave
+    up) fails with the broker's reason, and the job goes on with the rest (``hie jobs retry``
+    reruns what failed). A split that kept killing its worker fails the job. False for a
+    letter that is not a job's (left in the queue)."""
+    if letter.task not in ("hie.workers.ingest.ingest_items", "hie.workers.ingest.split_job"):
+        return False
+    try:
+        job_id = UUID(str(letter.args[0]))
+    except (IndexError, ValueError):
+        return False
+    reason = letter.describe()
+    with database.transaction() as tx:
+        if get_job(tx.conn, job_id) is None:
+            return True  # a job deleted since: nothing to record, the letter goes
+        if letter.task.endswith("split_job"):
+            note_error(tx.conn, job_id, f"split {reason}", fail=letter.reason == "delivery_limit")
+            return True
+        first, last = int(letter.args[1]), int(letter.args[2])
+        items = set_aside_dead(
+            tx.conn,
+            job_id,
+            first,
+            last,
+            whole_range=letter.reason != "delivery_limit",
+            code=DEAD_LETTER,
+            outcome=operation_outcome(
+                [OutcomeIssue("error", "exception", f"items {first}-{last}: {reason}")]
+            ),
+        )
+        if not finish_if_done(tx.conn, job_id):
+            tx.after_commit(lambda: resume_range(database, job_id, first, last))
+    log.warning("job %s: items %s set aside, %s", job_id, items or "none", reason)
+    return True
+
+
+def resume_range(database: Database, job_id: UUID, first: int, last: int) -> None:
+    """The rest of a dead-lettered range sent again, alone: the job's other ranges are still
+    queued or in hand (sending the whole job again would queue each of them twice)."""
+    if current_app.conf.task_always_eager:
+        start_job(database, job_id)
+        return
+    from hie.workers.ingest import ingest_items
+
+    try:
+        send_task(ingest_items, str(job_id), first, last)
+    except Exception:  # the items stay pending; the sweep (or `hie jobs retry`) sends them
+        log.warning("job %s: items %s-%s not queued again yet", job_id, first, last)

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
+import psycopg.types.json
+import simplejson
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import TransactionStatus
 from psycopg.rows import dict_row
@@ -25,6 +27,28 @@ log = logging.getLogger(__name__)
 IDLE = TransactionStatus.IDLE
 
 Connection = psycopg.Connection[dict[str, Any]]
+
+
+def _json_dumps(value: Any) -> str:
+    return simplejson.dumps(value, ensure_ascii=False)
+
+
+def _decimal_loads(data: str | bytes) -> Any:
+    return simplejson.loads(data, use_decimal=True)
+
+
+# jsonb written with simplejson: a FHIR decimal parsed as Decimal is stored with its digits
+# (jsonb keeps 1.50 as 1.50), and JSON text already made (RawJSON) goes in as it is.
+psycopg.types.json.set_json_dumps(_json_dumps)
+
+
+def decimal_cursor(conn: Connection) -> psycopg.Cursor[dict[str, Any]]:
+    """A cursor that reads jsonb numbers with a fraction as Decimal, for stored FHIR resources
+    (a decimal is served as it was sent). Other jsonb stays float: the figures computed from
+    normalized records mix them with floats."""
+    cursor = conn.cursor()
+    psycopg.types.json.set_json_loads(_decimal_loads, cursor)
+    return cursor
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from hie.storage.database import Connection
+from hie.storage.database import Connection, decimal_cursor
 from hie.storage.search import LiveRow
 
 
@@ -177,20 +177,58 @@ def load_resources(conn: Connection, rows: list[LiveRow]) -> dict[int, dict[str,
     """The stored resource of each live row, by record id (partitions pruned by receipt time)."""
     if not rows:
         return {}
-    found = conn.execute(
+    cursor = decimal_cursor(conn)
+    found = cursor.execute(
         """
         select id, resource from record_version
-        where received_at = any(%s) and id = any(%s) and resource is not null
+        where received_at = any(%b) and id = any(%b) and resource is not null
         """,
         ([r.last_updated for r in rows], [r.record_id for r in rows]),
     ).fetchall()
     return {int(row["id"]): row["resource"] for row in found}
 
 
+def load_served_texts(conn: Connection, rows: list[LiveRow]) -> dict[int, str]:
+    """The stored resource of each live row, by record id, as the JSON text a search serves:
+    ``hie.fhir.content.served_form`` made by PostgreSQL (``resourceType``, ``id``, then ``meta``
+    with the version's ``versionId`` and ``lastUpdated`` in UTC with milliseconds, then the
+    rest as stored), so a page of a thousand resources is neither parsed nor encoded in Python.
+    jsonb's output keeps a decimal's digits as stored.
+
+    A join to the (receipt time, id) pairs: one primary-key look-up each, in the partition of
+    its month, and no planning over two arrays of a thousand constants (= any() of both cost
+    3 ms of planning and 12 ms in all for a page of 1,020 resources, the join 10 ms). The arrays
+    go in binary: psycopg quotes each element of a text array with a regular expression (12 ms
+    for 1,020 receipt times and ids, 1.6 ms in binary)."""
+    if not rows:
+        return {}
+    found = conn.execute(
+        """
+        select v.id, '{"resourceType":' || (v.resource -> 'resourceType')::text
+          || ',"id":' || coalesce(v.resource -> 'id', '""')::text
+          || ',"meta":' || (coalesce(v.resource -> 'meta', '{}') || jsonb_build_object(
+               'versionId', v.version::text,
+               'lastUpdated', to_char(v.received_at at time zone 'UTC',
+                                      'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))::text
+          -- the other elements: their object's text without its opening brace, written once
+          -- (an expression named in a subquery would be computed again at each use)
+          || coalesce(
+               ',' || nullif(substr((v.resource - 'resourceType' - 'id' - 'meta')::text, 2), '}'),
+               '}') as served
+        from unnest(%b::timestamptz[], %b::bigint[]) as k(received_at, id)
+        join record_version v on v.received_at = k.received_at and v.id = k.id
+        where v.resource is not null
+        """,
+        ([r.last_updated for r in rows], [r.record_id for r in rows]),
+    ).fetchall()
+    return {int(row["id"]): row["served"] for row in found}
+
+
 def read_version_of(
     conn: Connection, institution_code: str, logical_id: str, version: int
 ) -> dict[str, Any] | None:
-    row: dict[str, Any] | None = conn.execute(
+    cursor = decimal_cursor(conn)
+    row: dict[str, Any] | None = cursor.execute(
         """
         select version, received_at, resource, deleted from record_version
         where institution_code = %s and logical_id = %s and version = %s

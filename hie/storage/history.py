@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hie.storage.database import Connection
+from hie.storage.database import Connection, decimal_cursor
 
 # A version is current from its receipt until the next version's; "_at" keeps those whose
 # lifetime overlaps [at_low, at_high). The next version is found through
@@ -52,7 +52,8 @@ def history(
         order = "v.received_at desc, v.id desc"
     else:
         scope, order = "v.raw_xml is null", "v.received_at desc, v.id desc"  # 0011's index
-    rows: list[dict[str, Any]] = conn.execute(
+    cursor = decimal_cursor(conn)
+    rows: list[dict[str, Any]] = cursor.execute(
         f"""
         select v.logical_id, v.version, v.received_at, v.resource, v.deleted
         from record_version v

@@ -441,3 +441,90 @@ def open_jobs(conn: Connection) -> list[Job]:
         "select * from bulk_job where state in ('queued', 'running') order by created_at"
     ).fetchall()
     return [Job.of(r) for r in rows]
+
+
+def set_aside_dead(
+    conn: Connection,
+    job_id: UUID,
+    first: int,
+    last: int,
+    *,
+    whole_range: bool,
+    code: str,
+    outcome: dict[str, Any],
+) -> list[int]:
+    """Items of a range whose message the broker dead-lettered, failed with ``outcome``.
+
+    Items are worked in order and an attempt is counted on the first pending one before it is
+    worked (:func:`count_attempt`), so the pending item of the range with attempts is the one
+    that was in hand each time its worker died: only it is set aside, unless ``whole_range``
+    (the range's task gave up as a whole) or none was in hand (the crash came before). A second
+    record of the same dead letter sets nothing more aside. Returns the items set aside."""
+    in_hand = conn.execute(
+        """
+        select seq from bulk_job_item
+        where job_id = %s and seq between %s and %s and state = 'pending' and attempts > 0
+        order by seq limit 1
+        """,
+        (job_id, first, last),
+    ).fetchone()
+    if in_hand is not None and not whole_range:
+        seqs = [in_hand["seq"]]
+    else:
+        recorded = conn.execute(
+            """
+            select 1 from bulk_job_item
+            where job_id = %s and seq between %s and %s and state = 'failed' and error_code = %s
+            limit 1
+            """,
+            (job_id, first, last, code),
+        ).fetchone()
+        if recorded is not None:
+            return []
+        seqs = list(range(first, last + 1))
+    rows = conn.execute(
+        """
+        update bulk_job_item
+        set state = 'failed', status = null, error_code = %(code)s, outcome = %(outcome)s,
+            updated_at = now()
+        where job_id = %(job)s and state = 'pending' and seq = any(%(seqs)s)
+        returning seq
+        """,
+        {"code": code, "outcome": Jsonb(outcome), "job": job_id, "seqs": seqs},
+    ).fetchall()
+    return sorted(r["seq"] for r in rows)
+
+
+def note_error(conn: Connection, job_id: UUID, error: str, *, fail: bool) -> None:
+    """Why a job's own message (its split) was dead-lettered; ``fail`` ends an open job."""
+    conn.execute(
+        """
+        update bulk_job set error = %s, updated_at = now(),
+               state = case when %s and state in ('queued', 'running') then 'failed' else state end,
+               finished_at = case when %s and state in ('queued', 'running') then now()
+                                  else finished_at end
+        where id = %s
+        """,
+        (error, fail, fail, job_id),
+    )
+
+
+def failed_items(
+    conn: Connection,
+    job_id: UUID | None = None,
+    *,
+    codes: tuple[str, ...] | None = None,
+    limit: int = 20,
+) -> list[dict[str, Any]]:
+    """Failed items (no verdict: a crash, a dead letter, an error of the platform), newest
+    first, with their job's kind (an item is a line or a zip entry) and reason."""
+    return conn.execute(
+        """
+        select i.job_id, j.kind, i.seq, i.name, i.error_code, i.outcome, i.updated_at
+        from bulk_job_item i join bulk_job j on j.id = i.job_id
+        where i.state = 'failed' and (%(job)s::uuid is null or i.job_id = %(job)s)
+          and (%(codes)s::text[] is null or i.error_code = any(%(codes)s))
+        order by i.updated_at desc, i.job_id, i.seq limit %(limit)s
+        """,
+        {"job": job_id, "codes": list(codes) if codes is not None else None, "limit": limit},
+    ).fetchall()

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from psycopg import sql
 
 from hie.storage.database import Connection
-from hie.storage.search import LiveRow, SearchQuery, _Builder
+from hie.storage.search import LiveRow, SearchQuery, _Builder, resolve_chains
 
 # What a key compares: the resource id, its _lastUpdated, the value of a string, token, uri or
 # reference parameter, the date range of a date parameter, or the number of a number or
@@ -74,11 +74,16 @@ def _expression(builder: _Builder, key: SortKey) -> sql.Composable:
     else:
         bound = sql.SQL("max(d.high)" if key.desc else "min(d.low)")
         present = sql.SQL("d.low is not null")
+    # "filter (where true)" keeps PostgreSQL from answering min()/max() by walking the date,
+    # number or text index of every resource of the type in order, filtering on the resource
+    # id (its min/max rewrite): chosen on 20,000 Observations, it read 10,000 index rows per
+    # match (740 ms for _sort=-date of 100 matches, 16 ms through the resource's own rows).
+    aggregate = sql.SQL("{} filter (where true)").format(bound)
     return sql.SQL(
         "(select {} from fhir_search_index d where d.institution_code = %(inst)s"
         " and d.resource_type = %(type)s and d.resource_id = r.resource_id and d.param = {}"
         " and {})"
-    ).format(bound, builder.name(key.param), present)
+    ).format(aggregate, builder.name(key.param), present)
 
 
 def _cast(key: SortKey) -> sql.Composable:
@@ -143,7 +148,7 @@ def search_page(
     order of ``keys``; ``backwards``: the matches before it, from the end, nearest first.
     ``offset`` skips that many first (``_offset`` paging)."""
     keys = complete(keys)
-    builder = _Builder(query)
+    builder = _Builder(resolve_chains(conn, query))
     where = builder.build()
     columns = sql.SQL(", ").join(
         sql.SQL("{} as {}").format(_expression(builder, k), sql.Identifier(f"k{i}"))

@@ -365,3 +365,17 @@ def close_review(conn: Connection, review_id: int, status: str, actor: str) -> N
         "update person_review set status = %s, decided_at = now(), decided_by = %s where id = %s",
         (status, actor, review_id),
     )
+
+
+def persons_of_records(
+    conn: Connection, institution_code: str, record_ids: list[str]
+) -> dict[str, int]:
+    """The person each of an institution's records is linked to (unlinked ones left out)."""
+    if not record_ids:
+        return {}
+    rows = conn.execute(
+        "select record_id, person_id from person_link"
+        " where institution_code = %s and record_id = any(%s)",
+        (institution_code, list(record_ids)),
+    ).fetchall()
+    return {str(r["record_id"]): int(r["person_id"]) for r in rows}

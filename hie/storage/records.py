@@ -11,7 +11,7 @@ from uuid import UUID
 
 from psycopg.types.json import Jsonb
 
-from hie.storage.database import Connection
+from hie.storage.database import Connection, decimal_cursor
 
 WriteStatus = Literal["created", "updated", "unchanged", "conflict", "precondition-failed"]
 
@@ -369,7 +369,8 @@ def _count(conn: Connection, news: list[NewVersion]) -> None:
 
 def read_version(conn: Connection, head: Head) -> dict[str, Any] | None:
     """The stored row of the current version (partition found through its receipt time)."""
-    row: dict[str, Any] | None = conn.execute(
+    cursor = decimal_cursor(conn)
+    row: dict[str, Any] | None = cursor.execute(
         "select * from record_version where received_at = %s and id = %s",
         (head.received_at, head.record_id),
     ).fetchone()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID
 
+import simplejson
 from psycopg.types.json import Jsonb
 
 from hie.storage.database import Connection
@@ -38,7 +38,7 @@ MAX_RECEIPT_BYTES = 64 * 1024
 
 
 def _size(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    return len(simplejson.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def _trimmed(value: Any, keep: int) -> Any:

@@ -29,6 +29,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from hie.catalog import Catalog, Table
@@ -205,7 +206,10 @@ def parse_json(
     if allow_comments and "/" in text:
         text = _without_comments(text)[0]
     try:
-        value = json.loads(text, object_pairs_hook=_object, parse_constant=_constant)
+        # Decimals as Decimal: FHIR keeps a decimal's precision (1.50 stays 1.50).
+        value = json.loads(
+            text, object_pairs_hook=_object, parse_constant=_constant, parse_float=Decimal
+        )
     except json.JSONDecodeError as exc:
         stripped, comment = _without_comments(text) if "/" in text else (text, None)
         if comment is not None and _parses(stripped):

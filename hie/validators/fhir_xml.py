@@ -22,6 +22,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field, replace
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -506,7 +507,7 @@ class _Reader:
         if form is None:
             return lexical
         if form.fullmatch(lexical):
-            return json.loads(lexical.lstrip("+"))
+            return json.loads(lexical.lstrip("+"), parse_float=Decimal)
         self.error(node, path, f"value {_words(lexical)!r} is not a valid {type_code}")
         return None
 

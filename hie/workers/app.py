@@ -26,10 +26,12 @@ ROUTES = {
     "hie.workers.ingest.split_job": "ingest",
     "hie.workers.ingest.ingest_items": "ingest",
     "hie.workers.ingest.sweep_jobs": "maintenance",
+    "hie.workers.ingest.record_dead_letters": "maintenance",
     "hie.workers.reports.*": "figures",
     "hie.workers.maintenance.*": "maintenance",
 }
-# A message redelivered this often (its worker died each time) is dead-lettered.
+# A message redelivered this often (its worker died each time) is dead-lettered; the dead
+# letters of jobs are recorded on their items (hie.workers.deadletters, `hie jobs dead`).
 DELIVERY_LIMIT = 10
 
 
@@ -100,12 +102,23 @@ def configure(settings: Settings) -> Celery:
         "worker_prefetch_multiplier": 1,
         "worker_hijack_root_logger": False,
         "broker_connection_retry_on_startup": True,
+        # RabbitMQ gone mid-task: the task in hand runs to its end (its items are claimed in
+        # their own transactions) and, its acknowledgement lost with the connection, comes back
+        # once the worker has reconnected and finds them stored. Celery 6 would cancel it
+        # instead, throwing away work already done: kept as it is.
+        "worker_cancel_long_running_tasks_on_connection_loss": False,
         "result_expires": 3600,
         "beat_schedule": {
             # Jobs whose messages were lost or dead-lettered are sent again.
             "sweep-jobs": {
                 "task": "hie.workers.ingest.sweep_jobs",
                 "schedule": 300.0,
+            },
+            # Ranges the broker dead-lettered: their poison item set aside with its reason,
+            # the rest sent again (a minute's wait at most for a batch's other items).
+            "record-dead-letters": {
+                "task": "hie.workers.ingest.record_dead_letters",
+                "schedule": 60.0,
             },
             "partitions-ahead": {
                 "task": "hie.workers.maintenance.create_partitions",

@@ -79,8 +79,13 @@ def split_job(job_id: str) -> int:
 def ingest_items(job_id: str, first: int, last: int) -> dict[str, int]:
     """Store the pending items ``first``..``last`` of a job."""
     job = UUID(job_id)
+    # No item is set aside by its own count of attempts here: the quorum queue counts the
+    # deliveries of the range (DELIVERY_LIMIT) and dead-letters it when its worker keeps dying;
+    # `record_dead_letters` then sets aside the item that was in hand, with the broker's reason,
+    # and sends the rest of the range again. One count, and the dead letters hold every poison.
     done = patiently(
-        lambda: processor().process(job, first, last), f"items {first}-{last} of job {job_id}"
+        lambda: processor().process(job, first, last, max_attempts=None),
+        f"items {first}-{last} of job {job_id}",
     )
     return {"stored": done.done, "skipped": done.skipped, "failed": done.failed}
 
@@ -96,3 +101,17 @@ def sweep_jobs(idle_seconds: float = 600.0) -> list[str]:
     for job in stalled:
         split_job.apply_async(args=(str(job.id),))
     return [str(job.id) for job in stalled]
+
+
+@shared_task(name="hie.workers.ingest.record_dead_letters", acks_late=True)
+def record_dead_letters() -> list[str]:
+    """Record the jobs' dead letters (``<prefix>.dead``) on their items, with the broker's
+    reason, and send the rest of their ranges again; the ids of the tasks recorded."""
+    from celery import current_app
+
+    from hie.jobs.service import record_dead_letter
+    from hie.workers.deadletters import drain_dead_letters
+
+    database = task_database()
+    letters = drain_dead_letters(current_app, lambda letter: record_dead_letter(database, letter))
+    return [letter.task_id or "" for letter in letters]

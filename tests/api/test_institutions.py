@@ -231,5 +231,5 @@ def test_openapi_documents_the_registry(client: TestClient) -> None:
 
 def test_catalog_is_served(client: TestClient, tokens: dict[str, str]) -> None:
     tables = client.get("/api/catalog", headers=auth(tokens["h1"])).json()
-    assert len(tables) == 108
+    assert len(tables) == 109
     assert tables[0]["code"] == "C0001" and tables[0]["required_for"] == ["hospital"]

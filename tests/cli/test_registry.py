@@ -151,7 +151,7 @@ def test_catalog_load_refuses_a_broken_file_and_keeps_the_loaded_one(
     result = hie("catalog", "load", str(broken), expect=1)
     assert "line 3, field required_for: 'everyone' is not an institution kind" in result.output
     with psycopg.connect(database_url) as conn:
-        assert conn.execute("select count(*) from catalog_table").fetchone() == (108,)
+        assert conn.execute("select count(*) from catalog_table").fetchone() == (109,)
 
     broken.write_text(broken.read_text().replace("everyone", "district"))
     assert "loaded 2 tables" in hie("catalog", "load", str(broken)).output

@@ -1,25 +1,32 @@
-"""Fault tests: real processes (a private PostgreSQL, ``hie serve``, ``hie push``) and a
-dependency taken away while they work.
+"""Fault tests: real processes (a private PostgreSQL or RabbitMQ, ``hie serve``, ``hie push``,
+Celery workers) and a dependency taken away while they work.
 
 The PostgreSQL here is this test's own, from pgserver's bundled binaries, on a temporary folder
-and a free port: stopping it disturbs nobody. The shared test server is never stopped.
+and a free port; the RabbitMQ likewise, from the Debian package's scripts: stopping either
+disturbs nobody. The shared test servers are never stopped.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import subprocess
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kombu import Connection
 
 from hie.server import free_port
+
+# What makes `celery -A tests.faults.crashing_worker` kill the process working on an item.
+POISON = "kill-the-worker-of-this-item"
 
 # Run as root, PostgreSQL must run as another user; pgserver's embedded mode uses this one.
 SYSTEM_USER = "pgserver"
@@ -120,3 +127,90 @@ def clean_env(**extra: Any) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HIE_")}
     env.update({k: str(v) for k, v in extra.items()})
     return env
+
+
+# The Debian package's scripts, run directly (not the /usr/sbin wrapper, which switches to the
+# rabbitmq user): the node runs as this process's user, on a folder of its own.
+RABBITMQ_SERVER = Path("/usr/lib/rabbitmq/bin/rabbitmq-server")
+
+
+class PrivateRabbitMQ:
+    """A RabbitMQ node of one test, on free ports and a temporary folder, stopped (SIGTERM, a
+    clean shutdown) and started again at will on the same data: its quorum queues survive."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.url = f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        self.log = folder / "server.log"
+        self.process: subprocess.Popen[bytes] | None = None
+        plugins = folder / "enabled_plugins"
+        plugins.write_text("")
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")},
+            # The Erlang cookie is written in HOME; a private HOME keeps it away from the
+            # system node's, and -setcookie makes it explicit.
+            "HOME": str(folder),
+            "RABBITMQ_NODENAME": f"hie-test-{secrets.token_hex(4)}@localhost",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(free_port()),
+            "RABBITMQ_MNESIA_BASE": str(folder / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(folder / "log"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(plugins),
+            "RABBITMQ_CONFIG_FILE": str(folder / "none"),
+            "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS": f"-setcookie hie{secrets.token_hex(8)}",
+        }
+
+    def start(self, timeout: float = 90) -> None:
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(RABBITMQ_SERVER)],
+                env=self.env,
+                cwd=self.folder,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while True:
+            assert self.process.poll() is None, f"RabbitMQ exited: {self.log.read_text()[-2000:]}"
+            try:
+                with Connection(self.url, connect_timeout=2) as connection:
+                    connection.ensure_connection(max_retries=1)
+                    return
+            except Exception:
+                assert time.monotonic() < deadline, "RabbitMQ did not start in time"
+                time.sleep(0.5)
+
+    def stop(self) -> None:
+        """SIGTERM: the node closes its connections and shuts down cleanly."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+        self.process = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+@pytest.fixture
+def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
+    if not RABBITMQ_SERVER.exists():
+        # As a missing shared broker: CI installs the package (.ci/run), so there it fails.
+        message = "the rabbitmq-server package is not installed"
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(message)
+        pytest.skip(message)
+    folder = Path(tempfile.mkdtemp(prefix="hie-fault-mq-"))
+    server = PrivateRabbitMQ(folder)
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(folder, ignore_errors=True)

@@ -1,14 +1,16 @@
 """Bulk jobs through RabbitMQ to real Celery worker processes, with faults: a worker killed with
 SIGKILL mid-batch, every message delivered twice to workers running side by side, PostgreSQL
-restarted during an import. Afterwards every acknowledged item is stored exactly once, the
-invalid items are refused with their reasons, and the month's figures equal those of the same
-data uploaded synchronously.
+restarted during an import, RabbitMQ stopped during an import and started again, a poison item
+that kills its worker each time. Afterwards every acknowledged item is stored exactly once, the
+invalid items are refused with their reasons, the poison item is in the dead letters with its
+reason, and the month's figures equal those of the same data uploaded synchronously.
 
 The broker is the shared RabbitMQ, with queues of this test's own (``HIE_TASK_QUEUE``); the
-PostgreSQL restarted is a private one."""
+PostgreSQL and the RabbitMQ stopped are private ones."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -38,13 +40,14 @@ from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 from hie.workers import configure
 from hie.workers.app import QUEUES, queue_name
-from tests.faults.conftest import PrivatePostgres, clean_env
+from tests.faults.conftest import POISON, PrivatePostgres, PrivateRabbitMQ, clean_env
 from tests.jobs.data import ndjson, resources, zipped
 from tests.rabbitmq import remove_queues
 
 pytestmark = pytest.mark.fault
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures" / "cda"
 GULOU = "455755678"  # the custodian of the CDA fixtures
 RECEIVED_AT = "2026-11-16T10:00:00+08:00"
 MONTH = date(2026, 11, 1)
@@ -81,7 +84,9 @@ class Platform:
             HIE_DATA_DIR=str(self.folder),
         )
 
-    def start_worker(self, concurrency: int = 1) -> subprocess.Popen[bytes]:
+    def start_worker(
+        self, concurrency: int = 1, app: str = "hie.workers"
+    ) -> subprocess.Popen[bytes]:
         number = len(self.workers)
         queues = ",".join(queue_name(self.settings, q) for q in QUEUES)
         with (self.folder / f"worker-{number}.log").open("ab") as log:
@@ -91,7 +96,7 @@ class Platform:
                     "-m",
                     "celery",
                     "-A",
-                    "hie.workers",
+                    app,
                     "worker",
                     "-Q",
                     queues,
@@ -108,6 +113,7 @@ class Platform:
                     "INFO",
                 ],
                 env=self.env(),
+                cwd=ROOT,  # where `tests` is importable (the fault-injecting app)
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: SIGKILL reaches its children too
@@ -169,10 +175,18 @@ def headers(token: str, **extra: str) -> dict[str, str]:
 
 
 def post_jobs(client: TestClient, token: str, count: int) -> list[str]:
+    return [post_import(client, token, count), post_batch(client, token)]
+
+
+def post_import(client: TestClient, token: str, count: int) -> str:
     fhir = client.post(
         "/fhir/$import", content=ndjson(lines(count)), headers=headers(token, **NDJSON)
     )
     assert fhir.status_code == 202, fhir.text
+    return str(fhir.headers["Content-Location"])
+
+
+def post_batch(client: TestClient, token: str) -> str:
     cda = client.post(
         "/cda/batch",
         content=zipped(documents()),
@@ -180,7 +194,7 @@ def post_jobs(client: TestClient, token: str, count: int) -> list[str]:
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/zip"},
     )
     assert cda.status_code == 202, cda.text
-    return [fhir.headers["Content-Location"], cda.headers["Content-Location"]]
+    return str(cda.headers["Content-Location"])
 
 
 def wait_done(client: TestClient, token: str, url: str, timeout: float = 240) -> dict[str, Any]:
@@ -385,3 +399,122 @@ def test_broker_down_when_a_job_is_accepted(
 
 def replace_broker(settings: Settings, url: str) -> Settings:
     return settings.model_copy(update={"broker_url": SecretStr(url)})
+
+
+def test_rabbitmq_stopped_during_an_import_and_started_again(
+    private_rabbitmq: PrivateRabbitMQ, make_database: Callable[[], str], tmp_path: Path
+) -> None:
+    """The broker goes away with ranges in flight and queued: the workers reconnect when it is
+    back, the quorum queues kept every message not yet acknowledged, and the ranges worked
+    twice (their acknowledgement lost with the connection) store nothing twice. The web app,
+    its connection to the broker gone meanwhile, queues the next upload's job at once."""
+    count = 400
+    made = make_platform(make_database(), private_rabbitmq.url, tmp_path)
+    configure(made.settings)
+    try:
+        with TestClient(create_app(made.settings)) as client:
+            fhir = post_import(client, made.admin, count)
+            made.start_worker(concurrency=1)
+            made.start_worker(concurrency=1)
+            db_url = made.settings.database_url.get_secret_value()  # type: ignore[union-attr]
+            deadline = time.monotonic() + 120
+            while accepted_so_far(db_url, fhir) < 60:
+                assert time.monotonic() < deadline
+                time.sleep(0.2)
+            private_rabbitmq.stop()
+            assert accepted_so_far(db_url, fhir) < count, "finished before the broker stopped"
+            time.sleep(6)  # the workers try to reconnect meanwhile
+            private_rabbitmq.start()
+            cda = post_batch(client, made.admin)
+            # No beat (no sweep) runs here: the batch ends only if the app queued its job.
+            summaries = [wait_done(client, made.admin, url) for url in (fhir, cda)]
+        check_exactly_once(made, summaries, count)
+        assert figures(made.settings) == synchronous_figures(make_database(), tmp_path, count)
+    finally:
+        made.stop_workers()
+        configure(Settings(data_dir=tmp_path))
+        if private_rabbitmq.running():
+            remove_queues(private_rabbitmq.url, made.settings.task_queue)
+
+
+def hie_cli(platform: Platform, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "hie", *args],
+        env={**platform.env(), "COLUMNS": "200"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def dead_letters(platform: Platform) -> int:
+    from kombu import Connection
+
+    dead = queue_name(platform.settings, "dead")
+    with Connection(platform.settings.broker_url.get_secret_value()) as connection:  # type: ignore[union-attr]
+        channel = connection.channel()
+        try:
+            return int(channel.queue_declare(dead, passive=True).message_count)
+        except Exception:  # not declared yet
+            return 0
+        finally:
+            with contextlib.suppress(Exception):
+                channel.close()
+
+
+def test_a_poison_item_is_dead_lettered_with_its_reason_while_the_rest_goes_through(
+    platform: Platform,
+) -> None:
+    """One NDJSON line kills the worker process working on it, every time. RabbitMQ hands its
+    range out again until the quorum queue's delivery limit dead-letters it; `hie jobs dead`
+    records the dead letter on that line with the broker's reason and sends the rest of the
+    range again; the job ends with every other line stored. `hie jobs retry` reruns the line
+    once the crash is gone."""
+    count = 300
+    poison = resources(2, prefix="z")[0]
+    poison["id"] = POISON
+    body = lines(count)
+    body.insert(230, poison)  # in the second range (items 200-), with good lines after it
+    poison_line = body.index(poison) + 1
+    configure(platform.settings)
+    with TestClient(create_app(platform.settings)) as client:
+        answer = client.post(
+            "/fhir/$import", content=ndjson(body), headers=headers(platform.admin, **NDJSON)
+        )
+        assert answer.status_code == 202, answer.text
+        url = answer.headers["Content-Location"]
+        job = url.rsplit("/", 1)[1]
+        platform.start_worker(app="tests.faults.crashing_worker")
+        platform.start_worker(app="tests.faults.crashing_worker")
+        deadline = time.monotonic() + 150
+        while dead_letters(platform) < 1:
+            assert time.monotonic() < deadline, "the poison range was not dead-lettered"
+            time.sleep(1)
+        dead = hie_cli(platform, "jobs", "dead")
+        assert "1 dead letters recorded" in dead
+        assert f"job {job} line {poison_line}: bulk.dead-letter" in dead
+        assert "(delivery_limit)" in dead
+        summary = wait_done(client, platform.admin, url, timeout=120)
+        assert (summary["accepted"], summary["rejected"], summary["failed"]) == (count, 2, 1)
+        assert dead_letters(platform) == 0
+        url_db = platform.settings.database_url.get_secret_value()  # type: ignore[union-attr]
+        assert stored_counts(url_db)["records"] == count
+        # The operator's views: failures grouped by code, then the failed line with its reason.
+        failed = hie_cli(platform, "jobs", "failed")
+        assert f"job {job} line {poison_line}: bulk.dead-letter: items " in failed
+        assert "(delivery_limit): handed out more than" in failed
+        assert "its worker died each time" in failed
+        listing = client.get(summary["error"], headers=headers(platform.admin)).json()
+        [item] = [i for i in listing["items"] if i["state"] == "failed"]
+        assert item["line"] == poison_line
+        assert "delivery_limit" in item["outcome"]["issue"][0]["diagnostics"]
+
+        # The crash fixed (workers without the fault), the line is rerun and stored.
+        platform.stop_workers()
+        platform.start_worker()
+        assert f"job {job} started again" in hie_cli(platform, "jobs", "retry", job)
+        summary = wait_done(client, platform.admin, url, timeout=120)
+    assert (summary["accepted"], summary["rejected"], summary["failed"]) == (count + 1, 2, 0)
+    assert stored_counts(url_db)["records"] == count + 1

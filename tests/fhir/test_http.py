@@ -150,8 +150,9 @@ def test_admin_acts_for_an_institution_it_names(client: TestClient, tokens: Toke
     ).json()["id"]
     assert client.get(f"/fhir/Patient/{pid}", headers=auth(tokens.h2)).status_code == 200
     assert client.get(f"/fhir/Patient/{pid}", headers=auth(tokens.h1)).status_code == 404
+    # A regulator sees figures, not residents' records.
     regulator = auth(tokens.regulator, **{"X-HIE-Institution": "H2"})
-    assert client.get(f"/fhir/Patient/{pid}", headers=regulator).status_code == 200
+    assert client.get(f"/fhir/Patient/{pid}", headers=regulator).status_code == 403
 
 
 def test_conditional_create_and_update(client: TestClient, tokens: Tokens) -> None:

@@ -380,6 +380,57 @@ def test_uri_below_and_above(client: TestClient, tokens: Tokens, people: dict[st
     assert found(client, tokens.h1, above) == glucose
 
 
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+
+
+def test_token_below_and_above_follow_the_code_system_hierarchy(
+    client: TestClient, tokens: Tokens, people: dict[str, str]
+) -> None:
+    """``class:below=v3-ActCode|IMP`` finds inpatient encounters and its children (ACUTE,
+    NONAC), ``class:above=...|ACUTE`` the acute ones and those coded by an ancestor (IMP); a
+    code system whose hierarchy the server does not have is refused with the reason (HAPI
+    needs a terminology server there too), never answered as a plain code search."""
+    tag = people["tag"]
+    made = {
+        code: create(
+            client,
+            tokens.h1,
+            {
+                "resourceType": "Encounter",
+                "status": "finished",
+                "class": {"system": ACT_CODE, "code": code},
+                "identifier": [{"system": "urn:test:below", "value": tag}],
+            },
+        )
+        for code in ("IMP", "ACUTE", "NONAC", "AMB")
+    }
+    base = f"/fhir/Encounter?identifier=urn:test:below|{tag}"
+    below = found(client, tokens.h1, f"{base}&class:below={ACT_CODE}|IMP")
+    assert below == {made["IMP"], made["ACUTE"], made["NONAC"]}
+    above = found(client, tokens.h1, f"{base}&class:above={ACT_CODE}|ACUTE")
+    assert above == {made["IMP"], made["ACUTE"]}
+    assert found(client, tokens.h1, f"{base}&class:below={ACT_CODE}|AMB") == {made["AMB"]}
+    both = found(client, tokens.h1, f"{base}&class:below={ACT_CODE}|NONAC,{ACT_CODE}|AMB")
+    assert both == {made["NONAC"], made["AMB"]}
+    for refused in (f"code:below={LOINC}|8480-6", "code:above=8480-6"):
+        answer = client.get(f"/fhir/Observation?{refused}", headers=auth(tokens.h1))
+        assert answer.status_code == 400, refused
+        issue = answer.json()["issue"][0]
+        assert issue["severity"] == "error"
+    unknown = client.get(f"/fhir/Observation?code:below={LOINC}|8480-6", headers=auth(tokens.h1))
+    assert "no hierarchy of the code system http://loinc.org" in unknown.text
+
+
+def test_capability_statement_lists_token_below_and_above(
+    client: TestClient, tokens: Tokens
+) -> None:
+    statement = client.get("/fhir/metadata").json()
+    encounter = next(r for r in statement["rest"][0]["resource"] if r["type"] == "Encounter")
+    klass = next(p for p in encounter["searchParam"] if p["name"] == "class")
+    text = json.dumps(klass)
+    assert "below" in text and "above" in text
+
+
 # -- composite ------------------------------------------------------------------------------------
 
 

@@ -36,7 +36,7 @@ def test_replacing_keeps_order_and_records_the_source(db: Database) -> None:
     with db.transaction() as tx:
         summary = replace_catalog(tx.conn, regional, source="region.csv", sha256="ab", actor="t")
         assert summary["added"] == ["R1", "R2"]
-        assert len(summary["removed"]) == 108
+        assert len(summary["removed"]) == 109
         stored = current_catalog(tx.conn)
         assert [t.code for t in stored] == ["R2", "R1"]
         assert stored.get("R1").feeds == {"health_records.basic"}  # type: ignore[union-attr]
@@ -53,7 +53,7 @@ def test_a_catalog_that_drops_a_declared_table_is_refused(db: Database) -> None:
     with pytest.raises(Conflict, match=r"C0002 \(declared by H1\)"), db.transaction() as tx:
         replace_catalog(tx.conn, smaller, source="small.csv", sha256="cd", actor="t")
     with db.connection() as conn:
-        assert len(current_catalog(conn)) == 108
+        assert len(current_catalog(conn)) == 109
 
 
 def test_the_cache_rereads_the_catalog_only_after_a_replacement(db: Database) -> None:

@@ -161,6 +161,17 @@ def code_systems() -> dict[str, CodeSystem]:
 
 
 @cache
+def code_parents() -> dict[str, dict[str, tuple[str, ...]]]:
+    """The parents of each code of HL7's own code systems that have a hierarchy, by system
+    URL (nested concepts and ``parent``/``subsumedBy`` properties)."""
+    return {
+        url: {code: tuple(ups) for code, ups in entry["parents"].items()}
+        for url, entry in _terminology()["code_systems"].items()
+        if "parents" in entry
+    }
+
+
+@cache
 def value_set_systems() -> dict[str, frozenset[str]]:
     """Core value sets that draw only on the code systems listed (by URL): which of their codes
     they hold is not decided offline, but a code of any other system is not in them."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from decimal import Decimal
 from functools import cache
 from typing import Any
 
@@ -26,7 +27,7 @@ PRIMITIVE_JSON: dict[str, type | tuple[type, ...]] = {
     "integer": int,
     "positiveInt": int,
     "unsignedInt": int,
-    "decimal": (int, float),
+    "decimal": (int, float, Decimal),
     **dict.fromkeys(
         (
             "string",

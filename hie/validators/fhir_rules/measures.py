@@ -19,6 +19,7 @@ import base64
 import binascii
 import json
 import re
+from decimal import Decimal
 from typing import Any
 
 from hie.validators.conformance import Context
@@ -393,7 +394,7 @@ def _score(
         _error(report, SCORE.id, path, f"a {scoring} measure's group needs a measureScore")
         return
     value = score.get("value")
-    if scoring == "proportion" and isinstance(value, int | float) and not 0 <= value <= 1:
+    if scoring == "proportion" and isinstance(value, int | float | Decimal) and not 0 <= value <= 1:
         _error(
             report,
             SCORE.id,

@@ -11,6 +11,7 @@ look at, so that none of them walks the JSON again: every element by its definit
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from hie.validators.fhir_rules.elements import (
@@ -105,7 +106,7 @@ def _describe(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "a boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, int | float | Decimal):
         return "a number"
     if isinstance(value, str):
         return "a string"

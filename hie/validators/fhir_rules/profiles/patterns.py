@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+import simplejson
 
 from hie.validators.fhir_rules.profiles.definitions import ElementRule
 
@@ -12,7 +13,7 @@ from hie.validators.fhir_rules.profiles.definitions import ElementRule
 def _equal_primitive(expected: Any, actual: Any) -> bool:
     if isinstance(expected, bool) or isinstance(actual, bool):
         return expected is actual
-    if isinstance(expected, int | float) and isinstance(actual, int | float):
+    if isinstance(expected, int | float | Decimal) and isinstance(actual, int | float | Decimal):
         try:
             return Decimal(str(expected)) == Decimal(str(actual))
         except InvalidOperation:
@@ -43,12 +44,12 @@ def fixed_value(rule: ElementRule) -> tuple[str, Any] | None:
 
 
 def show(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    text = simplejson.dumps(value, ensure_ascii=False, separators=(",", ":"))
     return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float | str):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
         return None
     try:
         return Decimal(str(value))
@@ -57,7 +58,7 @@ def _number(value: Any) -> Decimal | None:
 
 
 def out_of_range(actual: Any, limit: Any, *, below: bool) -> bool:
-    if isinstance(actual, int | float) and not isinstance(actual, bool):
+    if isinstance(actual, int | float | Decimal) and not isinstance(actual, bool):
         number, bound = _number(actual), _number(limit)
         if number is None or bound is None or isinstance(limit, str):
             return False

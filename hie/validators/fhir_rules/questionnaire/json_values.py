@@ -28,7 +28,7 @@ def extension_value(element: dict[str, Any], url: str) -> tuple[str, Any] | None
 
 
 def number(value: Any) -> Decimal | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
         return None
     try:
         return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)

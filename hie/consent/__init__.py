@@ -1,0 +1,1 @@
+"""Residents' consents to share their records, break-glass, and the access decision."""
