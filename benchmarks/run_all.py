@@ -13,6 +13,9 @@ bounded to about 10 minutes on 2 cores; ``--size tiny`` runs every figure in a m
   entries as plain creates;
 - a 10,000-entry batch: its time against validation alone of its entries, and the server's peak
   resident memory against the same process idle;
+- bulk ``$import`` on the embedded default (``hie serve``, one process, its own job thread storing
+  the lines): the same resources as synchronous batch Bundles of 1,000 entries to the same kind of
+  server; and that process's peak resident memory during the import against it idle;
 - CDA ingest over HTTP: lxml parse plus XSD validation of the same documents, per core, times
   the cores;
 - ``hie validate``: a bare parse of the same files;
@@ -58,6 +61,7 @@ SIZES: dict[str, dict[str, int]] = {
         "bundles": 2,
         "conditional": 40,
         "big_batch": 300,
+        "bulk": 400,
         "cda": 40,
         "validate_files": 6,
         "institutions": 20,
@@ -69,6 +73,7 @@ SIZES: dict[str, dict[str, int]] = {
         "bundles": 34,
         "conditional": 2382,
         "big_batch": 10_000,
+        "bulk": 10_000,
         "cda": 1000,
         "validate_files": 150,
         "institutions": 1000,
@@ -330,6 +335,78 @@ def big_batch(size: dict[str, int]) -> list[Figure]:
             idle,
             "the same process before the request",
             goal="< 200 MiB",
+        ),
+    ]
+
+
+def bulk_import(size: dict[str, int]) -> list[Figure]:
+    """``$import`` worked by the server's own job thread, against batch Bundles of the same
+    resources (Patients with ids, Encounters without), each on a fresh database and server."""
+    from benchmarks.bulk_import import resources
+
+    count = size["bulk"]
+    lines = list(resources(count))
+    ndjson = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in lines)
+    warm = {"resourceType": "Organization", "name": "warm-up"}
+
+    def warm_up(base: str, headers: dict[str, str]) -> None:
+        """Models, catalog and pool made before the clock starts, on either path."""
+        entry = {"resource": warm, "request": {"method": "POST", "url": "Organization"}}
+        body = {"resourceType": "Bundle", "type": "batch", "entry": [entry]}
+        httpx.post(f"{base}/fhir", json=body, headers=headers, timeout=120).raise_for_status()
+
+    with hospital_site() as site, serve(site.url, 1) as served:
+        warm_up(served.base, site.headers)
+        started = time.perf_counter()
+        with httpx.Client(timeout=600) as http:
+            for first in range(0, count, 1000):
+                entries = [
+                    {
+                        "resource": r,
+                        "request": (
+                            {"method": "PUT", "url": f"Patient/{r['id']}"}
+                            if "id" in r
+                            else {"method": "POST", "url": r["resourceType"]}
+                        ),
+                    }
+                    for r in lines[first : first + 1000]
+                ]
+                body = {"resourceType": "Bundle", "type": "batch", "entry": entries}
+                answer = http.post(f"{served.base}/fhir", json=body, headers=site.headers)
+                answer.raise_for_status()
+                statuses = [e["response"]["status"] for e in answer.json()["entry"]]
+                if any(not status.startswith("2") for status in statuses):
+                    raise RuntimeError(f"batch entries refused: {statuses[:3]}")
+        synchronous = count / (time.perf_counter() - started)
+    with hospital_site() as site, serve(site.url, 1) as served:
+        warm_up(served.base, site.headers)
+        idle = served.peak_rss_mib()
+        headers = {**site.headers, "Content-Type": "application/fhir+ndjson"}
+        started = time.perf_counter()
+        with httpx.Client(timeout=600) as http:
+            answer = http.post(f"{served.base}/fhir/$import", content=ndjson, headers=headers)
+            answer.raise_for_status()
+            job = answer.headers["Content-Location"]
+            while (status := http.get(job, headers=site.headers)).status_code == 202:
+                time.sleep(0.2)
+        seconds = time.perf_counter() - started
+        summary = status.json()
+        peak = served.peak_rss_mib()
+    return [
+        Figure(
+            "bulk $import, server's job thread",
+            count / seconds,
+            "resources/s",
+            synchronous,
+            "synchronous batch Bundles of the same resources",
+            detail={k: summary.get(k) for k in ("accepted", "rejected", "failed")},
+        ),
+        Figure(
+            "bulk $import: server peak RSS",
+            peak,
+            "MiB",
+            idle,
+            "the same process before the upload",
         ),
     ]
 
@@ -602,6 +679,7 @@ def http_site() -> Iterator[tuple[Site, Served]]:
 GROUPS: dict[str, Callable[[dict[str, int]], list[Figure]]] = {
     "conditional": conditional_batch,
     "big_batch": big_batch,
+    "bulk": bulk_import,
     "validate": validate_files,
     "monthly": monthly_figures,
     "dashboard": dashboard,

@@ -4,7 +4,7 @@ record version with its aggregates, or count the rejection, in the caller's tran
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 from uuid import UUID, uuid4
@@ -93,6 +93,9 @@ class Incoming:
     content_sha256: bytes
     raw_xml: bytes | None = None
     resource: dict[str, Any] | None = None
+    # The upload it came in, when not the arrival's (each line of a bulk job is an upload of
+    # its own, as if sent alone).
+    upload_id: UUID | None = None
 
 
 def store_record(
@@ -146,8 +149,11 @@ def store_records(
 ) -> list[Stored]:
     """:func:`store_record` of many records (no If-Match, none deleted), as if one after the
     other, in a few statements: the heads the chain and person keys need are read together,
-    and the versions with their aggregates are written together (``write_versions``)."""
-    persons = persons_in_upload or {}
+    and the versions with their aggregates are written together (``write_versions``).
+
+    A Patient among them counts for the records after it, as if it had been stored first;
+    ``persons_in_upload`` adds the request's other Patients (a Bundle's, wherever they are)."""
+    persons = dict(persons_in_upload or {})
     wanted: set[str] = set()
     for item in incoming:
         record = item.record
@@ -165,9 +171,11 @@ def store_records(
         chain_key = _chain_key(record, heads.get(record.replaces or ""), chains)
         chains[record.logical_id] = chain_key
         keys.append((chain_key, _person_key(record, persons, heads)))
+        if item.resource is not None and item.resource.get("resourceType") == "Patient":
+            persons[record.logical_id] = record.patient.person_key if record.patient else None
     news = [
         _new_version(
-            arrival,
+            _arrival_of(arrival, item),
             item.table,
             item.record,
             item.content_sha256,
@@ -206,7 +214,7 @@ def store_records(
                 )
     # The events of the versions written, in one statement of the same transaction.
     events = [
-        _accepted(arrival, item.table, item.record, result.head.version, False)
+        _accepted(_arrival_of(arrival, item), item.table, item.record, result.head.version, False)
         for result, item in zip(results, incoming, strict=True)
         if result.written and result.head is not None
     ]
@@ -216,6 +224,12 @@ def store_records(
         Stored(result, item.record, item.table, chain_key, person_key)
         for result, item, (chain_key, person_key) in zip(results, incoming, keys, strict=True)
     ]
+
+
+def _arrival_of(arrival: Arrival, item: Incoming) -> Arrival:
+    if item.upload_id is None or item.upload_id == arrival.upload_id:
+        return arrival
+    return replace(arrival, upload_id=item.upload_id)
 
 
 def _chain_key(record: NormalizedRecord, parent: Head | None, earlier: Mapping[str, str]) -> str:

@@ -18,6 +18,8 @@ FIGURES = (
     "conditional batch",
     "-entry batch Bundle",
     "-entry batch: server peak RSS",
+    "bulk $import, server's job thread",
+    "bulk $import: server peak RSS",
     "CDA ingest over HTTP",
     "hie validate, one process",
     "hie validate --jobs",

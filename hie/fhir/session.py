@@ -195,17 +195,27 @@ class WriteSession:
         )
         return self._stored(prepared, stored, if_match)
 
-    def store_many(self, prepared: list[Prepared]) -> list[Written]:
+    def store_many(
+        self, prepared: list[Prepared], upload_ids: Sequence[uuid.UUID] | None = None
+    ) -> list[Written]:
         """:meth:`store` of many resources (no If-Match), in a few statements whatever their
-        number; a resource carrying a CDA document is stored on its own."""
+        number; a resource carrying a CDA document is stored on its own. ``upload_ids``: the
+        upload each resource came in, when each is one of its own (a bulk job's lines; those
+        carry no CDA document)."""
         written: list[Written | None] = [None] * len(prepared)
         plain = [i for i, p in enumerate(prepared) if not cda_attachment(p.resource)]
         stored = store_records(
             self.conn,
             self.arrival,
             [
-                Incoming(p.table, p.record, p.sha256, resource=p.resource)
-                for p in (prepared[i] for i in plain)
+                Incoming(
+                    prepared[i].table,
+                    prepared[i].record,
+                    prepared[i].sha256,
+                    resource=prepared[i].resource,
+                    upload_id=upload_ids[i] if upload_ids is not None else None,
+                )
+                for i in plain
             ],
             immutable=False,
             persons_in_upload=self.persons,

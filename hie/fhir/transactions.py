@@ -128,13 +128,25 @@ class Transactions:
         """Record a refused write: its upload row, and one rejection per resource in it."""
         arrival = self.arrival(call.scope)
         self.partitions.ensure_for(arrival.received_at)
-        upload = Upload(body, "rejected", answer.status, 0, max(1, len(rules)))
         with self.database.transaction() as tx:
-            record_upload(tx.conn, self.upload_row(call, arrival, upload, answer.body or {}))
-            for resource_rules in rules or [[]]:
-                reject(tx.conn, arrival, resource_rules or [REQUEST.id])
-            self.audit(tx.conn, call, answer.status, [])
+            self.record_rejected(tx.conn, call, arrival, answer, body, rules)
         return answer
+
+    def record_rejected(
+        self,
+        conn: Connection,
+        call: Call,
+        arrival: Arrival,
+        answer: Answer,
+        body: bytes,
+        rules: list[list[str]],
+    ) -> None:
+        """:meth:`rejected` in the caller's transaction."""
+        upload = Upload(body, "rejected", answer.status, 0, max(1, len(rules)))
+        record_upload(conn, self.upload_row(call, arrival, upload, answer.body or {}))
+        for resource_rules in rules or [[]]:
+            reject(conn, arrival, resource_rules or [REQUEST.id])
+        self.audit(conn, call, answer.status, [])
 
     def refused(
         self, call: Call, status: int, report: Report, body: bytes, resources: int = 1

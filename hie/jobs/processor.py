@@ -1,13 +1,20 @@
-"""Working a job: split its stored body into items, then store each item through the very path
-a synchronous upload takes (``FhirServer`` for an NDJSON line, ``submit_cda`` for a zip entry),
-so that it is validated, normalized, counted, audited and receipted the same way.
+"""Working a job: split its stored body into items, then store them so that each is validated,
+normalized, counted, audited and receipted as the synchronous upload of it would be.
+
+NDJSON lines are checked one by one and the range a task holds is written in one transaction
+(``hie.fhir.imports``, the way a batch Bundle writes a group of entries), each line keeping its
+own upload row, audit entry, event and person link. Zip entries (CDA documents), a line that
+cannot join a group, a group that failed for one of its lines, and a range that comes back after
+its worker died go one by one through the very path a synchronous upload takes (``FhirServer``
+for a line, ``submit_cda`` for a zip entry).
 
 Exactly once: an item's state moves out of ``pending`` inside the transaction that stores its
-record (:class:`ItemAgent` claims it when the write path records its audit entry, the last
-statement before the commit). A second delivery of the same item finds it claimed and rolls its
-own work back. Errors: the transient ones (the database unreachable) propagate, for the caller
-to retry later; any other exception is the item's own fault: it is recorded as failed, with its
-reason, and the rest of the job goes on.
+record (a group claims its items first; one by one, :class:`ItemAgent` claims the item when the
+write path records its audit entry, the last statement before the commit). A second delivery of
+the same item finds it claimed and writes nothing (or rolls its own work back). Errors: the
+transient ones (the database unreachable) propagate, for the caller to retry later; any other
+exception is the item's own fault: it is recorded as failed, with its reason, and the rest of
+the job goes on.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -23,11 +31,13 @@ import psycopg
 
 from hie.audit import Agent
 from hie.auth import Principal
+from hie.catalog import Catalog
 from hie.cda.submission import CdaPipeline, submit_cda
 from hie.config import Settings
 from hie.errors import HieError
 from hie.fhir.access import Scope
 from hie.fhir.calls import Call
+from hie.fhir.imports import Checked, Line, check, refused_line, together, write_lines
 from hie.fhir.responses import FHIR_JSON, Answer, Preferences
 from hie.fhir.server import FhirServer, supported_types
 from hie.jobs.split import ChunkReader, Limits, ndjson_items, zip_items
@@ -40,6 +50,7 @@ from hie.storage.jobs import (
     add_items,
     chunks,
     claim_item,
+    claim_items,
     clear_items,
     count_attempt,
     describe_items,
@@ -49,6 +60,7 @@ from hie.storage.jobs import (
     pending_ranges,
     read_chunk,
     set_state,
+    settle_items,
     touch,
 )
 from hie.validators.cda import CdaSchema
@@ -63,6 +75,9 @@ ITEMS_PER_TASK = 200
 # worker (memory, a crash in a library): it is set aside as failed. (Celery workers leave
 # that to the quorum queue's delivery limit and the dead letters: hie.workers.ingest.)
 MAX_ATTEMPTS = 3
+
+# Errors after which a run of lines written together is worked again one line at a time.
+RERUN = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 FAILED = "bulk.item.error"
 CRASHED = "bulk.item.crashed"
@@ -80,11 +95,31 @@ class ItemTaken(Exception):
 
 
 @dataclass(frozen=True)
-class ItemAgent(Agent):
-    """The job's submitter in the audit trail, and the hook that claims the item in the write's
-    own transaction (the write path records its audit entry last, just before the commit)."""
+class JobAgent(Agent):
+    """The job's submitter in the audit trail: each entry names the job."""
 
     job_id: UUID | None = None
+
+    def record(
+        self,
+        conn: Connection,
+        action: str,
+        target: str | None,
+        *,
+        status: int = 200,
+        wait: bool = True,
+        **detail: Any,
+    ) -> None:
+        super().record(
+            conn, action, target, status=status, wait=wait, job=str(self.job_id), **detail
+        )
+
+
+@dataclass(frozen=True)
+class ItemAgent(JobAgent):
+    """:class:`JobAgent` of one item, and the hook that claims the item in the write's own
+    transaction (the write path records its audit entry last, just before the commit)."""
+
     seq: int = 0
     claims: list[int] = field(default_factory=list, compare=False)
 
@@ -108,9 +143,7 @@ class ItemAgent(Agent):
             if not claim_item(conn, self.job_id, self.seq, state, status):
                 raise ItemTaken
             self.claims.append(self.seq)
-        super().record(
-            conn, action, target, status=status, wait=wait, job=str(self.job_id), **detail
-        )
+        super().record(conn, action, target, status=status, wait=wait, **detail)
 
 
 @dataclass
@@ -214,6 +247,7 @@ class JobProcessor:
             if job is None or job.state != "running":
                 return result
             items = pending_items(conn, job_id, first, last)
+            alone = False
             if items:
                 # Items are worked in order: when a range comes back after its worker died,
                 # its first pending item is the one that was in hand. One that keeps killing
@@ -226,31 +260,124 @@ class JobProcessor:
                     )
                     result.failed += 1
                     items = items[1:]
+                # A range worked before (its worker died, or the database went away) is worked
+                # one item at a time: an item that kills its worker is then the one in hand.
+                alone = attempts > 1
             types = supported_types(self.fhir.catalogs.get(conn))
-            described: list[tuple[int, str | None, dict[str, Any]]] = []
-            for item in items:
-                try:
-                    outcome = self._one(conn, job, item, types)
-                except ItemTaken:
-                    result.skipped += 1
-                    continue
-                except TRANSIENT:
-                    raise
-                except Exception as exc:
-                    # Not the database's fault: this item's. Recorded, and the job goes on.
-                    log.exception("item %s of job %s failed", item.name, job_id)
-                    message = f"processing failed: {type(exc).__name__}"
-                    claim_item(conn, job_id, item.seq, "failed", 500, FAILED, _outcome(message))
-                    result.failed += 1
-                    continue
-                if outcome is not None:
-                    described.append(outcome)
-                result.done += 1
-            if described:
-                describe_items(conn, job_id, described)
+            if job.kind == "fhir-ndjson" and not alone:
+                self._together(conn, job, items, types, result)
+            else:
+                self._one_by_one(conn, job, items, types, result)
             touch(conn, job_id)
             result.finished = finish_if_done(conn, job_id)
         return result
+
+    def _one_by_one(
+        self, conn: Connection, job: Job, items: list[Item], types: list[str], result: Processed
+    ) -> None:
+        """Each item in a transaction of its own, through the synchronous endpoints' path."""
+        described: list[tuple[int, str | None, dict[str, Any]]] = []
+        for item in items:
+            try:
+                outcome = self._one(conn, job, item, types)
+            except ItemTaken:
+                result.skipped += 1
+                continue
+            except TRANSIENT:
+                raise
+            except Exception as exc:
+                # Not the database's fault: this item's. Recorded, and the job goes on.
+                log.exception("item %s of job %s failed", item.name, job.id)
+                message = f"processing failed: {type(exc).__name__}"
+                claim_item(conn, job.id, item.seq, "failed", 500, FAILED, _outcome(message))
+                result.failed += 1
+                continue
+            if outcome is not None:
+                described.append(outcome)
+            result.done += 1
+        if described:
+            describe_items(conn, job.id, described)
+
+    def _together(
+        self, conn: Connection, job: Job, items: list[Item], types: list[str], result: Processed
+    ) -> None:
+        """NDJSON lines checked one by one, then written in runs of one transaction each (as a
+        batch Bundle writes its entries); a line that cannot join a run (a CDA document inside,
+        or its check failed unexpectedly) takes the one-by-one path between the runs."""
+        if job.institution_code is None:  # an $import always acts for one
+            raise ValueError("an NDJSON job without an institution")
+        scope = Scope(job.institution_code, job.token_id, job.received_at)
+        catalog, declared = self.fhir.context(scope)
+        agent = JobAgent(job.actor, job.role, job.institution_code, job.address, job.id)
+        run: list[tuple[Item, Checked]] = []
+        for item in items:
+            checked: Checked | None = None
+            if item.data is not None:
+                try:
+                    line = self._fhir_line(job, item.seq, item.data, agent, types)
+                    checked = (
+                        line
+                        if isinstance(line, Checked)
+                        else check(self.fhir, line, catalog, declared)
+                    )
+                except TRANSIENT:
+                    raise
+                except Exception:
+                    checked = None  # the one-by-one path records why, as it always has
+            if checked is not None and together(checked):
+                run.append((item, checked))
+                continue
+            self._write_run(conn, job, catalog, run, types, result)
+            run = []
+            self._one_by_one(conn, job, [item], types, result)
+        self._write_run(conn, job, catalog, run, types, result)
+
+    def _write_run(
+        self,
+        conn: Connection,
+        job: Job,
+        catalog: Catalog,
+        run: list[tuple[Item, Checked]],
+        types: list[str],
+        result: Processed,
+    ) -> None:
+        if not run:
+            return
+
+        def claim(tx: Connection, stored: Mapping[int, bool]) -> set[int]:
+            # The job's bytes were committed before its 202: the lines' commit need not wait
+            # for the disk. Lost in a crash of PostgreSQL, the records and the claims go
+            # together (one transaction), and the lines are simply worked again.
+            tx.execute("set local synchronous_commit = off")
+            return claim_items(
+                tx, job.id, {seq: "accepted" if ok else "rejected" for seq, ok in stored.items()}
+            )
+
+        def settle(tx: Connection, answers: Mapping[int, Answer]) -> None:
+            settle_items(
+                tx, job.id, [(seq, *_described(answer)) for seq, answer in answers.items()]
+            )
+
+        try:
+            answers = write_lines(
+                self.fhir, catalog, [c for _, c in run], claim=claim, settle=settle
+            )
+        except Exception as exc:
+            if isinstance(exc, TRANSIENT) and not isinstance(exc, RERUN):
+                raise  # the database went away: the task retries the range later
+            # One line sank the run (a conflict, a value the database refuses): nothing of it
+            # stays, and each line is worked on its own, so that it fails alone.
+            log.warning(
+                "items %s-%s of job %s stored one by one: %s",
+                run[0][0].name,
+                run[-1][0].name,
+                job.id,
+                type(exc).__name__,
+            )
+            self._one_by_one(conn, job, [item for item, _ in run], types, result)
+            return
+        result.done += len(answers)
+        result.skipped += len(run) - len(answers)
 
     def _one(
         self, conn: Connection, job: Job, item: Item, types: list[str]
@@ -270,9 +397,11 @@ class JobProcessor:
                 raise ItemTaken
         return item.seq, first_rule(body) if status >= 300 else None, body
 
-    def _fhir_item(
-        self, job: Job, data: bytes, agent: ItemAgent, types: list[str]
-    ) -> tuple[int, dict[str, Any]]:
+    def _fhir_line(
+        self, job: Job, seq: int, data: bytes, agent: Agent, types: list[str]
+    ) -> Line | Checked:
+        """The line as the request the synchronous endpoint would have had, or its refusal
+        (a type not served here: not counted, as no endpoint takes it)."""
         if job.institution_code is None:  # an $import always acts for one
             raise ValueError("an NDJSON job without an institution")
         try:
@@ -282,11 +411,6 @@ class JobProcessor:
         kind = head.get("resourceType") if isinstance(head, dict) else None
         resource_id = head.get("id") if isinstance(head, dict) else None
         kind = kind if isinstance(kind, str) else "Unknown"
-        if isinstance(head, dict) and kind not in types:
-            message = f"resource type {kind!r} is not served here"
-            return 404, operation_outcome(
-                [OutcomeIssue("error", "not-supported", message, rule=UNSUPPORTED)]
-            )
         update = isinstance(resource_id, str) and _RESOURCE_ID.fullmatch(resource_id) is not None
         call = Call(
             Scope(job.institution_code, job.token_id, job.received_at),
@@ -297,14 +421,28 @@ class JobProcessor:
             action="fhir.update" if update else "fhir.create",
             target=f"{kind}/{resource_id}" if update else kind,
         )
-        answer: Answer
-        if update:
-            answer = self.fhir.update(call, kind, str(resource_id), data, if_match=None)
+        line = Line(seq, call, data, kind, str(resource_id) if update else None)
+        if isinstance(head, dict) and kind not in types:
+            message = f"resource type {kind!r} is not served here"
+            body = operation_outcome(
+                [OutcomeIssue("error", "not-supported", message, rule=UNSUPPORTED)]
+            )
+            return refused_line(line, Answer(404, body, outcome=body))
+        return line
+
+    def _fhir_item(
+        self, job: Job, data: bytes, agent: ItemAgent, types: list[str]
+    ) -> tuple[int, dict[str, Any]]:
+        line = self._fhir_line(job, agent.seq, data, agent, types)
+        if isinstance(line, Checked):
+            answer = line.refusal or Answer(400)
+        elif line.resource_id is not None:
+            answer = self.fhir.update(
+                line.call, line.resource_type, line.resource_id, line.body, if_match=None
+            )
         else:
-            answer = self.fhir.create(call, kind, data, None)
-        if answer.status < 300:
-            return answer.status, {"location": answer.location or answer.headers.get("Location")}
-        return answer.status, answer.body or {}
+            answer = self.fhir.create(line.call, line.resource_type, line.body, None)
+        return answer.status, _described(answer)[2]
 
     def _cda_item(self, job: Job, data: bytes, agent: ItemAgent) -> tuple[int, dict[str, Any]]:
         principal = Principal(job.token_id or 0, job.role, job.institution_code)
@@ -326,6 +464,14 @@ class JobProcessor:
                 "document": receipt.body.get("document"),
             }
         return receipt.status, receipt.body
+
+
+def _described(answer: Answer) -> tuple[int, str | None, dict[str, Any]]:
+    """An item's status, first refusing rule and outcome (where it was stored, or why not)."""
+    if answer.status < 300:
+        return answer.status, None, {"location": answer.location or answer.headers.get("Location")}
+    body = answer.body or {}
+    return answer.status, first_rule(body), body
 
 
 def first_rule(body: dict[str, Any]) -> str | None:

@@ -7,7 +7,7 @@ the second finds it claimed and rolls its own work back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -262,6 +262,47 @@ def claim_item(
         (state, status, error_code, Jsonb(outcome) if outcome is not None else None, job_id, seq),
     ).fetchone()
     return row is not None
+
+
+def claim_items(conn: Connection, job_id: UUID, states: Mapping[int, str]) -> set[int]:
+    """:func:`claim_item` of many items at once (seq → state); the seqs claimed, the others
+    were not pending any more. Status and outcome follow (:func:`settle_items`)."""
+    seqs = sorted(states)
+    rows = conn.execute(
+        """
+        update bulk_job_item i set state = c.state, updated_at = now()
+        from unnest(%s::integer[], %s::text[]) as c(seq, state)
+        where i.job_id = %s and i.seq = c.seq and i.state = 'pending'
+        returning i.seq
+        """,
+        (seqs, [states[seq] for seq in seqs], job_id),
+    ).fetchall()
+    return {int(r["seq"]) for r in rows}
+
+
+def settle_items(
+    conn: Connection, job_id: UUID, outcomes: list[tuple[int, int, str | None, dict[str, Any]]]
+) -> None:
+    """The status, first refusing rule and outcome of items claimed by :func:`claim_items`
+    (seq, status, code, outcome), in one statement."""
+    if not outcomes:
+        return
+    conn.execute(
+        """
+        update bulk_job_item i
+        set status = o.status, error_code = o.code, outcome = o.outcome
+        from unnest(%s::integer[], %s::integer[], %s::text[], %s::jsonb[])
+            as o(seq, status, code, outcome)
+        where i.job_id = %s and i.seq = o.seq
+        """,
+        (
+            [o[0] for o in outcomes],
+            [o[1] for o in outcomes],
+            [o[2] for o in outcomes],
+            [Jsonb(o[3]) for o in outcomes],
+            job_id,
+        ),
+    )
 
 
 def describe_items(

@@ -14,15 +14,16 @@ from hie.jobs.processor import JobProcessor
 from hie.workers import app
 from tests.faults.conftest import POISON
 
-_fhir_item = JobProcessor._fhir_item
+# Where every NDJSON line is read, whether it is then written with others or alone.
+_fhir_line = JobProcessor._fhir_line
 
 
-def _crash_on_poison(self: JobProcessor, job: Any, data: bytes, *args: Any) -> Any:
+def _crash_on_poison(self: JobProcessor, job: Any, seq: int, data: bytes, *args: Any) -> Any:
     if POISON.encode() in data:
         os.kill(os.getpid(), signal.SIGKILL)
-    return _fhir_item(self, job, data, *args)
+    return _fhir_line(self, job, seq, data, *args)
 
 
-setattr(JobProcessor, "_fhir_item", _crash_on_poison)  # noqa: B010 (a method replaced)
+setattr(JobProcessor, "_fhir_line", _crash_on_poison)  # noqa: B010 (a method replaced)
 
 __all__ = ["app"]

@@ -408,7 +408,9 @@ def test_rabbitmq_stopped_during_an_import_and_started_again(
     back, the quorum queues kept every message not yet acknowledged, and the ranges worked
     twice (their acknowledgement lost with the connection) store nothing twice. The web app,
     its connection to the broker gone meanwhile, queues the next upload's job at once."""
-    count = 400
+    # Six ranges of 200 lines, each written in one transaction: the import is still running
+    # when the broker goes (with 400 lines the two first ranges could end it at once).
+    count = 1200
     made = make_platform(make_database(), private_rabbitmq.url, tmp_path)
     configure(made.settings)
     try:

@@ -23,14 +23,17 @@ def test_poison_item_then_failed_then_retry(
     bulk_settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    original = JobProcessor._fhir_item
+    # A fault where every NDJSON line is read, whether it is written with others or alone.
+    original = JobProcessor._fhir_line
 
-    def poisoned(self: JobProcessor, job: Any, data: bytes, agent: Any, types: Any) -> Any:
+    def poisoned(
+        self: JobProcessor, job: Any, seq: int, data: bytes, agent: Any, types: Any
+    ) -> Any:
         if b"poison" in data:
             raise RuntimeError("a fault in the platform")
-        return original(self, job, data, agent, types)
+        return original(self, job, seq, data, agent, types)
 
-    monkeypatch.setattr(JobProcessor, "_fhir_item", poisoned)
+    monkeypatch.setattr(JobProcessor, "_fhir_line", poisoned)
     lines = resources(6)
     lines[2]["name"] = [{"text": "poison"}]
     answer = client.post(
@@ -58,7 +61,7 @@ def test_poison_item_then_failed_then_retry(
     shown = cli.invoke(app, ["jobs", "show", job])
     assert "3: failed" in shown.output
 
-    monkeypatch.setattr(JobProcessor, "_fhir_item", original)
+    monkeypatch.setattr(JobProcessor, "_fhir_line", original)
     retried = cli.invoke(app, ["jobs", "retry", job])
     assert retried.exit_code == 0, retried.output
     summary = client.get(url, headers=auth(tokens.h1)).json()
