@@ -4,6 +4,8 @@ history, through the same decision as the FHIR API."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -134,7 +136,12 @@ def test_a_fhir_document_opens_in_the_browser_through_the_same_access_decision(
     assert "<h1>门（急）诊病历</h1>" in opened.text
     assert "<h2>主诉</h2><div>头痛三天</div>" in opened.text
     assert "女 female" in opened.text and "省人民医院" in opened.text and "李医生" in opened.text
-    assert "script-src" not in opened.headers["content-security-policy"]
+    policy = opened.headers["content-security-policy"]
+    assert "script-src" not in policy and "'unsafe-inline'" not in policy
+    # Its one inline style block, and only that, is allowed (by its hash).
+    style = opened.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in policy
     [entry] = entries(database, "dashboard.resident.document")
     assert entry["detail"]["status"] == 200 and entry["detail"]["resources"] == ["H2:Bundle/doc1"]
 
