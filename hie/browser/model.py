@@ -117,7 +117,7 @@ class Entry:
     type_zh: str
     type_en: str
     when: datetime
-    openable: bool  # a CDA document: its rendering can be opened
+    openable: bool  # a CDA document or a FHIR document Bundle: its rendering can be opened
     classes: frozenset[str]  # what a consent's provision.class is checked against
 
     @property
@@ -159,7 +159,7 @@ def entry_of(row: TimelineRow) -> Entry:
         type_zh=row.table_zh or resource_type,
         type_en=row.table_en or resource_type,
         when=when,
-        openable=row.cda,
+        openable=row.cda or resource_type == "Bundle",
         classes=classes_of(row.table_code, row.logical_id, row.cda),
     )
 

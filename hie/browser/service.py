@@ -21,14 +21,15 @@ from hie.browser.model import (
 )
 from hie.consent.model import DENIED_MESSAGE, AccessRequest, Consent, Verdict, covered
 from hie.consent.service import audit_detail, consents_for, decide_access
-from hie.documents.render import render_cda
+from hie.documents.model import CDA_MEDIA_TYPE, FHIR_MEDIA_TYPE, fhir_document_bytes
+from hie.documents.render import render_document
+from hie.documents.service import is_fhir_document
 from hie.errors import PermissionDenied
 from hie.persons import service as persons
 from hie.storage import Connection
 from hie.storage import timeline as store
 from hie.storage.records import get_head, read_version
 from hie.storage.timeline import LinkedRecord
-from hie.validators.xml import parse_xml
 
 MAX_RESIDENTS = 50
 MAX_MATCHED_RECORDS = 500
@@ -253,7 +254,8 @@ def _why(decisions: _Decisions) -> str:
 @dataclass(frozen=True)
 class Opened:
     entry: Entry
-    data: bytes  # the document as uploaded
+    data: bytes  # the document as ITI-68 serves it (a FHIR document: its stored form as JSON)
+    content_type: str
     access: Access
     audit: dict[str, Any]
 
@@ -266,9 +268,9 @@ def open_document(
     record_id: str,
     break_glass: str | None,
 ) -> Opened:
-    """One CDA document of the resident, as uploaded, decided for its own classes (a consent
-    granting other classes does not open it). Refused, missing, or not the resident's: the
-    same PermissionDenied."""
+    """One CDA document or FHIR document Bundle of the resident, as ITI-68 serves it, decided
+    for its own classes (a consent granting other classes does not open it). Refused, missing,
+    or not the resident's: the same PermissionDenied."""
     require_reader(principal)
     target = f"{institution}:{record_id}"
     if persons.person_of_record(conn, institution, record_id) != person_id:
@@ -276,7 +278,14 @@ def open_document(
     row = store.timeline_row(conn, institution, record_id)
     head = get_head(conn, institution, record_id)
     version = None if head is None else read_version(conn, head)
-    if row is None or not row.cda or version is None or version.get("raw_xml") is None:
+    if row is None or version is None:
+        raise Refused(person_id, "no such document")
+    bundle = version.get("resource")
+    if row.cda and version.get("raw_xml") is not None:
+        data, content_type = bytes(version["raw_xml"]), CDA_MEDIA_TYPE
+    elif isinstance(bundle, dict) and is_fhir_document(bundle):
+        data, content_type = fhir_document_bytes(bundle), FHIR_MEDIA_TYPE
+    else:
         raise Refused(person_id, "no such document")
     entry = entry_of(row)
     verdict = decide_access(
@@ -292,7 +301,8 @@ def open_document(
         raise Refused(person_id, verdict.why)
     return Opened(
         entry,
-        bytes(version["raw_xml"]),
+        data,
+        content_type,
         access_of(verdict),
         audit_detail([(person_id, verdict)], [entry.resource]),
     )
@@ -300,7 +310,9 @@ def open_document(
 
 def rendered(opened: Opened) -> str:
     """The opened document as the MHD retrieval renders it (ITI-68 as HTML): one renderer."""
-    parsed = parse_xml(opened.data)
-    if parsed.tree is None:  # never: the stored bytes passed validation
+    page = render_document(
+        opened.content_type, opened.data, institution=opened.entry.institution_name
+    )
+    if page is None:  # never: the stored bytes passed validation
         raise Refused(0, "the stored document cannot be read")
-    return render_cda(parsed.tree)
+    return page

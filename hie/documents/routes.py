@@ -3,8 +3,8 @@ DocumentReference's ``content.attachment.url``.
 
 The bytes exactly as uploaded, with their media type (a FHIR document Bundle: its stored form as
 JSON, or FHIR XML when asked with ``Accept: application/fhir+xml`` or ``?_format=xml``); a CDA
-document as a readable HTML page when asked (``Accept: text/html`` or ``?_format=html``; 406 for
-a FHIR document, which has no rendering), under a Content-Security-Policy that allows no
+document or a FHIR document Bundle as a readable HTML page when asked (``Accept: text/html`` or
+``?_format=html``; :mod:`hie.documents.render`), under a Content-Security-Policy that allows no
 script, no request and no frame. Another institution's document is retrieved under the
 resident's consent or by break-glass (``X-Break-Glass: <reason>``), as
 :func:`hie.documents.service.readable` decides. Every retrieval, allowed or not, is in the audit
@@ -21,15 +21,12 @@ from fastapi.responses import Response
 
 from hie.audit import Agent, address_of, record_read, status_of
 from hie.consent.model import BREAK_GLASS_HEADER, break_glass_reason
-from hie.documents.model import CDA_MEDIA_TYPE, FHIR_MEDIA_TYPE
-from hie.documents.render import render_cda
+from hie.documents.model import FHIR_MEDIA_TYPE
+from hie.documents.render import render_document
 from hie.documents.service import Refused, retrieve
 from hie.errors import NotFound
 from hie.fhir.xml_format import FHIR_XML, to_fhir_xml, wants_xml
-from hie.http.errors import outcome_response
 from hie.http.security import DatabaseDep, PrincipalDep
-from hie.outcome import OutcomeIssue
-from hie.validators.xml import parse_xml
 
 router = APIRouter(tags=["documents"])
 
@@ -48,9 +45,10 @@ def wants_html(request: Request) -> bool:
 
 @router.get(
     "/documents/{document_id}",
-    summary="Retrieve a document (IHE MHD ITI-68): the original bytes, or HTML for a CDA",
+    summary="Retrieve a document (IHE MHD ITI-68): the original bytes, or its HTML rendering",
     response_description="200 the document as uploaded (application/hl7-cda+xml for CDA), or "
-    "its HTML rendering; 403 no readable document has this id; 404 (admin) none has it",
+    "its HTML rendering (a CDA document, a FHIR document Bundle); 403 no readable document has "
+    "this id; 404 (admin) none has it",
 )
 async def retrieve_document(
     request: Request, document_id: str, principal: PrincipalDep, database: DatabaseDep
@@ -75,16 +73,6 @@ async def retrieve_document(
             raise
         entry, data = retrieved.entry, retrieved.data
         fhir = entry.content_type == FHIR_MEDIA_TYPE
-        if html and fhir:
-            record_read(database, agent, "mhd.retrieve", target, status=406, **retrieved.audit)
-            issue = OutcomeIssue(
-                "error",
-                "not-supported",
-                "a FHIR document Bundle has no HTML rendering (only CDA documents have one); ask "
-                "for application/fhir+json or application/fhir+xml",
-                expression="Accept",
-            )
-            return outcome_response(406, [issue])
         record_read(
             database,
             agent,
@@ -95,11 +83,12 @@ async def retrieve_document(
             format="html" if html else "original",
             **retrieved.audit,
         )
-        if html and entry.content_type == CDA_MEDIA_TYPE:
-            parsed = parse_xml(data)
-            if parsed.tree is not None:
+        if html:
+            custodian = entry.resource.get("custodian") or {}
+            page = render_document(entry.content_type, data, institution=custodian.get("display"))
+            if page is not None:
                 return Response(
-                    render_cda(parsed.tree),
+                    page,
                     media_type="text/html; charset=utf-8",
                     headers={"Content-Security-Policy": HTML_POLICY},
                 )

@@ -8,17 +8,26 @@ needs inline script) and ``/healthz`` get neither, having nothing personal.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hie.documents.render.page import STYLE as DOCUMENT_STYLE
 
 NO_STORE_PREFIXES = ("/api", "/fhir", "/cda", "/documents", "/dashboard")
 
 ALWAYS = {"X-Content-Type-Options": "nosniff"}
 PRIVATE = {"Cache-Control": "no-store"}
+# A document opened in the record browser is the MHD rendering, whose one inline style block is
+# allowed by its hash (no other inline style is).
+_DOCUMENT_STYLE_HASH = base64.b64encode(hashlib.sha256(DOCUMENT_STYLE.encode()).digest()).decode()
 # Nothing is loaded from elsewhere (the users sit in a closed network), no script is needed, and
 # the pages hold patient-adjacent figures: no framing, no referrer leaks.
 DASHBOARD = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; "
+    "Content-Security-Policy": "default-src 'none'; "
+    f"style-src 'self' 'sha256-{_DOCUMENT_STYLE_HASH}'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",

@@ -4,6 +4,8 @@ history, through the same decision as the FHIR API."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +121,43 @@ def test_a_clinician_reads_another_hospitals_document_only_while_consent_is_gran
     ]
     assert opened_entry[0]["detail"]["consents"] == ["H1/Consent/chen-share"]
     assert opened_entry[0]["detail"]["resources"] == [f"H1:{DISCHARGE}"]
+
+
+def test_a_fhir_document_opens_in_the_browser_through_the_same_access_decision(
+    client: TestClient, database: Database, region: Region
+) -> None:
+    url = f"/dashboard/residents/{region.person}/records/H2/Bundle%2Fdoc1"  # as linked
+    sign_in(client, region.tokens["clinician_h2"])
+    page = timeline(client, region)
+    row = page.text[page.text.index('data-record="Bundle/doc1"') :]
+    assert f'href="{url}"' in row[: row.index("</tr>")]  # it can be opened
+    opened = client.get(url)
+    assert opened.status_code == 200, opened.text
+    assert "<h1>门（急）诊病历</h1>" in opened.text
+    assert "<h2>主诉</h2><div>头痛三天</div>" in opened.text
+    assert "女 female" in opened.text and "省人民医院" in opened.text and "李医生" in opened.text
+    policy = opened.headers["content-security-policy"]
+    assert "script-src" not in policy and "'unsafe-inline'" not in policy
+    # Its one inline style block, and only that, is allowed (by its hash).
+    style = opened.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in policy
+    [entry] = entries(database, "dashboard.resident.document")
+    assert entry["detail"]["status"] == 200 and entry["detail"]["resources"] == ["H2:Bundle/doc1"]
+
+    # At H1, without her consent for H1: refused as a missing document is; by break-glass: shown.
+    sign_in(client, region.tokens["clinician_h1"])
+    refused = client.get(url)
+    assert refused.status_code == 403 and "头痛三天" not in refused.text
+    form = timeline(client, region)
+    glass = client.post(url, data={"csrf": csrf_of(form.text), "reason": "急诊 emergency"})
+    assert glass.status_code == 200 and "头痛三天" in glass.text
+    with database.connection() as conn:
+        flagged = conn.execute("select target from break_glass order by id").fetchall()
+    assert flagged[-1]["target"] == "H2:Bundle/doc1"
+    opened_entries = entries(database, "dashboard.resident.document")
+    assert [e["detail"]["status"] for e in opened_entries] == [200, 403, 200]
+    assert opened_entries[-1]["detail"]["break_glass"] == "急诊 emergency"
 
 
 def test_a_consent_granting_some_classes_shows_those_only(

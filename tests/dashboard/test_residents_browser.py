@@ -1,5 +1,6 @@
 """The record browser in Chromium: a clinician at H2 finds a resident, sees only her own
-hospital's entries, breaks the glass with a reason, and opens H1's discharge summary."""
+hospital's entries, breaks the glass with a reason, opens H1's discharge summary, and opens her
+FHIR outpatient record."""
 
 from __future__ import annotations
 
@@ -82,6 +83,15 @@ def test_a_clinician_finds_a_resident_breaks_the_glass_and_opens_a_document(
     assert page.locator("html").get_attribute("lang") == "en"
     assert page.locator("#timeline-title").inner_text().startswith("Timeline of records")
     assert page.locator("#timeline tbody tr").count() == 2  # no glass broken this time
+
+    # Her outpatient record at H2 is a FHIR document: it opens as a page too.
+    page.locator('#timeline tr[data-record="Bundle/doc1"] a.open').click()
+    page.wait_for_load_state()
+    assert page.locator("h1").inner_text() == "门（急）诊病历"
+    assert page.locator("section h2").inner_text() == "主诉"
+    assert "头痛三天" in page.locator("section").inner_text()
+    assert "省人民医院" in page.locator("dl").inner_text()
+    page.screenshot(path=artifacts / "resident-fhir-document.png", full_page=True)
 
     with database.connection() as conn:
         flags = conn.execute("select target from break_glass order by id").fetchall()

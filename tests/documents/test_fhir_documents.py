@@ -80,9 +80,19 @@ def test_a_stored_fhir_document_is_found_and_retrieved(client: TestClient, token
     root = etree.fromstring(as_xml.content)
     assert root.tag == "{http://hl7.org/fhir}Bundle"
 
-    html = client.get(attachment["url"], headers=auth(tokens.a, Accept="text/html"))
-    assert html.status_code == 406
-    assert "no HTML rendering" in html.json()["issue"][0]["diagnostics"]
+    for asked in ({"Accept": "text/html"}, {"_format": "html"}):
+        query = {"_format": asked["_format"]} if "_format" in asked else None
+        headers = auth(tokens.a, Accept=asked.get("Accept", "application/fhir+json"))
+        html = client.get(attachment["url"], params=query, headers=headers)
+        assert html.status_code == 200, html.text
+        assert html.headers["content-type"].startswith("text/html")
+        assert "script-src" not in html.headers["content-security-policy"]
+        assert "default-src 'none'" in html.headers["content-security-policy"]
+        page = html.text
+        assert "<title>门（急）诊病历</title>" in page
+        assert "<h2>主诉</h2><div>头痛三天</div>" in page
+        assert "男 male" in page and "1949-12-31" in page and "李医生" in page
+        assert "2019-07-01 09:30" in page and "final" in page
 
 
 def test_a_new_version_of_a_fhir_document_supersedes_the_old(

@@ -1,5 +1,7 @@
 """A CDA document as a readable HTML page (ITI-68 with ``Accept: text/html``). Pure.
 
+The page frame and the header list are :mod:`hie.documents.render.page`'s, as for a FHIR document.
+
 Nothing of the document reaches the page unescaped. Its narrative markup is not trusted: only the
 CDA narrative block's own elements (paragraph, list, table, content, ...) become HTML elements,
 each with no attribute but a numeric ``colspan``/``rowspan``; any other element (a ``script``
@@ -9,10 +11,10 @@ text, escaped.
 
 from __future__ import annotations
 
-from html import escape
 from typing import Any
 
 from hie.documents.model import CdaHeader, read_header
+from hie.documents.render import page as frame
 from hie.normalize.cda import parse_timestamp
 
 _HL7 = "{urn:hl7-org:v3}"
@@ -35,12 +37,6 @@ _ELEMENTS = {
 }
 _CELL_ATTRIBUTES = ("colspan", "rowspan")
 _GENDERS = {"1": "男 male", "2": "女 female", "0": "未知 unknown", "9": "未说明 unstated"}
-_STYLE = (
-    "body{font-family:system-ui,'Noto Sans CJK SC',sans-serif;margin:2rem;max-width:60rem}"
-    "dl{display:grid;grid-template-columns:max-content auto;gap:.25rem 1rem}dt{font-weight:600}"
-    "table{border-collapse:collapse}td,th{border:1px solid #999;padding:.2rem .4rem}"
-    "section{margin-top:1rem}"
-)
 
 
 def _local(element: Any) -> str | None:
@@ -52,7 +48,7 @@ def _local(element: Any) -> str | None:
 
 def _narrative(element: Any) -> str:
     """The HTML of a narrative element's children (its own tag is the caller's)."""
-    parts = [escape(element.text or "")]
+    parts = [frame.text(element.text or "")]
     for child in element:
         name = _local(child)
         if name == "br":
@@ -71,7 +67,7 @@ def _narrative(element: Any) -> str:
             parts.append(f"<{tag}{attributes}>{_narrative(child)}</{tag}>")
         elif isinstance(child.tag, str):
             parts.append(_narrative(child))  # an element not allowed: its text only
-        parts.append(escape(child.tail or ""))
+        parts.append(frame.text(child.tail or ""))
     return "".join(parts)
 
 
@@ -82,10 +78,9 @@ def _sections(parent: Any, depth: int) -> list[str]:
         if section is None:
             continue
         title = section.find(f"{_HL7}title")
-        heading = min(depth, 6)
         html.append("<section>")
         if title is not None:
-            html.append(f"<h{heading}>{escape(''.join(title.itertext()).strip())}</h{heading}>")
+            html.append(frame.heading(depth, "".join(title.itertext()).strip()))
         text = section.find(f"{_HL7}text")
         if text is not None:
             html.append(f"<div>{_narrative(text)}</div>")
@@ -109,16 +104,16 @@ def _header_rows(header: CdaHeader) -> list[tuple[str, str | None]]:
     if header.encounter_low or header.encounter_high:
         period = f"{_moment(header.encounter_low) or ''} – {_moment(header.encounter_high) or ''}"
     return [
-        ("患者 Patient", header.patient_name),
-        ("性别 Gender", gender),
-        ("出生日期 Born", _moment(header.birth_time)),
-        ("年龄 Age", header.age),
-        ("机构 Institution", header.custodian_name or header.custodian_id),
-        ("科室 Department", header.department),
-        ("作者 Author", header.author_name),
-        ("文档时间 Document time", _moment(header.effective_time)),
-        ("就诊时间 Encounter", period),
-        ("文档类型 Type", " ".join(p for p in (header.code, header.code_display) if p) or None),
+        (frame.PATIENT, header.patient_name),
+        (frame.GENDER, gender),
+        (frame.BORN, _moment(header.birth_time)),
+        (frame.AGE, header.age),
+        (frame.INSTITUTION, header.custodian_name or header.custodian_id),
+        (frame.DEPARTMENT, header.department),
+        (frame.AUTHOR, header.author_name),
+        (frame.DOCUMENT_TIME, _moment(header.effective_time)),
+        (frame.ENCOUNTER, period),
+        (frame.TYPE, " ".join(p for p in (header.code, header.code_display) if p) or None),
     ]
 
 
@@ -127,17 +122,8 @@ def render_cda(tree: Any) -> str:
     root = tree.getroot() if hasattr(tree, "getroot") else tree
     header = read_header(root)
     title = header.title or header.code_display or "CDA"
-    rows = "".join(
-        f"<dt>{escape(label)}</dt><dd>{escape(value)}</dd>"
-        for label, value in _header_rows(header)
-        if value
-    )
     body = root.find(f"{_HL7}component/{_HL7}structuredBody")
     sections = _sections(body, 2) if body is not None else []
     if body is None:
         sections = ["<p>此文档没有结构化正文 (no structured body to show)</p>"]
-    return (
-        '<!DOCTYPE html><html lang="zh-CN"><head><meta charset="utf-8">'
-        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1><dl>{rows}</dl>{''.join(sections)}</body></html>"
-    )
+    return frame.page(title, _header_rows(header), sections)
