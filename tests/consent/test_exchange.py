@@ -344,12 +344,16 @@ def test_a_consent_may_name_the_resident_by_identifier(
 def test_a_consent_the_platform_cannot_apply_is_refused_with_its_location(
     client: TestClient, tokens: Tokens, zhang: int, database: Database
 ) -> None:
-    denying = consent("deny-1", "zhang-h1")
-    denying["provision"]["type"] = "deny"
-    response = client.put("/fhir/Consent/deny-1", json=denying, headers=auth(tokens.h1))
+    # Nested exceptions are read one level deep; a deeper one is refused, located.
+    deep = consent("deny-1", "zhang-h1")
+    deep["provision"]["provision"] = [
+        {"type": "deny", "provision": [{"type": "permit", "class": [{"code": "Observation"}]}]}
+    ]
+    response = client.put("/fhir/Consent/deny-1", json=deep, headers=auth(tokens.h1))
     assert response.status_code == 422, response.text
     [issue] = response.json()["issue"]
-    assert issue["expression"] == ["Consent.provision.type"]
+    assert issue["expression"] == ["Consent.provision.provision[0].provision"]
+    assert "at most 1 level" in issue["diagnostics"]
     with database.connection() as conn:
         assert conn.execute("select count(*) as n from consent").fetchone() == {"n": 0}
 
