@@ -12,14 +12,15 @@ from typer.testing import CliRunner
 
 from hie.cli import app as cli
 from hie.storage import Database
-from tests.consent.conftest import INSTITUTION, Tokens, audit_entries, auth, consent
-from tests.consent.test_exchange import AT_D1, AT_H1, read_dx, zhang
-
-__all__ = ["zhang"]  # the fixture, used by name
-
-
-def institution(code: str) -> dict[str, Any]:
-    return {"reference": {"identifier": {"system": INSTITUTION, "value": code}}}
+from tests.consent.conftest import (
+    AT_D1,
+    AT_H1,
+    Tokens,
+    audit_entries,
+    auth,
+    consent,
+    read_dx,
+)
 
 
 def put_consent(client: TestClient, token: str, resource: dict[str, Any]) -> None:
