@@ -91,7 +91,7 @@ def test_deny_one_institution_and_revoke_it(
         == 200
     )
     # The audit entry says which consent refused (the caller is told nothing).
-    [entry] = [e for e in audit_entries(database, outcome=4) if e["role"] == "clinician"][-1:]
+    [entry] = [e for e in audit_entries(database, role="clinician") if e["outcome"] == 4][-1:]
     assert entry["detail"]["refused"] == "the resident's consent D1/Consent/no-h2 denies it"
     # Revoked (inactive), the deny no longer counts: H1's permit applies again.
     put_consent(client, tokens.d1, opt_out("no-h2", "zhang-d1", "H2", status="inactive"))
@@ -113,7 +113,7 @@ def test_break_glass_over_a_deny_is_flagged_as_such(
     with database.connection() as conn:
         [flagged] = conn.execute("select * from break_glass").fetchall()
     assert (flagged["reason"], flagged["overrode_deny"]) == ("cardiac arrest", "H1/Consent/no-h2")
-    read = [e for e in audit_entries(database, outcome=0) if e["role"] == "clinician"][-1]
+    read = [e for e in audit_entries(database, role="clinician") if e["outcome"] == 0][-1]
     assert read["detail"]["overrode_deny"] == ["H1/Consent/no-h2"]
     env = {"HIE_DATABASE_URL": database_url, "HIE_DATA_DIR": str(tmp_path)}
     listed = CliRunner().invoke(cli, ["consent", "breakglass"], env=env)
