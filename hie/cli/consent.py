@@ -23,7 +23,8 @@ def breakglass(
         bool, typer.Option("--all", help="Reviewed ones too, not only those to review.")
     ] = False,
 ) -> None:
-    """Accesses made by break-glass (without consent, with a stated reason), to review."""
+    """Accesses made by break-glass (without consent, or over a resident's deny, with a stated
+    reason), to review."""
     with database() as db, db.transaction() as tx:
         if review is not None:
             service.review_break_glass(tx.conn, review, actor=actor())
@@ -51,4 +52,11 @@ def breakglass(
             row.append("" if reviewed is None else f"{reviewed:%Y-%m-%d} {entry['reviewed_by']}")
         table.add_row(*row)
     console.print(table)
+    for entry in entries:
+        # Below the table, not a column: the consent's id must stay whole on a narrow terminal.
+        if entry.get("overrode_deny"):
+            console.print(
+                f"{entry['id']}: overrode the resident's deny in {entry['overrode_deny']}",
+                soft_wrap=True,
+            )
     console.print(f"{len(entries)} {'entries' if all_entries else 'to review'}")

@@ -1,11 +1,13 @@
 """Residents' consents and the access decision (pure: no I/O).
 
-A FHIR ``Consent`` recorded by an institution holding the resident's records permits other
-institutions to read them: ``provision.actor`` names the institutions granted (none: every
-institution), ``provision.class`` the document classes or resource types (none: every class),
-``provision.period`` when. :func:`decide` is the one place that says whether a caller may read a
-resident's records held by an institution: every entry point (FHIR reads and searches, PIXm,
-PDQm, MHD document retrieval) asks it with what it loaded, and acts on the :class:`Verdict`.
+A FHIR ``Consent`` recorded by an institution holding the resident's records permits or denies
+other institutions reading them: its base ``provision`` (``type`` permit or deny,
+``provision.actor`` the institutions, none: every institution; ``provision.class`` the document
+classes or resource types, none: every class; ``provision.period`` when) and one level of nested
+``provision.provision`` exceptions to it. :func:`decide` is the one place that says whether a
+caller may read a resident's records held by an institution: every entry point (FHIR reads and
+searches, PIXm, PDQm, MHD document retrieval) asks it with what it loaded, and acts on the
+:class:`Verdict`. How rules of one or several consents combine is in docs/consent.md.
 """
 
 from __future__ import annotations
@@ -31,6 +33,65 @@ DENIED_MESSAGE = (
 )
 
 
+ProvisionType = Literal["permit", "deny"]
+PROVISION_TYPES: tuple[ProvisionType, ...] = ("permit", "deny")
+# Nested exceptions read: one level under the base provision (deeper ones are refused).
+MAX_NESTING = 1
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One provision: the base one or a nested exception (its conditions already narrowed to
+    its parent's, since an exception applies within the rule it is an exception to)."""
+
+    type: ProvisionType
+    actors: frozenset[str] | None = None  # None: every institution
+    classes: frozenset[str] | None = None  # None: every class
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @property
+    def specificity(self) -> int:
+        """How many of actor and class the rule names: the more, the more specific."""
+        return (self.actors is not None) + (self.classes is not None)
+
+    def matches(self, institution: str, classes: frozenset[str], at: datetime) -> bool:
+        if self.start is not None and at < self.start:
+            return False
+        if self.end is not None and at > self.end:
+            return False
+        if self.actors is not None and institution not in self.actors:
+            return False
+        if self.classes is None:
+            return True
+        if not classes:
+            # Finding the resident (no class asked): a permit of some classes opens it, a deny
+            # of some classes does not close it (the other classes may still be permitted).
+            return self.type == "permit"
+        return bool(classes & self.classes)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "type": self.type,
+            "actors": None if self.actors is None else sorted(self.actors),
+            "classes": None if self.classes is None else sorted(self.classes),
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": None if self.end is None else self.end.isoformat(),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Rule:
+        actors, classes = data.get("actors"), data.get("classes")
+        start, end = data.get("start"), data.get("end")
+        return cls(
+            type="deny" if data.get("type") == "deny" else "permit",
+            actors=None if actors is None else frozenset(actors),
+            classes=None if classes is None else frozenset(classes),
+            start=None if start is None else datetime.fromisoformat(start),
+            end=None if end is None else datetime.fromisoformat(end),
+        )
+
+
 @dataclass(frozen=True)
 class ConsentTerms:
     """What a posted Consent says, read from the resource (before its patient is resolved)."""
@@ -42,6 +103,8 @@ class ConsentTerms:
     classes: frozenset[str] | None  # class codes; None: every class
     start: datetime | None
     end: datetime | None
+    type: ProvisionType = "permit"
+    exceptions: tuple[Rule, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -54,17 +117,25 @@ class Consent:
     classes: frozenset[str] | None
     start: datetime | None = None
     end: datetime | None = None
+    type: ProvisionType = "permit"  # the base provision's
+    exceptions: tuple[Rule, ...] = ()  # nested provisions, narrowed to the base's conditions
 
-    def covers(self, institution: str, classes: frozenset[str], at: datetime) -> bool:
+    @property
+    def base(self) -> Rule:
+        return Rule(self.type, self.actors, self.classes, self.start, self.end)
+
+    def ruling(self, institution: str, classes: frozenset[str], at: datetime) -> Rule | None:
+        """The rule of this consent that decides the access, or None when it says nothing of
+        it (inactive, or no rule matches). A matching exception overrides the base (FHIR:
+        nested provisions are exceptions to the base rule); among exceptions the most
+        specific, a deny on a tie."""
         if self.status != "active":
-            return False
-        if self.start is not None and at < self.start:
-            return False
-        if self.end is not None and at > self.end:
-            return False
-        if self.actors is not None and institution not in self.actors:
-            return False
-        return not classes or self.classes is None or bool(classes & self.classes)
+            return None
+        matching = [r for r in self.exceptions if r.matches(institution, classes, at)]
+        if matching:
+            return max(matching, key=_precedence)
+        base = self.base
+        return base if base.matches(institution, classes, at) else None
 
 
 @dataclass(frozen=True)
@@ -92,6 +163,8 @@ class Verdict:
     consent_id: str | None = None
     reason: str | None = None  # the break-glass reason
     break_glass_id: int | None = None  # its entry in the review list, once flagged
+    # The consent whose deny refused the access, or which a break-glass access overrode.
+    denied_by: str | None = None
 
     @property
     def allowed(self) -> bool:
@@ -104,7 +177,11 @@ def decide(principal: Principal, consents: Iterable[Consent], request: AccessReq
     An admin reads everything; a submitter its own institution only; a regulator figures, not
     residents' records; a clinician its own institution's, another's only under an active
     consent covering its institution (and the classes asked for), or by break-glass with a
-    reason (allowed, to be reviewed)."""
+    reason (allowed, to be reviewed, noting a deny it overrode).
+
+    Across the resident's active consents the most specific ruling rule wins (naming the
+    institution and the class is most specific); on a tie a deny wins, in whichever consent
+    it is: a resident's opt-out is never outweighed by an equally broad permit elsewhere."""
     if principal.role == "admin":
         return Verdict("allow", "admin")
     if principal.role == "regulator":
@@ -114,13 +191,26 @@ def decide(principal: Principal, consents: Iterable[Consent], request: AccessReq
         return Verdict("allow", "own institution")
     if principal.role != "clinician" or own is None:
         return Verdict("deny", f"a {principal.role} token reads its own institution only")
+    ruling: tuple[Rule, str] | None = None
     for consent in sorted(consents, key=lambda c: c.consent_id):
-        if consent.covers(own, request.classes, request.at):
-            return Verdict("allow", "consent", consent_id=consent.consent_id)
+        rule = consent.ruling(own, request.classes, request.at)
+        if rule is not None and (ruling is None or _precedence(rule) > _precedence(ruling[0])):
+            ruling = (rule, consent.consent_id)
+    if ruling is not None and ruling[0].type == "permit":
+        return Verdict("allow", "consent", consent_id=ruling[1])
+    denied_by = None if ruling is None else ruling[1]
     reason = (request.break_glass or "").strip()
     if reason:
-        return Verdict("break-glass", "break-glass", reason=reason[:MAX_REASON])
+        return Verdict(
+            "break-glass", "break-glass", reason=reason[:MAX_REASON], denied_by=denied_by
+        )
+    if denied_by is not None:
+        return Verdict("deny", f"the resident's consent {denied_by} denies it", denied_by=denied_by)
     return Verdict("deny", "no consent covers this access")
+
+
+def _precedence(rule: Rule) -> tuple[int, bool]:
+    return (rule.specificity, rule.type == "deny")
 
 
 def covered(
@@ -171,37 +261,102 @@ def terms_of(resource: dict[str, Any]) -> ConsentTerms:
             )
         )
     provision = resource.get("provision") or {}
-    if provision.get("type", "permit") != "permit":
-        problems.append(
-            Problem("only permit provisions are recorded here", field="Consent.provision.type")
-        )
+    # The root type is optional (absent: permit, as this platform always read it); a nested
+    # rule must say whether it permits or denies (FHIR R4: "required in all nested rules").
+    base = _rule_of(provision, "Consent.provision", problems, required=False)
+    exceptions: list[Rule] = []
+    for i, nested in enumerate(provision.get("provision") or []):
+        where = f"Consent.provision.provision[{i}]"
+        if not isinstance(nested, dict):
+            problems.append(Problem("must be a provision", field=where))
+            continue
+        if nested.get("provision"):
+            problems.append(
+                Problem(
+                    f"at most {MAX_NESTING} level of nested provisions is supported: state"
+                    " deeper exceptions as exceptions of the base provision, or as another"
+                    " Consent",
+                    field=f"{where}.provision",
+                )
+            )
+        rule = _rule_of(nested, where, problems, required=True)
+        if rule is not None and base is not None:
+            exceptions.append(_within(base, rule, where, problems))
+    if problems or base is None:
+        raise InvalidInput("Consent", problems)
+    return ConsentTerms(
+        status=str(status),
+        patient_reference=reference,
+        patient_identifier=patient_identifier,
+        actors=base.actors,
+        classes=base.classes,
+        start=base.start,
+        end=base.end,
+        type=base.type,
+        exceptions=tuple(exceptions),
+    )
+
+
+def _rule_of(
+    provision: dict[str, Any], where: str, problems: list[Problem], *, required: bool
+) -> Rule | None:
+    """One provision's type, actors, classes and period; None when it has a problem."""
+    found = len(problems)
+    kind = provision.get("type", None if required else "permit")
+    if kind not in PROVISION_TYPES:
+        problems.append(Problem("must be permit or deny", field=f"{where}.type"))
     actors: set[str] = set()
     for i, actor in enumerate(provision.get("actor") or []):
-        code = _institution_of(actor.get("reference") or {})
+        code = _institution_of((actor or {}).get("reference") or {})
         if code is None:
             problems.append(
                 Problem(
                     f"name the institution by identifier (system {INSTITUTION_SYSTEM})",
-                    field=f"Consent.provision.actor[{i}].reference",
+                    field=f"{where}.actor[{i}].reference",
                 )
             )
         else:
             actors.add(code)
     classes = {c["code"] for c in provision.get("class") or [] if c.get("code")}
     period = provision.get("period") or {}
-    start = _moment(period.get("start"), "Consent.provision.period.start", problems)
-    end = _moment(period.get("end"), "Consent.provision.period.end", problems)
-    if problems:
-        raise InvalidInput("Consent", problems)
-    return ConsentTerms(
-        status=str(status),
-        patient_reference=reference,
-        patient_identifier=patient_identifier,
-        actors=frozenset(actors) or None,
-        classes=frozenset(classes) or None,
-        start=start,
-        end=end,
+    start = _moment(period.get("start"), f"{where}.period.start", problems)
+    end = _moment(period.get("end"), f"{where}.period.end", problems)
+    if len(problems) > found:
+        return None
+    return Rule(
+        "deny" if kind == "deny" else "permit",
+        frozenset(actors) or None,
+        frozenset(classes) or None,
+        start,
+        end,
     )
+
+
+def _within(base: Rule, rule: Rule, where: str, problems: list[Problem]) -> Rule:
+    """A nested rule narrowed to its parent's conditions: an exception applies only where the
+    rule it is an exception to applies. One that could never apply is refused."""
+    actors = _narrowed(base.actors, rule.actors)
+    classes = _narrowed(base.classes, rule.classes)
+    if actors == frozenset():
+        problems.append(
+            Problem("names no institution its base provision names", field=f"{where}.actor")
+        )
+    if classes == frozenset():
+        problems.append(Problem("names no class its base provision names", field=f"{where}.class"))
+    starts = [m for m in (base.start, rule.start) if m is not None]
+    ends = [m for m in (base.end, rule.end) if m is not None]
+    start, end = max(starts, default=None), min(ends, default=None)
+    if start is not None and end is not None and start > end:
+        problems.append(
+            Problem("lies outside its base provision's period", field=f"{where}.period")
+        )
+    return Rule(rule.type, actors, classes, start, end)
+
+
+def _narrowed(parent: frozenset[str] | None, own: frozenset[str] | None) -> frozenset[str] | None:
+    if parent is None:
+        return own
+    return parent if own is None else parent & own
 
 
 def _institution_of(reference: dict[str, Any]) -> str | None:

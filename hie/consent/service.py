@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hie.auth import Principal
-from hie.consent.model import AccessRequest, Consent, Verdict, decide, terms_of
+from hie.consent.model import AccessRequest, Consent, Rule, Verdict, decide, terms_of
 from hie.errors import Conflict, NotFound, PermissionDenied
 from hie.normalize import NormalizedRecord
 from hie.persons import service as persons
@@ -53,6 +53,8 @@ def record_stored(
         classes=None if terms.classes is None else sorted(terms.classes),
         start=terms.start,
         end=terms.end,
+        provision_type=terms.type,
+        exceptions=[rule.to_json() for rule in terms.exceptions],
     )
 
 
@@ -82,6 +84,8 @@ def consents_for(conn: Connection, person_id: int) -> list[Consent]:
             classes=None if row["classes"] is None else frozenset(row["classes"]),
             start=row["period_start"],
             end=row["period_end"],
+            type="deny" if row["provision_type"] == "deny" else "permit",
+            exceptions=tuple(Rule.from_json(rule) for rule in row["exceptions"]),
         )
         for row in store.consents_of(conn, person_id)
     ]
@@ -100,7 +104,7 @@ def decide_access(
     consents: list[Consent] | None = None,
 ) -> Verdict:
     """Load the resident's consents (unless given), decide, and flag a break-glass access for
-    review (the entry's id in ``Verdict.break_glass_id``)."""
+    review (the entry's id in ``Verdict.break_glass_id``; the entry notes a deny it overrode)."""
     request = AccessRequest(
         source=source,
         at=datetime.now(UTC),
@@ -121,6 +125,7 @@ def decide_access(
             source_institution=source,
             target=target,
             reason=verdict.reason,
+            overrode_deny=verdict.denied_by,
         )
         verdict = replace(verdict, break_glass_id=entry)
     return verdict
@@ -140,6 +145,9 @@ def audit_detail(verdicts: list[tuple[int, Verdict]], resources: list[str]) -> d
     if glass:
         detail["break_glass"] = glass[0].reason
         detail["break_glass_ids"] = sorted({v.break_glass_id for v in glass if v.break_glass_id})
+        overrode = sorted({v.denied_by for v in glass if v.denied_by})
+        if overrode:
+            detail["overrode_deny"] = overrode
     return detail
 
 

@@ -231,7 +231,7 @@ def readable(
         return shown
     persons = _persons(conn, documents)
     consents: dict[int, list[Consent]] = {}
-    glass: dict[tuple[int, str], Verdict] = {}
+    glass: dict[tuple[int, str, str | None], Verdict] = {}
     answer = Readable()
     for entry in documents:
         person = persons.get(entry.id)
@@ -254,9 +254,11 @@ def readable(
             consents=consents.get(person, []),
         )
         if not verdict.allowed and break_glass:
-            # One flag per resident and institution, however many documents one search lists.
-            if (person, source) not in glass:
-                glass[person, source] = decide_access(
+            # One flag per resident and institution (and deny overridden, so its review entry
+            # names it), however many documents one search lists.
+            key = (person, source, verdict.denied_by)
+            if key not in glass:
+                glass[key] = decide_access(
                     conn,
                     principal,
                     person,
@@ -266,7 +268,7 @@ def readable(
                     target=f"DocumentReference/{entry.id}",
                     consents=consents[person],
                 )
-            verdict = glass[person, source]
+            verdict = glass[key]
         if verdict.allowed:
             answer.documents.append(entry)
             answer.verdicts.append((person, verdict))

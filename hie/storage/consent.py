@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from psycopg.types.json import Jsonb
+
 from hie.storage.database import Connection
 
 
@@ -19,20 +21,34 @@ def put_consent(
     classes: list[str] | None,
     start: datetime | None,
     end: datetime | None,
+    provision_type: str = "permit",
+    exceptions: list[dict[str, Any]] | None = None,
 ) -> None:
     """Insert or replace the projection of one stored Consent."""
     conn.execute(
         """
         insert into consent (institution_code, resource_id, patient_record, status, actors,
-                             classes, period_start, period_end)
-        values (%s, %s, %s, %s, %s, %s, %s, %s)
+                             classes, period_start, period_end, provision_type, exceptions)
+        values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
         on conflict (institution_code, resource_id) do update set
             patient_record = excluded.patient_record, status = excluded.status,
             actors = excluded.actors, classes = excluded.classes,
             period_start = excluded.period_start, period_end = excluded.period_end,
+            provision_type = excluded.provision_type, exceptions = excluded.exceptions,
             recorded_at = now()
         """,
-        (institution_code, resource_id, patient_record, status, actors, classes, start, end),
+        (
+            institution_code,
+            resource_id,
+            patient_record,
+            status,
+            actors,
+            classes,
+            start,
+            end,
+            provision_type,
+            Jsonb(exceptions or []),
+        ),
     )
 
 
@@ -68,14 +84,15 @@ def add_break_glass(
     source_institution: str,
     target: str | None,
     reason: str,
+    overrode_deny: str | None = None,
 ) -> int:
     row = conn.execute(
         """
         insert into break_glass (actor, institution_code, person_id, source_institution,
-                                 target, reason)
-        values (%s, %s, %s, %s, %s, %s) returning id
+                                 target, reason, overrode_deny)
+        values (%s, %s, %s, %s, %s, %s, %s) returning id
         """,
-        (actor, institution_code, person_id, source_institution, target, reason),
+        (actor, institution_code, person_id, source_institution, target, reason, overrode_deny),
     ).fetchone()
     if row is None:
         raise RuntimeError("insert returned no row")

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 from hie.app import create_app
 from hie.audit import flush_reads
 from hie.config import Settings
+from hie.persons import service as persons
 from hie.registry import Institution
 from hie.storage import Database, open_database
 from hie.storage.institutions import add_institution
@@ -170,3 +171,41 @@ def audit_entries(database: Database, **where: str) -> list[dict[str, Any]]:
     with database.connection() as conn:
         rows = conn.execute("select * from audit_event order by id").fetchall()
     return [dict(r) for r in rows if all(r[k] == v for k, v in where.items())]
+
+
+AT_H1 = {"X-HIE-Institution": "H1"}
+AT_D1 = {"X-HIE-Institution": "D1"}
+
+
+def put(client: TestClient, token: str, resource: dict[str, Any]) -> None:
+    path = f"/fhir/{resource['resourceType']}/{resource['id']}"
+    response = client.put(path, json=resource, headers=auth(token))
+    assert response.status_code in (200, 201), response.text
+
+
+@pytest.fixture
+def zhang(client: TestClient, tokens: Tokens, database: Database) -> int:
+    """张伟 at H1 (resident ID and health card), H2 (health card), D1 (demographics and a
+    district health-record number, linked through the review list); H1 and D1 hold a
+    diagnosis each. Returns his person id."""
+    put(client, tokens.h1, patient("zhang-h1", (RESIDENT_ID, ZHANG_ID), (HEALTH_CARD, "HC-778")))
+    put(client, tokens.h2, patient("zhang-h2", (HEALTH_CARD, "HC-778")))
+    put(
+        client,
+        tokens.d1,
+        patient("zhang-d1", (HEALTH_RECORD, "JK-3201"), address="南京市玄武区孝陵卫街道200号"),
+    )
+    put(client, tokens.h1, condition("dx-h1", "zhang-h1", "出院诊断：冠心病"))
+    put(client, tokens.d1, condition("dx-d1", "zhang-d1", "高血压"))
+    with database.transaction() as tx:
+        person = persons.person_of_record(tx.conn, "H1", "Patient/zhang-h1")
+        assert person is not None
+        assert persons.person_of_record(tx.conn, "H2", "Patient/zhang-h2") == person
+        [review] = tx.conn.execute("select * from person_review where status = 'open'").fetchall()
+        assert review["candidate_id"] == person
+        persons.merge(tx.conn, person, review["person_id"], actor="t", reason="review")
+    return person
+
+
+def read_dx(client: TestClient, token: str, **headers: str) -> Any:
+    return client.get("/fhir/Condition/dx-h1", headers=auth(token, **AT_H1, **headers))

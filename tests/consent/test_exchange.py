@@ -9,7 +9,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
@@ -17,8 +16,9 @@ from hie.cli import app as cli
 from hie.persons import service as persons
 from hie.storage import Database
 from tests.consent.conftest import (
+    AT_D1,
+    AT_H1,
     HEALTH_CARD,
-    HEALTH_RECORD,
     OTHER_ID,
     RESIDENT_ID,
     ZHANG_ID,
@@ -28,44 +28,9 @@ from tests.consent.conftest import (
     condition,
     consent,
     patient,
+    put,
+    read_dx,
 )
-
-AT_H1 = {"X-HIE-Institution": "H1"}
-AT_D1 = {"X-HIE-Institution": "D1"}
-
-
-def put(client: TestClient, token: str, resource: dict[str, Any]) -> None:
-    path = f"/fhir/{resource['resourceType']}/{resource['id']}"
-    response = client.put(path, json=resource, headers=auth(token))
-    assert response.status_code in (200, 201), response.text
-
-
-@pytest.fixture
-def zhang(client: TestClient, tokens: Tokens, database: Database) -> int:
-    """张伟 at H1 (resident ID and health card), H2 (health card), D1 (demographics and a
-    district health-record number, linked through the review list); H1 and D1 hold a
-    diagnosis each. Returns his person id."""
-    put(client, tokens.h1, patient("zhang-h1", (RESIDENT_ID, ZHANG_ID), (HEALTH_CARD, "HC-778")))
-    put(client, tokens.h2, patient("zhang-h2", (HEALTH_CARD, "HC-778")))
-    put(
-        client,
-        tokens.d1,
-        patient("zhang-d1", (HEALTH_RECORD, "JK-3201"), address="南京市玄武区孝陵卫街道200号"),
-    )
-    put(client, tokens.h1, condition("dx-h1", "zhang-h1", "出院诊断：冠心病"))
-    put(client, tokens.d1, condition("dx-d1", "zhang-d1", "高血压"))
-    with database.transaction() as tx:
-        person = persons.person_of_record(tx.conn, "H1", "Patient/zhang-h1")
-        assert person is not None
-        assert persons.person_of_record(tx.conn, "H2", "Patient/zhang-h2") == person
-        [review] = tx.conn.execute("select * from person_review where status = 'open'").fetchall()
-        assert review["candidate_id"] == person
-        persons.merge(tx.conn, person, review["person_id"], actor="t", reason="review")
-    return person
-
-
-def read_dx(client: TestClient, token: str, **headers: str) -> Any:
-    return client.get("/fhir/Condition/dx-h1", headers=auth(token, **AT_H1, **headers))
 
 
 def test_a_clinician_reads_another_hospitals_records_only_while_consent_is_granted(
@@ -344,12 +309,16 @@ def test_a_consent_may_name_the_resident_by_identifier(
 def test_a_consent_the_platform_cannot_apply_is_refused_with_its_location(
     client: TestClient, tokens: Tokens, zhang: int, database: Database
 ) -> None:
-    denying = consent("deny-1", "zhang-h1")
-    denying["provision"]["type"] = "deny"
-    response = client.put("/fhir/Consent/deny-1", json=denying, headers=auth(tokens.h1))
+    # Nested exceptions are read one level deep; a deeper one is refused, located.
+    deep = consent("deny-1", "zhang-h1")
+    deep["provision"]["provision"] = [
+        {"type": "deny", "provision": [{"type": "permit", "class": [{"code": "Observation"}]}]}
+    ]
+    response = client.put("/fhir/Consent/deny-1", json=deep, headers=auth(tokens.h1))
     assert response.status_code == 422, response.text
     [issue] = response.json()["issue"]
-    assert issue["expression"] == ["Consent.provision.type"]
+    assert issue["expression"] == ["Consent.provision.provision[0].provision"]
+    assert "at most 1 level" in issue["diagnostics"]
     with database.connection() as conn:
         assert conn.execute("select count(*) as n from consent").fetchone() == {"n": 0}
 
