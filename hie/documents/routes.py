@@ -12,8 +12,6 @@ trail with the resident's person and the consent or break-glass reason used."""
 
 from __future__ import annotations
 
-import re
-
 import simplejson
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
@@ -25,12 +23,12 @@ from hie.documents.model import FHIR_MEDIA_TYPE
 from hie.documents.render import render_document
 from hie.documents.service import Refused, retrieve
 from hie.errors import NotFound
+from hie.fhir.answering import FHIR_ID
 from hie.fhir.xml_format import FHIR_XML, to_fhir_xml, wants_xml
 from hie.http.security import DatabaseDep, PrincipalDep
 
 router = APIRouter(tags=["documents"])
 
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 # The rendering is a document, not an application: nothing runs, loads or frames it.
 HTML_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
 
@@ -60,7 +58,7 @@ async def retrieve_document(
         agent = Agent.of(principal, address_of(request))
         target = f"DocumentReference/{document_id}"
         try:
-            if not _ID.fullmatch(document_id):
+            if not FHIR_ID.fullmatch(document_id):
                 raise NotFound(f"{document_id!r} is not a document id")
             with database.connection() as conn:
                 retrieved = retrieve(conn, principal, document_id, break_glass=glass)

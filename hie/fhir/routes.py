@@ -14,7 +14,6 @@ from urllib.parse import unquote_plus, urlencode
 from fastapi import APIRouter, Header, Path, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from starlette.datastructures import FormData
 
 from hie.audit import (
     FLUSH_BEFORE_READING,
@@ -40,25 +39,32 @@ from hie.fhir.access import (
     backfill_time,
     scope_of,
 )
+from hie.fhir.answering import (
+    ResourceId,
+    fhir_base,
+    fhir_server,
+    query_pairs,
+    refuse_bad_id,
+    respond,
+)
 from hie.fhir.audit_events import AUDIT_EVENT, read_audit, search_audit
 from hie.fhir.bundles import BundleProcessor
 from hie.fhir.capability import capability_statement
 from hie.fhir.content import parse_etag
-from hie.fhir.openapi import RESOURCE_ID, RESOURCE_TYPE, extra
+from hie.fhir.openapi import RESOURCE_TYPE, extra
 from hie.fhir.patch import JSON_PATCH
 from hie.fhir.pdq import search_patients
 from hie.fhir.pix import ihe_pix
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, Preferences, error
 from hie.fhir.search import IGNORED
 from hie.fhir.server import Call, FhirServer, supported_types
-from hie.fhir.xml_format import FHIR_XML, XML_TYPES, to_fhir_xml, wants_xml
+from hie.fhir.xml_format import FHIR_XML, XML_TYPES
 from hie.http.security import PrincipalDep
 from hie.storage import Connection
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
 _TYPE = re.compile(r"[A-Z][A-Za-z]{1,63}")
-_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 PIX = "Patient/$ihe-pix"
 ACCEPTED = (*JSON_TYPES, *XML_TYPES)
 AUDITED_DOCUMENTS = 100  # document ids named in one search's audit entry
@@ -69,28 +75,6 @@ Guard = Callable[[FhirServer, Call, str | None, Callable[[], Answer]], Answer]
 PreferHeader = Annotated[str | None, Header(alias="Prefer")]
 IfMatchHeader = Annotated[str | None, Header(alias="If-Match")]
 ResourceType = Annotated[str, Path(**RESOURCE_TYPE)]
-ResourceId = Annotated[str, Path(**RESOURCE_ID)]
-
-
-def _server(request: Request) -> FhirServer:
-    server: FhirServer = request.app.state.fhir_server  # made at start-up, in hie/app.py
-    return server
-
-
-def _respond(answer: Answer, request: Request) -> Response:
-    """The answer in the format the request asks for: FHIR XML, or FHIR JSON by default."""
-    if answer.status == 204 or answer.body is None:
-        return Response(status_code=answer.status, headers=answer.headers)
-    if wants_xml(request.query_params.get("_format"), request.headers.get("accept")):
-        content, media_type = to_fhir_xml(answer.plain_body() or {}), FHIR_XML
-    else:
-        content, media_type = answer.to_bytes(), FHIR_JSON
-    return Response(
-        content,
-        status_code=answer.status,
-        headers=answer.headers,
-        media_type=f"{media_type}; charset=utf-8",
-    )
 
 
 def _condition(request: Request) -> str | None:
@@ -102,10 +86,6 @@ def _condition(request: Request) -> str | None:
         if part and unquote_plus(part.split("=", 1)[0]) not in IGNORED
     ]
     return "&".join(kept) or None
-
-
-def _base(request: Request) -> str:
-    return f"{str(request.base_url).rstrip('/')}/fhir"
 
 
 async def _run(
@@ -130,12 +110,12 @@ async def _run(
     A write records its entry in its own transaction (transactions.py); a read, and a request
     refused before its work, records one here once the answer is known.
     """
-    server = _server(request)
+    server = fhir_server(request)
     agent = Agent.of(principal, address_of(request))
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower() or None
     if write and content_type is not None and content_type not in (*ACCEPTED, JSON_PATCH):
         message = f"send {FHIR_JSON} or {FHIR_XML}, not {content_type}"
-        return _respond(error(415, "not-supported", message), request)
+        return respond(error(415, "not-supported", message), request)
 
     def audit(status: int, acting_for: str | None = None, call: Call | None = None) -> None:
         if action is not None:
@@ -169,7 +149,7 @@ async def _run(
         return Call(
             scope,
             Preferences.parse(prefer),
-            _base(request),
+            fhir_base(request),
             content_type,
             agent=agent,
             action=action or "fhir.request",
@@ -203,47 +183,100 @@ async def _run(
         return answer
 
     # Written in the pool too: an XML answer of a large Bundle is not free.
-    return await run_in_threadpool(lambda: _respond(blocking(), request))
+    return await run_in_threadpool(lambda: respond(blocking(), request))
 
 
-def _pairs(request: Request, form: FormData | None = None) -> list[tuple[str, str]]:
-    pairs = list(request.query_params.multi_items())
-    if form is not None:
-        pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
-    return pairs
+async def _write_one(
+    request: Request,
+    principal: Principal,
+    prefer: str | None,
+    resource_type: str,
+    resource_id: str | None,
+    *,
+    action: str,
+    work: Callable[[FhirServer, Call, str | None], Answer],
+    check_type: bool = True,
+) -> Response:
+    """A write to one resource: ``<Type>/<id>``, or, with ``resource_id`` None, the one the
+    search in the URL finds (conditional update, patch, delete: 400 without a condition).
+    ``work`` gets the condition (None for an id). ``check_type`` False leaves an unserved type
+    to the server's reading of the body (update), which keeps the refused upload."""
+    if resource_id is not None:
+        target, condition = f"{resource_type}/{resource_id}", None
+        refused = refuse_bad_id(request, resource_id)
+    else:
+        target, condition = resource_type, _condition(request)
+        message = f"{request.method} /fhir/{resource_type} needs a condition"
+        refused = None if condition else respond(error(400, "invalid", message), request)
+    return refused or await _run(
+        request,
+        principal,
+        prefer,
+        write=True,
+        resource_type=resource_type if check_type else None,
+        action=action,
+        target=target,
+        query=mask(condition) if condition else None,
+        work=lambda server, call: work(server, call, condition),
+    )
 
 
-def _bad_id(request: Request, resource_id: str) -> Response | None:
-    if _ID.fullmatch(resource_id):
-        return None
-    return _respond(error(400, "invalid", f"{resource_id!r} is not a FHIR id"), request)
+async def _update_or_patch(
+    request: Request,
+    principal: Principal,
+    prefer: str | None,
+    resource_type: str,
+    resource_id: str | None,
+    if_match: str | None,
+    *,
+    patch: bool,
+) -> Response:
+    """``PUT`` or ``PATCH`` of ``<Type>/<id>`` or ``<Type>?<search>``."""
+    body = await request.body()
+    return await _write_one(
+        request,
+        principal,
+        prefer,
+        resource_type,
+        resource_id,
+        action="fhir.patch" if patch else "fhir.update",
+        check_type=patch,  # an update answers an unserved type from its body
+        work=lambda server, call, condition: (server.patch if patch else server.update)(
+            call,
+            resource_type,
+            resource_id,
+            body,
+            if_match=parse_etag(if_match),
+            condition=condition,
+        ),
+    )
 
 
 @router.get("/metadata", summary="CapabilityStatement (no token needed)", openapi_extra=extra())
 async def metadata(request: Request) -> Response:
     def blocking() -> Answer:
-        server = _server(request)
+        server = fhir_server(request)
         with server.database.connection() as conn:
             types = supported_types(server.catalogs.get(conn))
         settings = server.settings
         statement = capability_statement(
             types,
-            _base(request),
+            fhir_base(request),
             multiple_delete=settings.allow_multiple_delete,
             integrity=settings.enforce_referential_integrity_on_write,
         )
         return Answer(200, statement)
 
-    return await run_in_threadpool(lambda: _respond(blocking(), request))
+    return await run_in_threadpool(lambda: respond(blocking(), request))
 
 
 def _audit_trail(
     request: Request, principal: Principal, action: str, target: str, read: Callable[[], Answer]
 ) -> Answer:
     """An admin's or regulator's read of the audit trail, itself audited (also when refused)."""
-    server = _server(request)
+    server = fhir_server(request)
     agent = Agent.of(principal, address_of(request))
-    query = masked_query(_pairs(request)) or None
+    query = masked_query(query_pairs(request)) or None
     try:
         principal.require_role("admin", "regulator")
     except PermissionDenied:
@@ -258,7 +291,7 @@ def _audit_trail(
 @router.get(f"/{AUDIT_EVENT}", summary="search the audit trail (admin, regulator)")
 async def audit_search(request: Request, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
-        server = _server(request)
+        server = fhir_server(request)
         return _audit_trail(
             request,
             principal,
@@ -267,19 +300,19 @@ async def audit_search(request: Request, principal: PrincipalDep) -> Response:
             lambda: search_audit(
                 server.database,
                 server.settings.zone,
-                _base(request),
-                _pairs(request),
+                fhir_base(request),
+                query_pairs(request),
                 str(request.url),
             ),
         )
 
-    return await run_in_threadpool(lambda: _respond(blocking(), request))
+    return await run_in_threadpool(lambda: respond(blocking(), request))
 
 
 @router.get(f"/{AUDIT_EVENT}/{{event_id}}", summary="one audit entry (admin, regulator)")
 async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
-        server = _server(request)
+        server = fhir_server(request)
         return _audit_trail(
             request,
             principal,
@@ -288,7 +321,7 @@ async def audit_read(request: Request, event_id: str, principal: PrincipalDep) -
             lambda: read_audit(server.database, event_id),
         )
 
-    return await run_in_threadpool(lambda: _respond(blocking(), request))
+    return await run_in_threadpool(lambda: respond(blocking(), request))
 
 
 def _lookup_access(
@@ -332,11 +365,11 @@ def _lookup_detail(persons: list[int], verdicts: list[tuple[int, Verdict]]) -> d
 
 
 def _pdq(request: Request, principal: Principal, pairs: list[tuple[str, str]]) -> Answer:
-    server = _server(request)
+    server = fhir_server(request)
     with server.database.connection() as conn:
         allowed, verdicts = _lookup_access(conn, principal, request, "Patient")
         answer, persons = search_patients(
-            conn, server.settings.zone, _base(request), pairs, str(request.url), allowed
+            conn, server.settings.zone, fhir_base(request), pairs, str(request.url), allowed
         )
     record_read(
         server.database,
@@ -356,7 +389,7 @@ def _mhd(
     """IHE MHD ITI-67 across institutions: the document registry, not one institution's
     FHIR resources; audited with the resident's persons, the documents listed and the consents
     or break-glass reason (``X-Break-Glass``) that let another institution's through."""
-    server = _server(request)
+    server = fhir_server(request)
     agent = Agent.of(principal, address_of(request))
     query = masked_query(pairs) or None
     institution = request.headers.get(INSTITUTION_HEADER) or principal.institution_code
@@ -369,7 +402,7 @@ def _mhd(
                 institution,
                 pairs,
                 zone=server.settings.zone,
-                base=_base(request),
+                base=fhir_base(request),
                 self_url=self_url,
                 break_glass=glass,
             )
@@ -401,9 +434,9 @@ def _mhd(
 @router.get("/Patient/$ihe-pix", summary="PIXm cross-reference (ITI-83; admin, clinician)")
 async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
     def blocking() -> Answer:
-        server = _server(request)
+        server = fhir_server(request)
         agent = Agent.of(principal, address_of(request))
-        pairs = _pairs(request)
+        pairs = query_pairs(request)
         query = masked_query(pairs) or None
         try:
             principal.require_role("admin", "clinician")
@@ -424,7 +457,7 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
         )
         return answer
 
-    return await run_in_threadpool(lambda: _respond(blocking(), request))
+    return await run_in_threadpool(lambda: respond(blocking(), request))
 
 
 @router.api_route(
@@ -440,7 +473,7 @@ async def ihe_pix_route(request: Request, principal: PrincipalDep) -> Response:
 async def audit_write(request: Request) -> Response:
     answer = error(405, "not-supported", "AuditEvent is written by the server only")
     answer.headers["Allow"] = "GET"
-    return _respond(answer, request)
+    return respond(answer, request)
 
 
 @router.post("", summary="transaction or batch Bundle", openapi_extra=extra(body="bundle"))
@@ -464,7 +497,7 @@ async def transaction(
 async def system_history(
     request: Request, principal: PrincipalDep, prefer: PreferHeader = None
 ) -> Response:
-    pairs = _pairs(request)
+    pairs = query_pairs(request)
     return await _run(
         request,
         principal,
@@ -484,18 +517,18 @@ async def search(
     principal: PrincipalDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    pairs = _pairs(request)
+    pairs = query_pairs(request)
     if (
         resource_type == "Patient"
         and principal.role in ("admin", "clinician")
         and request.headers.get(INSTITUTION_HEADER) is None
     ):
         # No institution named: the region's Patients through the person index (PDQm).
-        return await run_in_threadpool(lambda: _respond(_pdq(request, principal, pairs), request))
+        return await run_in_threadpool(lambda: respond(_pdq(request, principal, pairs), request))
     if resource_type == "DocumentReference":
         url = str(request.url)
         return await run_in_threadpool(
-            lambda: _respond(_mhd(request, principal, pairs, url), request)
+            lambda: respond(_mhd(request, principal, pairs, url), request)
         )
     return await _run(
         request,
@@ -524,12 +557,12 @@ async def search_post(
     principal: PrincipalDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    pairs = _pairs(request, await request.form())
+    pairs = query_pairs(request, await request.form())
     # The same search as a GET URL: its self and next links page like a GET search's.
-    self_url = f"{_base(request)}/{resource_type}?{urlencode(pairs)}"
+    self_url = f"{fhir_base(request)}/{resource_type}?{urlencode(pairs)}"
     if resource_type == "DocumentReference":
         return await run_in_threadpool(
-            lambda: _respond(_mhd(request, principal, pairs, self_url), request)
+            lambda: respond(_mhd(request, principal, pairs, self_url), request)
         )
     return await _run(
         request,
@@ -577,7 +610,7 @@ async def validate_instance(
     request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
     body = await request.body()
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -628,22 +661,8 @@ async def conditional_update(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    body = await request.body()
-    condition = _condition(request)
-    if not condition:
-        message = f"PUT /fhir/{resource_type} needs a condition"
-        return _respond(error(400, "invalid", message), request)
-    return await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        action="fhir.update",
-        target=resource_type,
-        query=mask(condition),
-        work=lambda server, call: server.update(
-            call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
-        ),
+    return await _update_or_patch(
+        request, principal, prefer, resource_type, None, if_match, patch=False
     )
 
 
@@ -658,20 +677,13 @@ async def conditional_delete(
     principal: PrincipalDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    condition = _condition(request)
-    if not condition:
-        message = f"DELETE /fhir/{resource_type} needs a condition"
-        return _respond(error(400, "invalid", message), request)
-    return await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        resource_type=resource_type,
-        action="fhir.delete",
-        target=resource_type,
-        query=mask(condition),
-        work=lambda server, call: server.conditional_delete(call, resource_type, condition),
+    def delete_matches(server: FhirServer, call: Call, condition: str | None) -> Answer:
+        if condition is None:  # pragma: no cover - _write_one answers 400 without one
+            raise AssertionError("unreachable")
+        return server.conditional_delete(call, resource_type, condition)
+
+    return await _write_one(
+        request, principal, prefer, resource_type, None, action="fhir.delete", work=delete_matches
     )
 
 
@@ -684,7 +696,7 @@ async def type_history(
     principal: PrincipalDep,
     prefer: PreferHeader = None,
 ) -> Response:
-    pairs = _pairs(request)
+    pairs = query_pairs(request)
     return await _run(
         request,
         principal,
@@ -713,7 +725,7 @@ async def read(
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
     if_modified_since: Annotated[str | None, Header(alias="If-Modified-Since")] = None,
 ) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -725,7 +737,7 @@ async def read(
             call,
             resource_type,
             resource_id,
-            _pairs(request),
+            query_pairs(request),
             if_none_match=if_none_match,
             if_modified_since=if_modified_since,
         ),
@@ -748,17 +760,8 @@ async def update(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    body = await request.body()
-    return _bad_id(request, resource_id) or await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        action="fhir.update",
-        target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.update(
-            call, resource_type, resource_id, body, if_match=parse_etag(if_match)
-        ),
+    return await _update_or_patch(
+        request, principal, prefer, resource_type, resource_id, if_match, patch=False
     )
 
 
@@ -771,15 +774,14 @@ async def delete(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return await _write_one(
         request,
         principal,
         prefer,
-        write=True,
-        resource_type=resource_type,
+        resource_type,
+        resource_id,
         action="fhir.delete",
-        target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.delete(
+        work=lambda server, call, _: server.delete(
             call, resource_type, resource_id, if_match=parse_etag(if_match)
         ),
     )
@@ -793,8 +795,8 @@ async def delete(
 async def instance_history(
     request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
-    pairs = _pairs(request)
-    return _bad_id(request, resource_id) or await _run(
+    pairs = query_pairs(request)
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -820,7 +822,7 @@ async def vread(
     version_id: str,
     principal: PrincipalDep,
 ) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -829,7 +831,7 @@ async def vread(
         action="fhir.vread",
         target=f"{resource_type}/{resource_id}/_history/{version_id}",
         work=lambda server, call: server.vread(
-            call, resource_type, resource_id, version_id, _pairs(request)
+            call, resource_type, resource_id, version_id, query_pairs(request)
         ),
     )
 
@@ -847,18 +849,8 @@ async def patch(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    body = await request.body()
-    return _bad_id(request, resource_id) or await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        resource_type=resource_type,
-        action="fhir.patch",
-        target=f"{resource_type}/{resource_id}",
-        work=lambda server, call: server.patch(
-            call, resource_type, resource_id, body, if_match=parse_etag(if_match)
-        ),
+    return await _update_or_patch(
+        request, principal, prefer, resource_type, resource_id, if_match, patch=True
     )
 
 
@@ -874,23 +866,8 @@ async def conditional_patch(
     prefer: PreferHeader = None,
     if_match: IfMatchHeader = None,
 ) -> Response:
-    body = await request.body()
-    condition = _condition(request)
-    if not condition:
-        message = f"PATCH /fhir/{resource_type} needs a condition"
-        return _respond(error(400, "invalid", message), request)
-    return await _run(
-        request,
-        principal,
-        prefer,
-        write=True,
-        resource_type=resource_type,
-        action="fhir.patch",
-        target=resource_type,
-        query=mask(condition),
-        work=lambda server, call: server.patch(
-            call, resource_type, None, body, if_match=parse_etag(if_match), condition=condition
-        ),
+    return await _update_or_patch(
+        request, principal, prefer, resource_type, None, if_match, patch=True
     )
 
 
@@ -907,8 +884,8 @@ async def conditional_patch(
 async def everything(
     request: Request, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
-    pairs = _pairs(request)
-    return _bad_id(request, resource_id) or await _run(
+    pairs = query_pairs(request)
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -937,7 +914,7 @@ async def everything(
 async def meta(
     request: Request, resource_type: ResourceType, resource_id: ResourceId, principal: PrincipalDep
 ) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,
@@ -964,7 +941,7 @@ async def change_meta(
 ) -> Response:
     body = await request.body()
     operation = request.url.path.rsplit("/", 1)[-1]
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         None,

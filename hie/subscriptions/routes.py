@@ -15,9 +15,16 @@ from fastapi.responses import Response
 
 from hie.audit import Agent, address_of, record_read
 from hie.auth import Principal
+from hie.fhir.answering import (
+    ResourceId,
+    fhir_base,
+    fhir_server,
+    query_pairs,
+    refuse_bad_id,
+    respond,
+)
 from hie.fhir.openapi import extra
 from hie.fhir.responses import FHIR_JSON, JSON_TYPES, Answer, error
-from hie.fhir.routes import ResourceId, _bad_id, _base, _pairs, _respond, _server
 from hie.http.security import PrincipalDep
 from hie.subscriptions import service
 from hie.subscriptions.model import SUBSCRIPTION
@@ -38,14 +45,14 @@ async def _run(
     (service.py); a read, and a refused write, is recorded here once answered."""
 
     def blocking() -> Response:
-        server = _server(request)
+        server = fhir_server(request)
         agent = Agent.of(principal, address_of(request))
         with server.database.connection() as conn:
             catalog = server.catalogs.get(conn)
         ctx = service.Context(
             server.database,
             server.settings.zone,
-            _base(request),
+            fhir_base(request),
             catalog,
             deliverable=server.settings.broker_url is not None,
             agent=agent,
@@ -54,7 +61,7 @@ async def _run(
         answer = work(ctx)
         if not write or answer.status >= 400:
             record_read(server.database, agent, action, target, status=answer.status)
-        return _respond(answer, request)
+        return respond(answer, request)
 
     return await run_in_threadpool(blocking)
 
@@ -64,7 +71,7 @@ def _not_json(request: Request) -> Response | None:
     media = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media in ("", *JSON_TYPES):
         return None
-    return _respond(error(415, "not-supported", f"send {FHIR_JSON}, not {media}"), request)
+    return respond(error(415, "not-supported", f"send {FHIR_JSON}, not {media}"), request)
 
 
 @router.post(
@@ -86,7 +93,7 @@ async def create(request: Request, principal: PrincipalDep) -> Response:
 
 @router.get(f"/{SUBSCRIPTION}", summary="search Subscriptions (the caller's; an admin's: all)")
 async def search(request: Request, principal: PrincipalDep) -> Response:
-    pairs = _pairs(request)
+    pairs = query_pairs(request)
     return await _run(
         request,
         principal,
@@ -98,7 +105,7 @@ async def search(request: Request, principal: PrincipalDep) -> Response:
 
 @router.get(f"/{SUBSCRIPTION}/{{resource_id}}", summary="read a Subscription")
 async def read(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         lambda ctx: service.read(ctx, principal, resource_id),
@@ -115,7 +122,7 @@ async def read(request: Request, resource_id: ResourceId, principal: PrincipalDe
 async def update(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
     body = await request.body()
     return (
-        _bad_id(request, resource_id)
+        refuse_bad_id(request, resource_id)
         or _not_json(request)
         or await _run(
             request,
@@ -130,7 +137,7 @@ async def update(request: Request, resource_id: ResourceId, principal: Principal
 
 @router.delete(f"/{SUBSCRIPTION}/{{resource_id}}", summary="delete a Subscription")
 async def delete(request: Request, resource_id: ResourceId, principal: PrincipalDep) -> Response:
-    return _bad_id(request, resource_id) or await _run(
+    return refuse_bad_id(request, resource_id) or await _run(
         request,
         principal,
         lambda ctx: service.delete(ctx, principal, resource_id),

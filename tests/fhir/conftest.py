@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -13,23 +12,8 @@ from fastapi.testclient import TestClient
 
 from hie.app import create_app
 from hie.config import Settings
-from hie.registry import Institution
 from hie.server import BackgroundServer
-from hie.storage import open_database
-from hie.storage.institutions import add_institution
-from hie.storage.tokens import create_token
-
-
-@dataclass(frozen=True)
-class Tokens:
-    h1: str
-    h2: str
-    admin: str
-    regulator: str
-
-
-def auth(token: str, **extra: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}", **extra}
+from tests.hospitals import Tokens, register_hospitals
 
 
 @pytest.fixture(scope="module")
@@ -47,26 +31,7 @@ def fhir_settings(
 
 @pytest.fixture(scope="module")
 def tokens(fhir_settings: Settings) -> Tokens:
-    """Hospitals H1 and H2 with a submitter token each, an admin and a regulator token."""
-    database = open_database(fhir_settings)
-    try:
-        with database.transaction() as tx:
-            for code in ("H1", "H2"):
-                add_institution(tx.conn, Institution(code, f"医院{code}", "hospital"), actor="t")
-
-            def token(role: str, institution: str | None) -> str:
-                return create_token(
-                    tx.conn, role=role, institution_code=institution, label="", actor="t"
-                )[1]
-
-            return Tokens(
-                token("submitter", "H1"),
-                token("submitter", "H2"),
-                token("admin", None),
-                token("regulator", None),
-            )
-    finally:
-        database.close()
+    return register_hospitals(fhir_settings)
 
 
 @pytest.fixture(scope="module")

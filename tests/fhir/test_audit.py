@@ -18,7 +18,7 @@ from hie.catalog import read_catalog
 from hie.catalog.reader import default_catalog_path
 from hie.config import Settings
 from hie.validators.fhir import validate_resource
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 RESIDENT_ID = "320114198001011233"
 

@@ -7,7 +7,7 @@ import pytest
 from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome, ResourceNotFound
 
-from tests.fhir.conftest import Tokens
+from tests.hospitals import Tokens
 
 
 @pytest.fixture(scope="module")

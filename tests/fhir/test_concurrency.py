@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import httpx
 
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 PARALLEL = 12
 

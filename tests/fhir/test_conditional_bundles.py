@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from hie.cli import app
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 SYSTEM = "urn:oid:2.16.156.10011.1.5"
 

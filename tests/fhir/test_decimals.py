@@ -12,7 +12,7 @@ from typing import Any
 import simplejson
 from fastapi.testclient import TestClient
 
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 JSON = {"Content-Type": "application/fhir+json"}
 PRECISE = "3.14159265358979323846264338327950288"

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from hie.app import create_app
 from hie.config import Settings
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 SYSTEM = "urn:oid:2.16.156.10011.1.2"
 

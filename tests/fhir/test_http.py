@@ -11,7 +11,7 @@ import psycopg
 from fastapi.testclient import TestClient
 
 from hie.config import Settings
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 RESIDENT_ID = "320114198001011233"
 

@@ -13,7 +13,7 @@ from fastapi.testclient import TestClient
 
 from hie.app import create_app
 from hie.config import Settings
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 SYSTEM = "urn:oid:2.16.156.10011.1.2"
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 from fhirpy import SyncFHIRClient
 
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 JSON_PATCH = "application/json-patch+json"
 FHIR_JSON = "application/fhir+json"

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from hie.config import Settings
 from hie.storage import open_database
 from hie.storage.tokens import create_token
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 RESIDENT_ID = "urn:oid:2.16.156.10011.1.3"
 HEALTH_CARD = "urn:oid:2.16.156.10011.1.19"

@@ -17,7 +17,7 @@ from hie.storage import open_database
 from hie.storage.search import _Builder
 from hie.validators.conformance import STANDALONE
 from hie.validators.fhir import validate_resource
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 
 @pytest.fixture(scope="module")

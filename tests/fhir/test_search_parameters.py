@@ -20,7 +20,7 @@ from hie.fhir.reindex import reindex
 from hie.fhir.search import SearchError, parse_search
 from hie.storage import open_database
 from hie.storage.search import _Builder
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 SHANGHAI = __import__("zoneinfo").ZoneInfo("Asia/Shanghai")
 LOINC = "http://loinc.org"

@@ -17,7 +17,7 @@ from fhirpy import SyncFHIRClient
 from hie.auth import hash_token
 from hie.config import Settings
 from hie.fhir.paging import Binding, Cursors, Position
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 SUBSETTED = ("http://terminology.hl7.org/CodeSystem/v3-ObservationValue", "SUBSETTED")
 

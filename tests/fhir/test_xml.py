@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 from lxml import etree  # type: ignore[import-untyped]
 
 from hie.validators.fhir_xml import read_fhir_xml
-from tests.fhir.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 
 XML_BODY = {"Content-Type": "application/fhir+xml"}
 WANTS_XML = {"Accept": "application/fhir+xml"}

@@ -18,7 +18,7 @@ from hie.storage import open_database
 from hie.storage.declarations import set_declaration
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
-from tests.jobs.conftest import auth
+from tests.hospitals import auth
 from tests.jobs.data import zipped
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "cda"

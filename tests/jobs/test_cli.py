@@ -13,7 +13,7 @@ from hie.cli.main import app
 from hie.config import Settings
 from hie.jobs.processor import JobProcessor
 from hie.jobs.runner import runner_of
-from tests.jobs.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 from tests.jobs.data import ndjson, resources
 
 

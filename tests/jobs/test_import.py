@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from hie.jobs.runner import runner_of
-from tests.jobs.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 from tests.jobs.data import ndjson, resources
 
 NDJSON = "application/fhir+ndjson"

@@ -18,7 +18,7 @@ from hie.storage import open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 from hie.workers import configure
-from tests.jobs.conftest import auth
+from tests.hospitals import auth
 from tests.jobs.data import ndjson, resources
 
 NDJSON = {"Content-Type": "application/fhir+ndjson"}

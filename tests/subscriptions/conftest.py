@@ -1,8 +1,8 @@
-"""Subscription fixtures: a database with hospitals H1 and H2, a submitter token each and an
-admin token; the app under TestClient with a broker configured (the API refuses Subscriptions
-without one) and an endpoint allow-list naming the local subscriber (http on 127.0.0.1) and
-``subscriber.example.org``; a subscriber (an HTTP server in a thread) that records what it is
-sent."""
+"""Subscription fixtures: a database with hospitals H1 and H2 and their tokens
+(tests/hospitals.py); the app under TestClient with a broker configured (the API refuses
+Subscriptions without one) and an endpoint allow-list naming the local subscriber (http on
+127.0.0.1) and ``subscriber.example.org``; a subscriber (an HTTP server in a thread) that
+records what it is sent."""
 
 from __future__ import annotations
 
@@ -20,24 +20,10 @@ from pydantic import SecretStr
 
 from hie.app import create_app
 from hie.config import Settings
-from hie.registry import Institution
 from hie.storage import Database, open_database
-from hie.storage.institutions import add_institution
-from hie.storage.tokens import create_token
 from hie.subscriptions.deliverer import Deliverer
 from hie.subscriptions.model import DELIVERY_EXTENSION
-
-
-@dataclass(frozen=True)
-class Tokens:
-    h1: str
-    h2: str
-    admin: str
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
-
+from tests.hospitals import Tokens, register_hospitals
 
 ENDPOINTS = ("http://127.0.0.1", "https://subscriber.example.org/")
 
@@ -51,20 +37,7 @@ def sub_settings(settings: Settings, broker_url: str) -> Settings:
 
 @pytest.fixture
 def tokens(sub_settings: Settings) -> Tokens:
-    database = open_database(sub_settings)
-    try:
-        with database.transaction() as tx:
-            for code in ("H1", "H2"):
-                add_institution(tx.conn, Institution(code, f"医院{code}", "hospital"), actor="t")
-
-            def token(role: str, institution: str | None) -> str:
-                return create_token(
-                    tx.conn, role=role, institution_code=institution, label="", actor="t"
-                )[1]
-
-            return Tokens(token("submitter", "H1"), token("submitter", "H2"), token("admin", None))
-    finally:
-        database.close()
+    return register_hospitals(sub_settings)
 
 
 @pytest.fixture

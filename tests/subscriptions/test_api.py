@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from hie.app import create_app
 from hie.audit import flush_reads
 from hie.config import Settings
-from tests.subscriptions.conftest import Tokens, auth, subscription
+from tests.hospitals import Tokens, auth
+from tests.subscriptions.conftest import subscription
 
 HOOK = "https://subscriber.example.org/hook"
 

@@ -22,7 +22,8 @@ from hie.errors import ConfigError
 from hie.storage.subscriptions import NewSubscription, insert_subscription
 from hie.subscriptions.deliverer import Deliverer
 from hie.subscriptions.endpoints import EndpointPolicy
-from tests.subscriptions.conftest import Subscriber, Tokens, auth, subscription
+from tests.hospitals import Tokens, auth
+from tests.subscriptions.conftest import Subscriber, subscription
 from tests.subscriptions.test_matching import events, post, send_all
 
 ANY_PUBLIC = EndpointPolicy()

@@ -17,7 +17,8 @@ from hie.events.model import message_of
 from hie.storage import Database
 from hie.storage.tokens import revoke_token
 from hie.subscriptions.deliverer import Deliverer
-from tests.subscriptions.conftest import Subscriber, Tokens, auth, observation, subscription
+from tests.hospitals import Tokens, auth
+from tests.subscriptions.conftest import Subscriber, observation, subscription
 
 HEART_RATE = "8867-4"
 BODY_TEMPERATURE = "8310-5"

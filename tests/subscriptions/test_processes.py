@@ -22,7 +22,8 @@ from fastapi.testclient import TestClient
 from hie.config import Settings
 from hie.events.broker import connection_parameters
 from hie.storage import open_database
-from tests.subscriptions.conftest import Subscriber, Tokens, auth, observation, subscription
+from tests.hospitals import Tokens, auth
+from tests.subscriptions.conftest import Subscriber, observation, subscription
 
 HIE = [sys.executable, "-m", "hie"]
 HEART_RATE = "http://loinc.org|8867-4"
