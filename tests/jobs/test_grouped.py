@@ -18,7 +18,7 @@ from hie.jobs.processor import JobProcessor
 from hie.metrics.report import compute_month
 from hie.storage import Connection, open_database
 from hie.storage.jobs import NewJob, append_chunk, close_upload, create_job
-from tests.jobs.conftest import Tokens, auth
+from tests.hospitals import Tokens, auth
 from tests.jobs.data import ndjson, resources
 from tests.jobs.test_import import NDJSON, wait_done
 
