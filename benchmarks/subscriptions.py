@@ -5,7 +5,9 @@
 1. The deliverer's matching of accepted-Observation events (active subscriptions read, each
    one's search run restricted to the resource, delivery rows written) with ``--subscriptions``
    active subscriptions, against the same events with none active (the fixed cost of an event),
-   in alternating rounds of the same run.
+   in alternating rounds of the same run; each event in its own transaction (``handle``) and in
+   batches of the prefetch (``handle_batch``, as the consumer does). Ratios are to one by one
+   with none active.
 2. The sender (claim, POST with httpx, mark sent, audit entry) to a local HTTP server answering
    200, against bare httpx POSTs of the same bodies to the same server.
 
@@ -126,29 +128,34 @@ def main() -> None:
                 for row in conn.execute("select * from event_outbox order by seq").fetchall()
             ]
 
-        def match_rate(active: bool) -> float:
+        def match_rate(active: bool, batched: bool) -> float:
             with database.transaction() as tx:
                 tx.conn.execute(
                     "update subscription set status = %s", ("active" if active else "off",)
                 )
             started = time.perf_counter()
-            for event in events:
-                deliverer.handle(event)
+            if batched:  # as the consumer does: up to `batch` (the prefetch) events at once
+                for n in range(0, len(events), deliverer.batch):
+                    deliverer.handle_batch(events[n : n + deliverer.batch])
+            else:
+                for event in events:
+                    deliverer.handle(event)
             return len(events) / (time.perf_counter() - started)
 
-        match_rate(True)  # warm up: plans, caches (and the delivery rows, written once)
-        rates: dict[bool, list[float]] = {False: [], True: []}
+        match_rate(True, False)  # warm up: plans, caches (and the delivery rows, written once)
+        match_rate(True, True)
+        modes = [(a, b) for b in (False, True) for a in (False, True)]
+        rates: dict[tuple[bool, bool], list[float]] = {mode: [] for mode in modes}
         for _ in range(3):
-            for active in (False, True):
-                rates[active].append(match_rate(active))
-        none = sum(rates[False]) / 3
-        some = sum(rates[True]) / 3
-        print(f"events matched, no active subscription (baseline) {none:>8,.0f} events/s")
-        print(
-            f"events matched, {args.subscriptions} active subscriptions"
-            f"{' ' * (17 - len(str(args.subscriptions)))}{some:>8,.0f} events/s"
-            f"  ({some / none:.2f}x)"
-        )
+            for mode in modes:
+                rates[mode].append(match_rate(*mode))
+        mean = {mode: sum(r) / len(r) for mode, r in rates.items()}
+        none = mean[False, False]
+        for (active, batched), rate in mean.items():
+            what = f"{args.subscriptions} active subscriptions" if active else "no subscription"
+            how = f"in batches of {deliverer.batch}" if batched else "one by one"
+            label = f"events matched {how}, {what}"
+            print(f"{label:<58}{rate:>8,.0f} events/s  ({rate / none:.2f}x)")
 
         with database.connection() as conn:
             row = conn.execute("select count(*) as n from subscription_delivery").fetchone()

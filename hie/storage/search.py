@@ -571,18 +571,19 @@ def count(conn: Connection, query: SearchQuery) -> int:
     return int(row["n"]) if row else 0
 
 
-def exists_each(conn: Connection, queries: Sequence[SearchQuery]) -> list[bool]:
-    """Whether each query finds anything, all sent in one round trip (pipeline mode): one
-    resource matched against many subscriptions' searches costs one wait, not one each."""
+def found_each(conn: Connection, queries: Sequence[SearchQuery]) -> list[set[str]]:
+    """The resource ids each query finds, all sent in one round trip (pipeline mode): a batch of
+    resources matched against many subscriptions' searches (each query restricted to the
+    batch's ids by ``_id``) costs one wait, not one per resource and search."""
     cursors = []
     with conn.pipeline():
         for query in queries:
             builder = _Builder(query)
-            statement = sql.SQL(
-                "select exists (select 1 from fhir_resource r where {}) as hit"
-            ).format(builder.build())
+            statement = sql.SQL("select r.resource_id from fhir_resource r where {}").format(
+                builder.build()
+            )
             cursors.append(conn.execute(statement, builder.params))
-    return [bool(row["hit"]) if (row := cursor.fetchone()) else False for cursor in cursors]
+    return [{str(row["resource_id"]) for row in cursor.fetchall()} for cursor in cursors]
 
 
 def referenced(

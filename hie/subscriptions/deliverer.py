@@ -9,10 +9,14 @@ from other consumers.
 
 Two loops, two threads:
 
-- **match** (pika): for each accepted FHIR version, the active subscriptions on its type whose
-  owner token may read its institution, matched by running their search restricted to the
-  resource's id; a ``subscription_delivery`` row per match, written before the message is
-  acknowledged. The row's key (subscription, event id) makes a redelivered event a no-op.
+- **match** (pika): events are taken in batches of up to ``batch`` (the prefetch; a batch is
+  cut short when nothing more is waiting). For each accepted FHIR version, the active
+  subscriptions on its type whose owner token may read its institution, matched by running
+  their search restricted to the resource's id (one search per criteria and institution for the
+  whole batch, ``_id`` listing the batch's resources, all in one round trip); a
+  ``subscription_delivery`` row per match, all the batch's written in one transaction before
+  its messages are acknowledged (at once, up to the last). The row's key (subscription, event
+  id) makes a redelivered event a no-op.
 - **send** (httpx): due deliveries are leased, sent (HAPI's shape: a payload PUT to
   ``<endpoint>/<Type>/<id>``, a notification POSTed to the endpoint; ``post`` on the channel's
   ``DELIVERY_EXTENSION`` POSTs a payload to the endpoint), and marked sent; a transient failure
@@ -45,9 +49,10 @@ import json
 import logging
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 from zoneinfo import ZoneInfo
 
@@ -66,6 +71,7 @@ from hie.storage.fhir import read_version_of
 from hie.storage.subscriptions import (
     Due,
     NewDelivery,
+    SubscriptionRow,
     active_subscriptions,
     add_deliveries,
     claim_due,
@@ -178,21 +184,33 @@ class Deliverer:
             channel.queue_bind(queue=self.queue, exchange=self.exchange, routing_key=BINDING)
             channel.basic_qos(prefetch_count=self.batch)
             log.info("subscriptions: matching events of %s from %s", self.exchange, self.queue)
+            batch: list[Target] = []
+            last: int | None = None  # the delivery tag of the batch's last event
             for method, _properties, body in channel.consume(
                 self.queue, inactivity_timeout=self.idle
             ):
                 if stop.is_set():
                     break
-                if method is None:
-                    continue
-                try:
-                    self.handle(json.loads(body))
-                except ValueError as exc:
-                    # Not an event of ours: to the dead letters, not round and round.
-                    log.warning("subscriptions: unreadable event dead-lettered (%s)", exc)
-                    channel.basic_reject(method.delivery_tag, requeue=False)
-                    continue
-                channel.basic_ack(method.delivery_tag)
+                if method is not None:
+                    try:
+                        target = _target(json.loads(body))
+                    except ValueError as exc:
+                        # Not an event of ours: to the dead letters, not round and round.
+                        log.warning("subscriptions: unreadable event dead-lettered (%s)", exc)
+                        channel.basic_reject(method.delivery_tag, requeue=False)
+                    else:
+                        if target is not None:
+                            batch.append(target)
+                        last = method.delivery_tag
+                # Matched once the batch is full or nothing more has arrived: a lone event
+                # waits for no other, a busy queue is matched prefetch events at a time.
+                full = len(batch) >= self.batch
+                if last is not None and (full or channel.get_waiting_message_count() == 0):
+                    self.match(batch)
+                    # After the commit, every event up to the last at once; a crash before it
+                    # redelivers them, and their delivery rows are not written twice.
+                    channel.basic_ack(last, multiple=True)
+                    batch, last = [], None
             with contextlib.suppress(*OUTAGES):
                 channel.cancel()
         finally:
@@ -203,25 +221,47 @@ class Deliverer:
     def handle(self, event: Any) -> int:
         """Record a delivery for each subscription the event's resource matches; how many are
         new (0 for an event seen before). ValueError for a body that is no event."""
-        target = _target(event)
-        if target is None:
+        return self.handle_batch([event])
+
+    def handle_batch(self, events: Sequence[Any]) -> int:
+        """``handle`` for many events in one transaction. ValueError if any is no event."""
+        return self.match([t for t in map(_target, events) if t is not None])
+
+    def match(self, targets: Sequence[Target]) -> int:
+        """A delivery for each subscription each target matches, in the order of the targets
+        (so each record's versions stay in order), all in one transaction: the active
+        subscriptions read once per type, every search in one round trip, the rows in one
+        insert. How many are new."""
+        if not targets:
             return 0
-        event_id, institution, resource_type, resource_id, version = target
+        by_type: dict[str, list[Target]] = {}
+        for target in targets:
+            by_type.setdefault(target.resource_type, []).append(target)
         with self.database.transaction() as tx:
-            candidates = active_subscriptions(tx.conn, resource_type)
-            found = [
+            matched: dict[Target, list[SubscriptionRow]] = {}
+            for resource_type, group in by_type.items():
+                candidates = active_subscriptions(tx.conn, resource_type)
+                if not candidates:
+                    continue
+                found = matching(
+                    tx.conn,
+                    self.zone,
+                    candidates,
+                    [(t.institution, t.resource_id) for t in group],
+                )
+                matched.update(zip(group, found, strict=True))
+            rows = [
                 NewDelivery(
                     subscription_id=subscription.id,
-                    event_id=event_id,
-                    institution_code=institution,
-                    logical_id=f"{resource_type}/{resource_id}",
-                    version=version,
+                    event_id=target.event_id,
+                    institution_code=target.institution,
+                    logical_id=f"{target.resource_type}/{target.resource_id}",
+                    version=target.version,
                 )
-                for subscription in matching(
-                    tx.conn, self.zone, candidates, institution, resource_id
-                )
+                for target in targets
+                for subscription in matched.get(target, [])
             ]
-            new = add_deliveries(tx.conn, found)
+            new = add_deliveries(tx.conn, rows)
         self.matched += new
         return new
 
@@ -420,9 +460,19 @@ def _pinned(
     raise httpx.ConnectError("no address")  # cannot be: resolve returns at least one
 
 
-def _target(event: Any) -> tuple[UUID, str, str, str, int] | None:
-    """Event id, institution, type, id and version of an accepted FHIR version (None for any
-    other event: a CDA document, a delete, a rejection); ValueError when it is no event."""
+class Target(NamedTuple):
+    """What matching needs of an accepted FHIR version's event."""
+
+    event_id: UUID
+    institution: str
+    resource_type: str
+    resource_id: str
+    version: int
+
+
+def _target(event: Any) -> Target | None:
+    """The target of an accepted FHIR version's event (None for any other event: a CDA
+    document, a delete, a rejection); ValueError when it is no event."""
     try:
         record = event.get("record") or {}
         if (
@@ -431,7 +481,7 @@ def _target(event: Any) -> tuple[UUID, str, str, str, int] | None:
             or record.get("deleted")
         ):
             return None
-        return (
+        return Target(
             UUID(str(event["event_id"])),
             str(event["institution"]["code"]),
             str(record["resource_type"]),

@@ -10,6 +10,7 @@ find.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlencode
@@ -24,7 +25,7 @@ from hie.fhir.search import DEFAULT_COUNT, MAX_COUNT, SearchError, parse_search,
 from hie.fhir.server import supported_types
 from hie.outcome import OutcomeIssue, operation_outcome
 from hie.storage import Connection, Database
-from hie.storage.search import SearchQuery, exists_each
+from hie.storage.search import SearchQuery, found_each
 from hie.storage.subscriptions import (
     NewSubscription,
     SubscriptionRow,
@@ -284,30 +285,45 @@ def matching(
     conn: Connection,
     zone: ZoneInfo,
     subscriptions: list[SubscriptionRow],
-    institution_code: str,
-    resource_id: str,
-) -> list[SubscriptionRow]:
-    """The subscriptions whose search, run in the institution's data restricted to this one
-    resource, finds it (the resource as it now stands in the search index), among those whose
-    owner may read the institution. Equal criteria are searched once, all in one round trip."""
-    queries: dict[str, SearchQuery | None] = {}
-    readers = [s for s in subscriptions if sees(s, institution_code)]
-    for subscription in readers:
-        if subscription.criteria not in queries:
-            queries[subscription.criteria] = _restricted(
-                subscription.criteria, zone, institution_code, resource_id
-            )
-    asked = [(criteria, query) for criteria, query in queries.items() if query is not None]
-    hits = exists_each(conn, [query for _, query in asked])
-    found = {criteria for (criteria, _), hit in zip(asked, hits, strict=True) if hit}
-    return [s for s in readers if s.criteria in found]
+    resources: Sequence[tuple[str, str]],
+) -> list[list[SubscriptionRow]]:
+    """For each (institution, resource id) of ``resources`` (all of the subscriptions' type),
+    the subscriptions whose search, run in the institution's data restricted to that resource,
+    finds it (the resource as it now stands in the search index), among those whose owner may
+    read the institution. Each criteria is searched once per institution, restricted to all of
+    that institution's ids at once, and all those searches go in one round trip."""
+    ids: dict[str, list[str]] = {}
+    for institution, resource_id in resources:
+        ids.setdefault(institution, [])
+        if resource_id not in ids[institution]:
+            ids[institution].append(resource_id)
+    readers = {
+        institution: [s for s in subscriptions if sees(s, institution)] for institution in ids
+    }
+    asked: list[tuple[tuple[str, str], SearchQuery]] = []
+    for institution, wanted in ids.items():
+        for criteria in dict.fromkeys(s.criteria for s in readers[institution]):
+            query = _restricted(criteria, zone, institution, wanted)
+            if query is not None:
+                asked.append(((criteria, institution), query))
+    found = dict(
+        zip(
+            [key for key, _ in asked],
+            found_each(conn, [query for _, query in asked]),
+            strict=True,
+        )
+    )
+    return [
+        [s for s in readers[institution] if resource_id in found.get((s.criteria, institution), ())]
+        for institution, resource_id in resources
+    ]
 
 
 def _restricted(
-    criteria: str, zone: ZoneInfo, institution_code: str, resource_id: str
+    criteria: str, zone: ZoneInfo, institution_code: str, resource_ids: list[str]
 ) -> SearchQuery | None:
-    """The criteria's search in one institution, narrowed to one resource id (None: it cannot
-    find it)."""
+    """The criteria's search in one institution, narrowed to these resource ids (None: it
+    cannot find any of them)."""
     resource_type, query = split_criteria(criteria)
     try:
         parsed = parse_search(resource_type, query, institution_code=institution_code, zone=zone)
@@ -315,8 +331,9 @@ def _restricted(
         return None  # checked on write; a parameter since removed matches nothing
     if parsed.unknown:
         return None
-    ids = parsed.query.ids
-    if ids is not None and resource_id not in ids:
+    own = parsed.query.ids
+    narrowed = tuple(i for i in resource_ids if own is None or i in own)
+    if not narrowed:
         return None
-    parsed.query.ids = (resource_id,)
+    parsed.query.ids = narrowed
     return parsed.query

@@ -302,3 +302,38 @@ def test_the_channel_extension_post_sends_the_resource_to_the_endpoint_itself(
         ("POST", "/post", oid),
         ("PUT", f"/put/Observation/{oid}?key=k", oid),
     ]
+
+
+def test_a_batch_from_two_institutions_yields_exactly_the_matching_deliveries_once(
+    client: TestClient, tokens: Tokens, database: Database, deliverer: Deliverer
+) -> None:
+    h1 = subscribe(client, tokens.h1, "http://127.0.0.1:9/h1", HEART_RATE)
+    h2 = subscribe(client, tokens.h2, "http://127.0.0.1:9/h2", HEART_RATE)
+    admin = subscribe(client, tokens.admin, "http://127.0.0.1:9/admin", BODY_TEMPERATURE)
+    assert deliverer.activate() == 3
+    a = post(client, tokens.h1, HEART_RATE, "a")
+    b = post(client, tokens.h1, BODY_TEMPERATURE, "b")
+    c = post(client, tokens.h2, HEART_RATE, "c")
+    d = post(client, tokens.h2, BODY_TEMPERATURE, "d")
+    post(client, tokens.h1, "29463-7", "e")  # body weight: nobody's criteria
+    post(client, tokens.h2, "29463-7", "f")
+    batch = events(database)
+    assert len(batch) == 6
+
+    def rows() -> set[tuple[str, str, str]]:
+        with database.connection() as conn:
+            found = conn.execute(
+                "select subscription_id, institution_code, logical_id from subscription_delivery"
+            ).fetchall()
+        return {(r["subscription_id"], r["institution_code"], r["logical_id"]) for r in found}
+
+    expected = {
+        (h1, "H1", f"Observation/{a}"),  # H1's token sees H1 only: not c
+        (h2, "H2", f"Observation/{c}"),  # H2's token sees H2 only: not a
+        (admin, "H1", f"Observation/{b}"),  # the admin's sees both
+        (admin, "H2", f"Observation/{d}"),
+    }
+    assert deliverer.handle_batch(batch) == 4
+    assert rows() == expected
+    assert deliverer.handle_batch(batch) == 0  # the batch redelivered: nothing twice
+    assert rows() == expected
