@@ -120,6 +120,10 @@ def main() -> None:
                 client.post(
                     "/fhir/Subscription", json=body, headers={"Authorization": f"Bearer {token}"}
                 ).raise_for_status()
+        with database.connection() as conn:
+            # The statistics autovacuum would have gathered by now: without them the planner
+            # takes the freshly loaded tables for empty and nests loops over the search index.
+            conn.execute("analyze")
         deliverer = Deliverer(database, "unused", settings.zone, endpoints=settings.endpoint_policy)
         deliverer.activate()
         with database.connection() as conn:
