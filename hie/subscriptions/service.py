@@ -292,18 +292,16 @@ def matching(
     finds it (the resource as it now stands in the search index), among those whose owner may
     read the institution. Each criteria is searched once per institution, restricted to all of
     that institution's ids at once, and all those searches go in one round trip."""
-    ids: dict[str, list[str]] = {}
+    ids: dict[str, dict[str, None]] = {}  # institution: its resource ids, in order, once each
     for institution, resource_id in resources:
-        ids.setdefault(institution, [])
-        if resource_id not in ids[institution]:
-            ids[institution].append(resource_id)
+        ids.setdefault(institution, {})[resource_id] = None
     readers = {
         institution: [s for s in subscriptions if sees(s, institution)] for institution in ids
     }
     asked: list[tuple[tuple[str, str], SearchQuery]] = []
     for institution, wanted in ids.items():
         for criteria in dict.fromkeys(s.criteria for s in readers[institution]):
-            query = _restricted(criteria, zone, institution, wanted)
+            query = _restricted(criteria, zone, institution, list(wanted))
             if query is not None:
                 asked.append(((criteria, institution), query))
     found = dict(
