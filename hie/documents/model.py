@@ -230,7 +230,9 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _subject(record: NormalizedRecord, header: CdaHeader) -> dict[str, Any]:
+def _subject(record: NormalizedRecord, display: str | None) -> dict[str, Any]:
+    """The entry's subject: the patient's first identifier of ``_SUBJECT_SYSTEMS``, and the
+    name the document shows."""
     subject: dict[str, Any] = {}
     patient = record.patient
     if patient is not None:
@@ -239,8 +241,8 @@ def _subject(record: NormalizedRecord, header: CdaHeader) -> dict[str, Any]:
             if value:
                 subject["identifier"] = {"system": system, "value": value}
                 break
-    if header.patient_name:
-        subject["display"] = header.patient_name
+    if display:
+        subject["display"] = display
     return subject
 
 
@@ -309,7 +311,7 @@ def cda_entry(
             master={"system": f"urn:oid:{root}", "value": extension or root},
             type_codings=type_codings,
             categories=[],
-            subject=_subject(record, header),
+            subject=_subject(record, header.patient_name),
             authors=[author] if author else [],
             doc_status="final",
             title=header.title,
@@ -527,20 +529,6 @@ def replaced_targets(composition: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _fhir_subject(record: NormalizedRecord) -> dict[str, Any]:
-    subject: dict[str, Any] = {}
-    patient = record.patient
-    if patient is not None:
-        for attribute, system in _SUBJECT_SYSTEMS:
-            value = getattr(patient, attribute)
-            if value:
-                subject["identifier"] = {"system": system, "value": value}
-                break
-        if patient.name:
-            subject["display"] = patient.name
-    return subject
-
-
 def _fhir_period(
     composition: dict[str, Any], record: NormalizedRecord
 ) -> tuple[datetime | None, datetime | None]:
@@ -601,7 +589,7 @@ def fhir_entry(
             master=fhir_master_identifier(bundle, doc_id),
             type_codings=type_codings,
             categories=_dicts(composition.get("category")),
-            subject=_fhir_subject(record),
+            subject=_subject(record, record.patient.name if record.patient is not None else None),
             authors=[a for a in authors if a],
             doc_status=composition.get("status") or "final",
             title=title,
