@@ -30,12 +30,9 @@ import psycopg
 from fastapi.testclient import TestClient
 
 import hie.fhir.routes as fhir_routes
-from benchmarks.scratch import scratch_database, settings_for
+from benchmarks.scratch import enrol, scratch_database, settings_for
 from hie.app import create_app
 from hie.registry import Institution
-from hie.storage import open_database
-from hie.storage.institutions import add_institution
-from hie.storage.tokens import create_token
 
 FAMILIES = ["王", "李", "张", "刘", "陈", "杨", "黄", "赵", "吴", "周"]
 
@@ -105,14 +102,12 @@ def main() -> None:
 
     with scratch_database("hie_bench_audit") as url, tempfile.TemporaryDirectory() as data:
         settings = settings_for(url, Path(data))
-        database = open_database(settings)
-        with database.transaction() as tx:
-            add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
-            _, token = create_token(
-                tx.conn, role="submitter", institution_code="H1", label="", actor="bench"
-            )
-        database.close()
-        headers = {"Authorization": f"Bearer {token}"}
+        tokens = enrol(
+            settings,
+            [Institution("H1", "医院", "hospital")],
+            {"submitter": ("submitter", "H1")},
+        )
+        headers = {"Authorization": f"Bearer {tokens['submitter']}"}
         with TestClient(create_app(settings)) as client:
             began = time.perf_counter()
             _load(client, headers, args.patients)

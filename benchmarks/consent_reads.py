@@ -27,12 +27,9 @@ from typing import Any
 import psycopg
 from fastapi.testclient import TestClient
 
-from benchmarks.scratch import scratch_database, settings_for
+from benchmarks.scratch import enrol, scratch_database, settings_for
 from hie.app import create_app
 from hie.registry import Institution
-from hie.storage import open_database
-from hie.storage.institutions import add_institution
-from hie.storage.tokens import create_token
 
 
 def _resources(n: int) -> list[dict[str, Any]]:
@@ -121,20 +118,15 @@ def main() -> None:
 
     with scratch_database("hie_bench_consent") as url, tempfile.TemporaryDirectory() as data:
         settings = settings_for(url, Path(data))
-        database = open_database(settings)
-        with database.transaction() as tx:
-            tokens = {}
-            for code in ("H1", "H2"):
-                add_institution(tx.conn, Institution(code, "医院", "hospital"), actor="bench")
-            for name, role, code in (
-                ("submitter", "submitter", "H1"),
-                ("own", "clinician", "H1"),
-                ("other", "clinician", "H2"),
-            ):
-                tokens[name] = create_token(
-                    tx.conn, role=role, institution_code=code, label="", actor="bench"
-                )[1]
-        database.close()
+        tokens = enrol(
+            settings,
+            [Institution(code, "医院", "hospital") for code in ("H1", "H2")],
+            {
+                "submitter": ("submitter", "H1"),
+                "own": ("clinician", "H1"),
+                "other": ("clinician", "H2"),
+            },
+        )
         own = {"Authorization": f"Bearer {tokens['own']}"}
         other = {"Authorization": f"Bearer {tokens['other']}", "X-HIE-Institution": "H1"}
         with TestClient(create_app(settings)) as client:

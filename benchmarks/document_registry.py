@@ -12,65 +12,26 @@ Scratch database on HIE_TEST_POSTGRES_URL (dropped afterwards).
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
-import uuid
-from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 import hie.ingest
+from benchmarks.cda_store import CDA_HOSPITAL, documents, store_all
+from benchmarks.scratch import scratch_store
 from hie.auth import Principal
-from hie.cda.submission import CdaPipeline, submit_cda
-from hie.config import Settings
+from hie.cda.submission import CdaPipeline
 from hie.documents.search import find_documents
 from hie.registry import Institution
-from hie.storage import open_database
 from hie.storage.consent import put_consent
 from hie.storage.institutions import add_institution
 from hie.validators.cda import CdaSchema
-
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cda"
-
-
-def documents(count: int, tag: str) -> list[bytes]:
-    sources = sorted(p.read_bytes() for p in FIXTURES.glob("C00*-valid.xml"))
-    return [
-        sources[n % len(sources)].replace(
-            b'extension="455755678-C', f'extension="{tag}{n}-455755678-C'.encode(), 1
-        )
-        for n in range(count)
-    ]
-
-
-def store_all(pipeline: CdaPipeline, docs: list[bytes]) -> float:
-    started = time.perf_counter()
-    for doc in docs:
-        receipt = submit_cda(pipeline, doc, principal=None, institution="455755678")
-        if receipt.status != 201:
-            raise RuntimeError(f"not stored: {receipt.body}")
-    return len(docs) / (time.perf_counter() - started)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--documents", type=int, default=2000)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = Settings(
-        database_url=ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", data_dir=Path("/nonexistent")
-    )
-    database = open_database(settings)
-    try:
-        with database.transaction() as tx:
-            add_institution(
-                tx.conn, Institution("455755678", "南京鼓楼医院", "hospital"), actor="b"
-            )
+    with scratch_store(CDA_HOSPITAL) as (settings, database):
         pipeline = CdaPipeline(settings, database, schema=CdaSchema())
         store_all(pipeline, documents(200, "w"))  # warm up: partitions, caches, plans
         real = hie.ingest.register_cda
@@ -154,10 +115,6 @@ def main() -> None:
             f"ITI-67, clinician under consent ({shown['clinician']})"
             f"  {by_clinician:>9,.0f} searches/s  ({by_clinician / by_admin:.2f}x)"
         )
-    finally:
-        database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

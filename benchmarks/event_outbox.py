@@ -19,44 +19,18 @@ import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pika
-import psycopg
-from psycopg import sql
 
 import hie.ingest
-from hie.cda.submission import CdaPipeline, submit_cda
-from hie.config import Settings
+from benchmarks.cda_store import CDA_HOSPITAL, documents, store_all
+from benchmarks.scratch import scratch_store
+from hie.cda.submission import CdaPipeline
 from hie.events.broker import connection_parameters, declare_exchange
 from hie.events.relay import Relay
-from hie.registry import Institution
-from hie.storage import open_database
-from hie.storage.institutions import add_institution
 from hie.validators.cda import CdaSchema
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKER_URL = os.environ.get("HIE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
-FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cda"
-
-
-def documents(count: int, tag: str) -> list[bytes]:
-    sources = sorted(p.read_bytes() for p in FIXTURES.glob("C00*-valid.xml"))
-    return [
-        sources[n % len(sources)].replace(
-            b'extension="455755678-C', f'extension="{tag}{n}-455755678-C'.encode(), 1
-        )
-        for n in range(count)
-    ]
-
-
-def store_all(pipeline: CdaPipeline, docs: list[bytes]) -> float:
-    started = time.perf_counter()
-    for doc in docs:
-        receipt = submit_cda(pipeline, doc, principal=None, institution="455755678")
-        if receipt.status != 201:
-            raise RuntimeError(f"not stored: {receipt.body}")
-    return len(docs) / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -64,19 +38,8 @@ def main() -> None:
     parser.add_argument("--documents", type=int, default=2000)
     parser.add_argument("--events", type=int, default=5000)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
     exchange = f"hie.events.bench.{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = Settings(
-        database_url=ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", data_dir=Path("/nonexistent")
-    )
-    database = open_database(settings)
-    try:
-        with database.transaction() as tx:
-            add_institution(
-                tx.conn, Institution("455755678", "南京鼓楼医院", "hospital"), actor="b"
-            )
+    with scratch_store(CDA_HOSPITAL) as (settings, database):
         pipeline = CdaPipeline(settings, database, schema=CdaSchema())
         store_all(pipeline, documents(200, "w"))  # warm up: partitions, caches, plans
         real = hie.ingest.append_events
@@ -136,10 +99,6 @@ def main() -> None:
         )
         channel.exchange_delete(exchange)
         broker.close()
-    finally:
-        database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

@@ -21,29 +21,23 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pika
-import psycopg
-from psycopg import sql
 
-from benchmarks.event_outbox import documents, store_all
+from benchmarks.cda_store import CDA_HOSPITAL, documents, store_all
+from benchmarks.scratch import scratch_store
 from hie.cda.submission import CdaPipeline
-from hie.config import Settings
 from hie.events.broker import connection_parameters
 from hie.events.relay import Relay
 from hie.forwarding.forwarder import Forwarder
 from hie.forwarding.messages import document_bundle
 from hie.forwarding.queues import declare, queue_of
-from hie.registry import Institution
-from hie.storage import open_database
 from hie.storage.forwarding import Destination, add_destination, delivery_counts
 from hie.storage.outbox import outbox_counts
 from hie.validators.cda import CdaSchema
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 BROKER_URL = os.environ.get("HIE_TEST_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672//")
 TOKEN_ENV = "HIE_BENCH_FORWARD_TOKEN"  # noqa: S105 (a variable's name)
 
@@ -71,7 +65,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=1000)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
     exchange = f"hie.events.bench.{uuid.uuid4().hex[:8]}"
     prefix = f"hie-bench-{uuid.uuid4().hex[:8]}"
     queue = queue_of(prefix, "province")
@@ -79,79 +72,66 @@ def main() -> None:
     server = ThreadingHTTPServer(("127.0.0.1", 0), Upstream)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_address[1]}/fhir"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    settings = Settings(
-        database_url=ADMIN_URL.rsplit("/", 1)[0] + f"/{name}", data_dir=Path("/nonexistent")
-    )
-    database = open_database(settings)
     try:
-        with database.transaction() as tx:
-            from hie.storage.institutions import add_institution
+        with scratch_store(CDA_HOSPITAL) as (settings, database):
+            with database.transaction() as tx:
+                add_destination(tx.conn, Destination("province", base, TOKEN_ENV, None))
+            declare(BROKER_URL, exchange, queue, None)
+            docs = documents(args.documents, "f")
+            store_all(CdaPipeline(settings, database, schema=CdaSchema()), docs)
 
-            add_institution(
-                tx.conn, Institution("455755678", "南京鼓楼医院", "hospital"), actor="b"
-            )
-            add_destination(tx.conn, Destination("province", base, TOKEN_ENV, None))
-        declare(BROKER_URL, exchange, queue, None)
-        docs = documents(args.documents, "f")
-        store_all(CdaPipeline(settings, database, schema=CdaSchema()), docs)
+            # The events into the destination's queue first: the forwarder alone is timed.
+            stop = threading.Event()
+            relay = Relay(database, BROKER_URL, exchange, batch=500, idle=0.05)
+            relay_thread = threading.Thread(target=relay.run, args=(stop,))
+            relay_thread.start()
+            while True:
+                with database.connection() as conn:
+                    if outbox_counts(conn)["pending"] == 0:
+                        break
+                time.sleep(0.05)
 
-        # The events into the destination's queue first: the forwarder alone is timed.
-        stop = threading.Event()
-        relay = Relay(database, BROKER_URL, exchange, batch=500, idle=0.05)
-        relay_thread = threading.Thread(target=relay.run, args=(stop,))
-        relay_thread.start()
-        while True:
-            with database.connection() as conn:
-                if outbox_counts(conn)["pending"] == 0:
-                    break
-            time.sleep(0.05)
+            # Baseline: the same transactions, built and POSTed back to back.
+            with httpx.Client(timeout=30) as client:
+                started = time.perf_counter()
+                for n, doc in enumerate(docs):
+                    bundle = document_bundle(f"bench^{n}", doc, table_code="C0002")
+                    answer = client.post(
+                        base,
+                        content=json.dumps(bundle).encode(),
+                        headers={"Content-Type": "application/fhir+json"},
+                    )
+                    answer.raise_for_status()
+                bare = len(docs) / (time.perf_counter() - started)
+            print(f"bare httpx POST of the transactions (baseline) {bare:>7,.0f} documents/s")
 
-        # Baseline: the same transactions, built and POSTed back to back.
-        with httpx.Client(timeout=30) as client:
+            forwarder = Forwarder(database, BROKER_URL, exchange, prefix, refresh=0.2)
+            forward_thread = threading.Thread(target=forwarder.run, args=(stop,))
             started = time.perf_counter()
-            for n, doc in enumerate(docs):
-                bundle = document_bundle(f"bench^{n}", doc, table_code="C0002")
-                answer = client.post(
-                    base,
-                    content=json.dumps(bundle).encode(),
-                    headers={"Content-Type": "application/fhir+json"},
-                )
-                answer.raise_for_status()
-            bare = len(docs) / (time.perf_counter() - started)
-        print(f"bare httpx POST of the transactions (baseline) {bare:>7,.0f} documents/s")
-
-        forwarder = Forwarder(database, BROKER_URL, exchange, prefix, refresh=0.2)
-        forward_thread = threading.Thread(target=forwarder.run, args=(stop,))
-        started = time.perf_counter()
-        forward_thread.start()
-        while True:
-            with database.connection() as conn:
-                counts = delivery_counts(conn).get("province", {})
-            if counts.get("sent", 0) + counts.get("failed", 0) >= len(docs):
-                break
-            time.sleep(0.2)
-        seconds = time.perf_counter() - started
-        rate = len(docs) / seconds
-        print(
-            f"forwarder: consume, read, build, send, record   {rate:>7,.0f} documents/s"
-            f"  ({rate / bare:.2f}x), {counts.get('sent', 0)} sent, "
-            f"{counts.get('failed', 0)} failed"
-        )
-        stop.set()
-        forward_thread.join()
-        relay_thread.join()
+            forward_thread.start()
+            while True:
+                with database.connection() as conn:
+                    counts = delivery_counts(conn).get("province", {})
+                if counts.get("sent", 0) + counts.get("failed", 0) >= len(docs):
+                    break
+                time.sleep(0.2)
+            seconds = time.perf_counter() - started
+            rate = len(docs) / seconds
+            print(
+                f"forwarder: consume, read, build, send, record   {rate:>7,.0f} documents/s"
+                f"  ({rate / bare:.2f}x), {counts.get('sent', 0)} sent, "
+                f"{counts.get('failed', 0)} failed"
+            )
+            stop.set()
+            forward_thread.join()
+            relay_thread.join()
     finally:
-        database.close()
         server.shutdown()
         broker = pika.BlockingConnection(connection_parameters(BROKER_URL))
         channel = broker.channel()
         channel.queue_delete(queue)
         channel.exchange_delete(exchange)
         broker.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
 
 
 if __name__ == "__main__":

@@ -14,30 +14,23 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import random
 import statistics
 import time
 import uuid
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
 import hie.ingest
+from benchmarks.scratch import scratch_store
 from hie.catalog import default_catalog_path, read_catalog
-from hie.config import Settings
 from hie.ingest import Arrival, store_record
 from hie.normalize.fhir import normalize_resource
 from hie.normalize.identity import check_character
 from hie.registry import Institution
-from hie.storage import Database, open_database
-from hie.storage.institutions import add_institution
+from hie.storage import Database
 from hie.storage.partitions import PartitionMaker
 
-ADMIN_URL = os.environ.get("HIE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AT = datetime(2019, 7, 10, 2, 0, tzinfo=UTC)
 TABLE = read_catalog(default_catalog_path()).get("FHIR.Patient")
 SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
@@ -86,29 +79,19 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=4)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(database_url=url, data_dir=Path("/nonexistent"))
-    database = open_database(settings)
     hook = hie.ingest.index_stored
     timings: dict[str, list[float]] = {"with index": [], "without": []}
-    try:
-        PartitionMaker(database, settings.zone).ensure_for(AT)
-        with database.transaction() as tx:
-            add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
-        rng = random.Random(17)  # noqa: S311 (test data)
-        for round_ in range(args.rounds):
-            for label in ("without", "with index") if round_ % 2 else ("with index", "without"):
-                hie.ingest.index_stored = hook if label == "with index" else _no_index  # type: ignore[assignment]
-                batch = [patient(rng, n, f"r{round_}{label[0]}") for n in range(args.patients)]
-                timings[label].append(store_all(database, batch))
-    finally:
-        hie.ingest.index_stored = hook  # type: ignore[assignment]
-        database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+    with scratch_store(Institution("H1", "医院", "hospital")) as (settings, database):
+        try:
+            PartitionMaker(database, settings.zone).ensure_for(AT)
+            rng = random.Random(17)  # noqa: S311 (test data)
+            for round_ in range(args.rounds):
+                for label in ("without", "with index") if round_ % 2 else ("with index", "without"):
+                    hie.ingest.index_stored = hook if label == "with index" else _no_index  # type: ignore[assignment]
+                    batch = [patient(rng, n, f"r{round_}{label[0]}") for n in range(args.patients)]
+                    timings[label].append(store_all(database, batch))
+        finally:
+            hie.ingest.index_stored = hook  # type: ignore[assignment]
     with_index = statistics.median(timings["with index"])
     without = statistics.median(timings["without"])
     print(f"patients per round: {args.patients}, rounds: {args.rounds}")

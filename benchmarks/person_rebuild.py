@@ -14,22 +14,17 @@ from __future__ import annotations
 import argparse
 import random
 import time
-import uuid
 from collections.abc import Callable
-from pathlib import Path
-
-import psycopg
-from psycopg import sql
 
 import hie.ingest
 import hie.persons.rebuild
-from benchmarks.person_index import ADMIN_URL, AT, patient, store_all
+from benchmarks.person_index import AT, patient, store_all
+from benchmarks.scratch import scratch_store
 from hie.catalog import default_catalog_path, read_catalog
 from hie.config import Settings
 from hie.persons.rebuild import rebuild_batch
 from hie.registry import Institution
-from hie.storage import Database, open_database
-from hie.storage.institutions import add_institution
+from hie.storage import Database
 from hie.storage.partitions import PartitionMaker
 
 CATALOG = read_catalog(default_catalog_path())
@@ -53,38 +48,28 @@ def main() -> None:
     parser.add_argument("--patients", type=int, default=6000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    name = f"hie_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    settings = Settings(database_url=url, data_dir=Path("/nonexistent"))
-    database = open_database(settings)
     hook = hie.ingest.index_stored
     link: Callable[..., object] = hie.persons.rebuild.link_record
     unlink: Callable[..., object] = hie.persons.rebuild.unlink_record
-    try:
-        PartitionMaker(database, settings.zone).ensure_for(AT)
-        with database.transaction() as tx:
-            add_institution(tx.conn, Institution("H1", "医院", "hospital"), actor="bench")
-        rng = random.Random(17)  # noqa: S311 (test data)
-        hie.ingest.index_stored = _nothing  # type: ignore[assignment]
-        store_all(database, [patient(rng, n, "p") for n in range(args.patients)])
-        hie.ingest.index_stored = hook  # type: ignore[assignment]
+    with scratch_store(Institution("H1", "医院", "hospital")) as (settings, database):
+        try:
+            PartitionMaker(database, settings.zone).ensure_for(AT)
+            rng = random.Random(17)  # noqa: S311 (test data)
+            hie.ingest.index_stored = _nothing  # type: ignore[assignment]
+            store_all(database, [patient(rng, n, "p") for n in range(args.patients)])
+            hie.ingest.index_stored = hook  # type: ignore[assignment]
 
-        hie.persons.rebuild.link_record = _nothing  # type: ignore[assignment]
-        hie.persons.rebuild.unlink_record = _nothing  # type: ignore[assignment]
-        bare, records = walk(database, settings, args.batch)
-        hie.persons.rebuild.link_record = link  # type: ignore[assignment]
-        hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
-        first, _ = walk(database, settings, args.batch)
-        again, _ = walk(database, settings, args.batch)
-    finally:
-        hie.ingest.index_stored = hook  # type: ignore[assignment]
-        hie.persons.rebuild.link_record = link  # type: ignore[assignment]
-        hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
-        database.close()
-        with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
+            hie.persons.rebuild.link_record = _nothing  # type: ignore[assignment]
+            hie.persons.rebuild.unlink_record = _nothing  # type: ignore[assignment]
+            bare, records = walk(database, settings, args.batch)
+            hie.persons.rebuild.link_record = link  # type: ignore[assignment]
+            hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
+            first, _ = walk(database, settings, args.batch)
+            again, _ = walk(database, settings, args.batch)
+        finally:
+            hie.ingest.index_stored = hook  # type: ignore[assignment]
+            hie.persons.rebuild.link_record = link  # type: ignore[assignment]
+            hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
     print(f"records: {records}, batch: {args.batch}")
     for label, seconds in (
         ("walk alone (read, normalize)", bare),

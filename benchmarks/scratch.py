@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +27,7 @@ from psycopg import sql
 
 from hie.config import Settings
 from hie.registry import Institution
-from hie.storage import open_database
+from hie.storage import Database, open_database
 from hie.storage.institutions import add_institution
 from hie.storage.tokens import create_token
 
@@ -72,6 +72,44 @@ def settings_for(url: str, data_dir: Path | None = None) -> Settings:
     )
 
 
+def enrol(
+    settings: Settings,
+    institutions: Sequence[Institution],
+    tokens: Mapping[str, tuple[str, str]] | None = None,
+) -> dict[str, str]:
+    """Register ``institutions`` and make ``tokens`` (name: (role, institution code)) in one
+    transaction on the database of ``settings`` (migrating it first); the tokens by name."""
+    database = open_database(settings)
+    try:
+        with database.transaction() as tx:
+            for institution in institutions:
+                add_institution(tx.conn, institution, actor="bench")
+            return {
+                name: create_token(
+                    tx.conn, role=role, institution_code=code, label="", actor="bench"
+                )[1]
+                for name, (role, code) in (tokens or {}).items()
+            }
+    finally:
+        database.close()
+
+
+@contextmanager
+def scratch_store(
+    *institutions: Institution, prefix: str = "hie_bench"
+) -> Iterator[tuple[Settings, Database]]:
+    """A scratch database, migrated, with ``institutions`` registered, and the app's database
+    on it open for the block (closed, and the database dropped, after)."""
+    with scratch_database(prefix) as url:
+        settings = settings_for(url)
+        enrol(settings, institutions)
+        database = open_database(settings)
+        try:
+            yield settings, database
+        finally:
+            database.close()
+
+
 @dataclass
 class Site:
     """A migrated scratch database with one registered hospital and its submitter token."""
@@ -93,16 +131,12 @@ def hospital_site(
     """A scratch database, migrated, with ``institution`` registered and a submitter token."""
     with scratch_database(prefix) as url:
         settings = settings_for(url)
-        database = open_database(settings)
-        try:
-            with database.transaction() as tx:
-                add_institution(tx.conn, Institution(institution, name, "hospital"), actor="bench")
-                token = create_token(
-                    tx.conn, role="submitter", institution_code=institution, label="", actor="b"
-                )[1]
-        finally:
-            database.close()
-        yield Site(url, settings, token, institution)
+        tokens = enrol(
+            settings,
+            [Institution(institution, name, "hospital")],
+            {"submitter": ("submitter", institution)},
+        )
+        yield Site(url, settings, tokens["submitter"], institution)
 
 
 def free_port() -> int:

@@ -230,7 +230,9 @@ def _instant(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def _subject(record: NormalizedRecord, header: CdaHeader) -> dict[str, Any]:
+def _subject(record: NormalizedRecord, display: str | None) -> dict[str, Any]:
+    """The entry's subject: the patient's first identifier of ``_SUBJECT_SYSTEMS``, and the
+    name the document shows."""
     subject: dict[str, Any] = {}
     patient = record.patient
     if patient is not None:
@@ -239,8 +241,8 @@ def _subject(record: NormalizedRecord, header: CdaHeader) -> dict[str, Any]:
             if value:
                 subject["identifier"] = {"system": system, "value": value}
                 break
-    if header.patient_name:
-        subject["display"] = header.patient_name
+    if display:
+        subject["display"] = display
     return subject
 
 
@@ -258,7 +260,6 @@ def cda_entry(
     """The registry entry (and its DocumentReference) of a stored CDA document."""
     doc_id = document_id(facility.code, record.logical_id)
     root, _, extension = record.logical_id.partition("^")
-    master = {"system": f"urn:oid:{root}", "value": extension or root}
     type_codings = []
     if table.code in LOINC_TYPES:
         loinc, display = LOINC_TYPES[table.code]
@@ -270,8 +271,108 @@ def cda_entry(
             "display": header.code_display or table.name_zh,
         }
     )
+    author: dict[str, Any] = {}
+    if record.author:
+        author_root, _, author_extension = record.author.partition("^")
+        author["identifier"] = {
+            "system": f"urn:oid:{author_root}",
+            "value": author_extension or author_root,
+        }
+    if header.author_name:
+        author["display"] = header.author_name
+    period_low = record.encounter_start or record.effective_time
+    period_high = record.encounter_end
+    period: dict[str, Any] | None = None
+    if period_low is not None:
+        period = {"start": _instant(period_low)}
+        if period_high is not None:
+            period["end"] = _instant(period_high)
+    encounter: dict[str, str] | None = None
+    if header.encounter_id:
+        encounter_root, _, encounter_extension = header.encounter_id.partition("^")
+        encounter = {
+            "system": f"urn:oid:{encounter_root}",
+            "value": encounter_extension or encounter_root,
+        }
+    named: dict[str, str] = {}
+    if header.language:
+        named["language"] = header.language
+    if header.title:
+        named["title"] = header.title
+    return _registry_entry(
+        record,
+        table,
+        facility,
+        received_at,
+        _Described(
+            doc_id=doc_id,
+            media_type=CDA_MEDIA_TYPE,
+            data=data,
+            master={"system": f"urn:oid:{root}", "value": extension or root},
+            type_codings=type_codings,
+            categories=[],
+            subject=_subject(record, header.patient_name),
+            authors=[author] if author else [],
+            doc_status="final",
+            title=header.title,
+            confidentiality=header.confidentiality or "N",
+            named=named,
+            period=period,
+            period_low=period_low,
+            period_high=period_high,
+            format_code=f"urn:oid:{header.template}" if header.template else None,
+            encounter=encounter,
+        ),
+        status=status,
+        replaces=replaces,
+    )
+
+
+@dataclass(frozen=True)
+class _Described:
+    """What a stored document says of itself, read one way from a CDA header and another from
+    a FHIR Composition; the rest of its registry entry is built the same way for both."""
+
+    doc_id: str
+    media_type: str
+    data: bytes
+    master: dict[str, str]
+    type_codings: list[dict[str, Any]]
+    # Categories after the platform's class (which comes first: a consent's provision.class
+    # names it, see consent_classes).
+    categories: list[dict[str, Any]]
+    subject: dict[str, Any]
+    authors: list[dict[str, Any]]
+    doc_status: str
+    title: str | None
+    confidentiality: str
+    # The attachment's title and language, in the order the document's kind writes them.
+    named: dict[str, str]
+    period: dict[str, Any] | None
+    period_low: datetime | None
+    period_high: datetime | None
+    format_code: str | None = None
+    encounter: dict[str, str] | None = None
+
+
+def _registry_entry(
+    record: NormalizedRecord,
+    table: Table,
+    facility: Facility,
+    received_at: datetime,
+    described: _Described,
+    *,
+    status: str,
+    replaces: str | None,
+) -> DocumentRow:
+    """A registry entry and its DocumentReference from what the document says of itself and
+    where and when it was stored."""
+    doc_id = described.doc_id
     class_code, class_display = class_of(table.code)
-    category = {"coding": [{"system": CLASS_SYSTEM, "code": class_code, "display": class_display}]}
+    categories = [
+        {"coding": [{"system": CLASS_SYSTEM, "code": class_code, "display": class_display}]},
+        *described.categories,
+    ]
     facility_type = {
         "coding": [
             {"system": INSTITUTION_SYSTEM, "code": facility.code, "display": facility.name},
@@ -283,76 +384,53 @@ def cda_entry(
         if record.encounter_class
         else None
     )
-    author: dict[str, Any] = {}
-    if record.author:
-        author_root, _, author_extension = record.author.partition("^")
-        author["identifier"] = {
-            "system": f"urn:oid:{author_root}",
-            "value": author_extension or author_root,
-        }
-    if header.author_name:
-        author["display"] = header.author_name
     custodian = {
         "identifier": {"system": INSTITUTION_SYSTEM, "value": facility.code},
         "display": facility.name,
     }
-    period_low = record.encounter_start or record.effective_time
-    period_high = record.encounter_end
     context: dict[str, Any] = {"facilityType": facility_type}
     if setting:
         context["practiceSetting"] = setting
-    if period_low is not None:
-        context["period"] = {"start": _instant(period_low)}
-        if period_high is not None:
-            context["period"]["end"] = _instant(period_high)
-    related_tokens: list[str] = []
-    if header.encounter_id:
-        encounter_root, _, encounter_extension = header.encounter_id.partition("^")
-        encounter_identifier = {
-            "system": f"urn:oid:{encounter_root}",
-            "value": encounter_extension or encounter_root,
-        }
-        context["related"] = [{"identifier": encounter_identifier}]
-        related_tokens = identifier_tokens(encounter_identifier)
+    if described.period is not None:
+        context["period"] = described.period
+    if described.encounter is not None:
+        context["related"] = [{"identifier": described.encounter}]
+    data = described.data
     size, digest = len(data), sha1_base64(data)
     attachment: dict[str, Any] = {
-        "contentType": CDA_MEDIA_TYPE,
+        "contentType": described.media_type,
         "url": retrieve_path(doc_id),
         "size": size,
         "hash": digest,
+        **described.named,
     }
-    if header.language:
-        attachment["language"] = header.language
-    if header.title:
-        attachment["title"] = header.title
     if record.effective_time is not None:
         attachment["creation"] = _instant(record.effective_time)
-    format_code = f"urn:oid:{header.template}" if header.template else None
     content: dict[str, Any] = {"attachment": attachment}
-    if format_code:
-        content["format"] = {"system": FORMAT_SYSTEM, "code": format_code}
+    if described.format_code:
+        content["format"] = {"system": FORMAT_SYSTEM, "code": described.format_code}
     entry_uuid = {"use": "official", "system": ENTRY_UUID_SYSTEM, "value": f"urn:uuid:{doc_id}"}
     resource: dict[str, Any] = {
         "resourceType": "DocumentReference",
         "id": doc_id,
-        "masterIdentifier": master,
+        "masterIdentifier": described.master,
         "identifier": [entry_uuid],
         "status": status,
-        "docStatus": "final",
-        "type": {"coding": type_codings},
-        "category": [category],
-        "subject": _subject(record, header),
+        "docStatus": described.doc_status,
+        "type": {"coding": described.type_codings},
+        "category": categories,
+        "subject": described.subject,
         "date": _instant(received_at),
-        "author": [author] if author else [],
+        "author": described.authors,
         "custodian": custodian,
-        "description": header.title or table.name_zh,
+        "description": described.title or table.name_zh,
         "securityLabel": [
-            {"coding": [{"system": CONFIDENTIALITY, "code": header.confidentiality or "N"}]}
+            {"coding": [{"system": CONFIDENTIALITY, "code": described.confidentiality}]}
         ],
         "content": [content],
         "context": context,
     }
-    if not resource["author"]:
+    if not described.authors:
         del resource["author"]
     if replaces:
         resource["relatesTo"] = [
@@ -362,24 +440,24 @@ def cda_entry(
         id=doc_id,
         institution_code=facility.code,
         status=status,
-        master_identifier=f"{master['system']}|{master['value']}",
-        content_type=CDA_MEDIA_TYPE,
+        master_identifier=master_token(described.master),
+        content_type=described.media_type,
         size=size,
         hash=digest,
         resource=resource,
         document_record=record.logical_id,
         subject_record=record.logical_id,
-        identifiers=identifier_tokens(master) + identifier_tokens(entry_uuid),
-        types=codeable_tokens({"coding": type_codings}),
-        categories=codeable_tokens(category),
-        formats=tokens(FORMAT_SYSTEM, format_code),
+        identifiers=identifier_tokens(described.master) + identifier_tokens(entry_uuid),
+        types=codeable_tokens({"coding": described.type_codings}),
+        categories=[t for c in categories for t in codeable_tokens(c)],
+        formats=tokens(FORMAT_SYSTEM, described.format_code),
         facilities=codeable_tokens(facility_type),
         settings=codeable_tokens(setting),
-        authors=author_tokens(author),
-        related=related_tokens,
+        authors=[t for a in described.authors for t in author_tokens(a)],
+        related=identifier_tokens(described.encounter),
         date=received_at,
-        period_low=period_low,
-        period_high=period_high,
+        period_low=described.period_low,
+        period_high=described.period_high,
         replaces=replaces,
     )
 
@@ -451,20 +529,6 @@ def replaced_targets(composition: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
-def _fhir_subject(record: NormalizedRecord) -> dict[str, Any]:
-    subject: dict[str, Any] = {}
-    patient = record.patient
-    if patient is not None:
-        for attribute, system in _SUBJECT_SYSTEMS:
-            value = getattr(patient, attribute)
-            if value:
-                subject["identifier"] = {"system": system, "value": value}
-                break
-        if patient.name:
-            subject["display"] = patient.name
-    return subject
-
-
 def _fhir_period(
     composition: dict[str, Any], record: NormalizedRecord
 ) -> tuple[datetime | None, datetime | None]:
@@ -493,116 +557,48 @@ def fhir_entry(
     """The registry entry (and its DocumentReference) of a stored FHIR document Bundle."""
     doc_id = document_id(facility.code, record.logical_id)
     composition = composition_of(bundle)
-    master = fhir_master_identifier(bundle, doc_id)
     type_codings = _dicts(_dict(composition.get("type")).get("coding"))
     if table.code in LOINC_TYPES and not any(c.get("system") == LOINC for c in type_codings):
         loinc, display = LOINC_TYPES[table.code]
         type_codings = [{"system": LOINC, "code": loinc, "display": display}, *type_codings]
-    # The platform's class first: a consent's provision.class names it (consent_classes).
-    class_code, class_display = class_of(table.code)
-    categories = [
-        {"coding": [{"system": CLASS_SYSTEM, "code": class_code, "display": class_display}]},
-        *_dicts(composition.get("category")),
-    ]
-    facility_type = {
-        "coding": [
-            {"system": INSTITUTION_SYSTEM, "code": facility.code, "display": facility.name},
-            {"system": INSTITUTION_KIND_SYSTEM, "code": facility.kind},
-        ]
-    }
-    setting = (
-        {"coding": [{"system": ACT_CODE, "code": record.encounter_class}]}
-        if record.encounter_class
-        else None
-    )
     authors: list[dict[str, Any]] = [
         {k: a[k] for k in ("reference", "display", "identifier") if k in a}
         for a in _dicts(composition.get("author"))
     ]
-    authors = [a for a in authors if a]
-    custodian = {
-        "identifier": {"system": INSTITUTION_SYSTEM, "value": facility.code},
-        "display": facility.name,
-    }
     period_low, period_high = _fhir_period(composition, record)
-    context: dict[str, Any] = {"facilityType": facility_type}
-    if setting:
-        context["practiceSetting"] = setting
+    period = None
     if period_low is not None or period_high is not None:
-        context["period"] = {
-            k: _instant(v) for k, v in (("start", period_low), ("end", period_high)) if v
-        }
-    data = fhir_document_bytes(bundle)
-    size, digest = len(data), sha1_base64(data)
-    attachment: dict[str, Any] = {
-        "contentType": FHIR_MEDIA_TYPE,
-        "url": retrieve_path(doc_id),
-        "size": size,
-        "hash": digest,
-    }
+        period = {k: _instant(v) for k, v in (("start", period_low), ("end", period_high)) if v}
     title = composition.get("title")
-    if isinstance(title, str) and title:
-        attachment["title"] = title
+    title = title if isinstance(title, str) and title else None
+    named: dict[str, str] = {}
+    if title:
+        named["title"] = title
     if isinstance(bundle.get("language"), str):
-        attachment["language"] = bundle["language"]
-    if record.effective_time is not None:
-        attachment["creation"] = _instant(record.effective_time)
-    entry_uuid = {"use": "official", "system": ENTRY_UUID_SYSTEM, "value": f"urn:uuid:{doc_id}"}
+        named["language"] = bundle["language"]
     confidentiality = composition.get("confidentiality")
-    resource: dict[str, Any] = {
-        "resourceType": "DocumentReference",
-        "id": doc_id,
-        "masterIdentifier": master,
-        "identifier": [entry_uuid],
-        "status": status,
-        "docStatus": composition.get("status") or "final",
-        "type": {"coding": type_codings},
-        "category": categories,
-        "subject": _fhir_subject(record),
-        "date": _instant(received_at),
-        "custodian": custodian,
-        "description": title if isinstance(title, str) and title else table.name_zh,
-        "securityLabel": [
-            {
-                "coding": [
-                    {
-                        "system": CONFIDENTIALITY,
-                        "code": confidentiality if isinstance(confidentiality, str) else "N",
-                    }
-                ]
-            }
-        ],
-        "content": [{"attachment": attachment}],
-        "context": context,
-    }
-    if authors:
-        resource["author"] = authors
-    if replaces:
-        resource["relatesTo"] = [
-            {"code": "replaces", "target": {"reference": f"DocumentReference/{replaces}"}}
-        ]
-    author_list: list[str] = []
-    for author in authors:
-        author_list += author_tokens(author)
-    return DocumentRow(
-        id=doc_id,
-        institution_code=facility.code,
+    return _registry_entry(
+        record,
+        table,
+        facility,
+        received_at,
+        _Described(
+            doc_id=doc_id,
+            media_type=FHIR_MEDIA_TYPE,
+            data=fhir_document_bytes(bundle),
+            master=fhir_master_identifier(bundle, doc_id),
+            type_codings=type_codings,
+            categories=_dicts(composition.get("category")),
+            subject=_subject(record, record.patient.name if record.patient is not None else None),
+            authors=[a for a in authors if a],
+            doc_status=composition.get("status") or "final",
+            title=title,
+            confidentiality=confidentiality if isinstance(confidentiality, str) else "N",
+            named=named,
+            period=period,
+            period_low=period_low,
+            period_high=period_high,
+        ),
         status=status,
-        master_identifier=master_token(master),
-        content_type=FHIR_MEDIA_TYPE,
-        size=size,
-        hash=digest,
-        resource=resource,
-        document_record=record.logical_id,
-        subject_record=record.logical_id,
-        identifiers=identifier_tokens(master) + identifier_tokens(entry_uuid),
-        types=codeable_tokens({"coding": type_codings}),
-        categories=[t for c in categories for t in codeable_tokens(c)],
-        facilities=codeable_tokens(facility_type),
-        settings=codeable_tokens(setting),
-        authors=author_list,
-        date=received_at,
-        period_low=period_low,
-        period_high=period_high,
         replaces=replaces,
     )

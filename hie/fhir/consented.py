@@ -12,6 +12,7 @@ entry the persons (ids) and resources shown, and the consent or break-glass used
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -115,13 +116,9 @@ def search(
     """Another institution's search must name one patient (``patient``, ``subject``, or
     ``_id`` of a Patient search); the answer keeps only what the verdict covers."""
     institution = call.scope.institution_code
-    if principal.role == "regulator":
-        return error(403, "forbidden", "a regulator reads figures, not residents' records")
-    if not foreign(principal, institution):
-        answer = work()
-        if principal.role == "clinician":
-            _note_shown(database, call, institution, answer)
-        return answer
+    at_home = _at_home(database, principal, call, institution, work)
+    if at_home is not None:
+        return at_home
     patient = _named_patient(resource_type, pairs)
     if patient is None:
         return error(
@@ -132,27 +129,20 @@ def search(
         )
     if any(name.startswith(("_has", "_revinclude")) for name, _ in pairs):
         return error(400, "not-supported", "_has and _revinclude stay within your institution")
-    with database.connection() as conn:
-        person = persons_of_records(conn, institution, [patient]).get(patient)
-        if person is None:
-            return denied()
-        consents = consents_for(conn, person)
-        verdict = decide_access(
-            conn,
-            principal,
-            person,
-            institution,
-            classes=frozenset({resource_type}),
-            break_glass=break_glass,
-            target=resource_type,
-            consents=consents,
-        )
-    if not verdict.allowed:
-        return _refused(call, person, verdict)
-    answer = work()
-    shown = _keep(answer, patient, _covers(principal, consents, verdict, institution))
-    call.audit.update(audit_detail([(person, verdict)], shown))
-    return answer
+    decision = _decide(
+        database,
+        principal,
+        institution,
+        patient,
+        classes=frozenset({resource_type}),
+        break_glass=break_glass,
+        target=resource_type,
+    )
+    if decision is None:
+        return denied()
+    if not decision.verdict.allowed:
+        return _refused(call, decision.person, decision.verdict)
+    return _shown(call, principal, institution, patient, decision, work())
 
 
 def everything(
@@ -166,36 +156,99 @@ def everything(
     """``Patient/{id}/$everything``: any consent to the clinician's institution opens it; the
     entries outside the consent's classes are left out."""
     institution = call.scope.institution_code
+    at_home = _at_home(database, principal, call, institution, work)
+    if at_home is not None:
+        return at_home
+    patient = f"Patient/{patient_id}"
+    # Finding any consent of this institution first (no classes); each type is then decided
+    # by what the answer keeps.
+    decision = _decide(
+        database,
+        principal,
+        institution,
+        patient,
+        classes=frozenset(),
+        break_glass=break_glass,
+        target=f"{patient}/$everything",
+    )
+    if decision is None:
+        return denied()
+    if not decision.verdict.allowed:
+        return _refused(call, decision.person, decision.verdict)
+    answer = work()
+    if answer.status != 200:
+        return denied()
+    return _shown(call, principal, institution, patient, decision, answer)
+
+
+def _at_home(
+    database: Database,
+    principal: Principal,
+    call: Call,
+    institution: str,
+    work: Callable[[], Answer],
+) -> Answer | None:
+    """The answer that needs no consent: a regulator's refusal, or a read at one's own
+    institution (a clinician's noted in the audit entry); None where consent decides."""
     if principal.role == "regulator":
         return error(403, "forbidden", "a regulator reads figures, not residents' records")
-    if not foreign(principal, institution):
-        answer = work()
-        if principal.role == "clinician":
-            _note_shown(database, call, institution, answer)
-        return answer
-    patient = f"Patient/{patient_id}"
+    if foreign(principal, institution):
+        return None
+    answer = work()
+    if principal.role == "clinician":
+        _note_shown(database, call, institution, answer)
+    return answer
+
+
+@dataclass(frozen=True)
+class _Decision:
+    person: int
+    consents: list[Consent]
+    verdict: Verdict
+
+
+def _decide(
+    database: Database,
+    principal: Principal,
+    institution: str,
+    patient: str,
+    *,
+    classes: frozenset[str],
+    break_glass: str | None,
+    target: str,
+) -> _Decision | None:
+    """The verdict on another institution's records of one patient, with the consents it
+    weighed (they also say which types the answer may show); None if the patient is unknown."""
     with database.connection() as conn:
         person = persons_of_records(conn, institution, [patient]).get(patient)
         if person is None:
-            return denied()
-        # Finding any consent of this institution first; each type is then decided below.
+            return None
         consents = consents_for(conn, person)
         verdict = decide_access(
             conn,
             principal,
             person,
             institution,
+            classes=classes,
             break_glass=break_glass,
-            target=f"{patient}/$everything",
+            target=target,
             consents=consents,
         )
-    if not verdict.allowed:
-        return _refused(call, person, verdict)
-    answer = work()
-    if answer.status != 200:
-        return denied()
-    shown = _keep(answer, patient, _covers(principal, consents, verdict, institution))
-    call.audit.update(audit_detail([(person, verdict)], shown))
+    return _Decision(person, consents, verdict)
+
+
+def _shown(
+    call: Call,
+    principal: Principal,
+    institution: str,
+    patient: str,
+    decision: _Decision,
+    answer: Answer,
+) -> Answer:
+    """The answer cut to what the decision covers, its audit entry naming what was shown."""
+    covers = _covers(principal, decision.consents, decision.verdict, institution)
+    shown = _keep(answer, patient, covers)
+    call.audit.update(audit_detail([(decision.person, decision.verdict)], shown))
     return answer
 
 
