@@ -5,7 +5,7 @@ Patient and CDA document, the rest by entry points (the CLI, the FHIR API)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -342,7 +342,8 @@ def link_records(
 
 
 class _Pending:
-    """Links decided in memory and not yet written; new persons have negative ids until then."""
+    """Links decided in memory and not yet written; new persons have negative ids until they
+    are made."""
 
     def __init__(self) -> None:
         self.clear()
@@ -352,31 +353,27 @@ class _Pending:
         self.outcomes: list[tuple[int, store.Link | None, Linked]] = []  # (index, ...)
         self.new_persons = 0
         self.birth_dates: set[date] = set()
-        self.records: set[tuple[str, str]] = set()
+
+    def make_persons(self, conn: Connection) -> dict[int, int]:
+        """Make the new persons, so that their ids come in the order one record at a time
+        would have given them (a tie of scores, a merge's survivor go by the lower id); the
+        real id of each."""
+        made = store.create_persons(conn, self.new_persons)
+        real = dict(zip(range(-1, -self.new_persons - 1, -1), made, strict=True))
+        self.new_persons = 0
+        self.links = [replace(x, person_id=real.get(x.person_id, x.person_id)) for x in self.links]
+        self.outcomes = [
+            (i, p, replace(linked, person_id=real.get(linked.person_id, linked.person_id)))
+            for i, p, linked in self.outcomes
+        ]
+        return real
 
     def flush(self, conn: Connection, outcomes: list[Outcome]) -> dict[int, int]:
         """Write, and fill in ``outcomes``; the real id of each new person."""
-        made = store.create_persons(conn, self.new_persons)
-        real = dict(zip(range(-1, -self.new_persons - 1, -1), made, strict=True))
-        store.put_links(
-            conn,
-            [
-                store.NewLink(
-                    x.institution_code,
-                    x.record_id,
-                    real.get(x.person_id, x.person_id),
-                    x.rule,
-                    x.demographics,
-                    x.keys,
-                    x.history,
-                )
-                for x in self.links
-            ],
-            actor=INDEX_ACTOR,
-        )
+        real = self.make_persons(conn)
+        store.put_links(conn, self.links, actor=INDEX_ACTOR)
         for index, previous, linked in self.outcomes:
-            person_id = real.get(linked.person_id, linked.person_id)
-            outcomes[index] = (previous, Linked(person_id, linked.rule))
+            outcomes[index] = (previous, linked)
         self.clear()
         return real
 
@@ -459,7 +456,6 @@ def _link_run(
             pending.outcomes.append((index, previous, Linked(settled, rule)))
             if demo.birth_date is not None:
                 pending.birth_dates.add(demo.birth_date)
-            pending.records.add((inst, rec))
             for row in rows:
                 by_key.setdefault(row, set()).add(settled)
             if resident_id is not None:
@@ -469,6 +465,9 @@ def _link_run(
         # The step one record at a time. It reads the index: what it could read is written.
         if matches or previous is not None or demo.birth_date in pending.birth_dates:
             real = pending.flush(conn, outcomes)
+        else:
+            real = pending.make_persons(conn)
+        if real:
             by_key = {k: {real.get(p, p) for p in v} for k, v in by_key.items()}
             resident_ids = {real.get(p, p): v for p, v in resident_ids.items()}
         if identity is None or not usable:
