@@ -71,6 +71,7 @@ def main() -> None:
     hook = hie.ingest.index_stored
     link: Callable[..., object] = hie.persons.rebuild.link_record
     unlink: Callable[..., object] = hie.persons.rebuild.unlink_record
+    link_many: Callable[..., object] = hie.persons.rebuild.link_records
     try:
         PartitionMaker(database, settings.zone).ensure_for(AT)
         with database.transaction() as tx:
@@ -82,7 +83,9 @@ def main() -> None:
 
         hie.persons.rebuild.link_record = _nothing  # type: ignore[assignment]
         hie.persons.rebuild.unlink_record = _nothing  # type: ignore[assignment]
+        hie.persons.rebuild.link_records = _none_linked  # type: ignore[assignment]
         bare, records = walk(database, settings, args.batch)
+        hie.persons.rebuild.link_records = link_many  # type: ignore[assignment]
         hie.persons.rebuild.link_record = link  # type: ignore[assignment]
         hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
         old_first, _ = walk(database, settings, args.batch, one_by_one=True)
@@ -98,6 +101,7 @@ def main() -> None:
         hie.ingest.index_stored = hook  # type: ignore[assignment]
         hie.persons.rebuild.link_record = link  # type: ignore[assignment]
         hie.persons.rebuild.unlink_record = unlink  # type: ignore[assignment]
+        hie.persons.rebuild.link_records = link_many  # type: ignore[assignment]
         database.close()
         with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
             conn.execute(sql.SQL("drop database {} with (force)").format(sql.Identifier(name)))
@@ -119,6 +123,10 @@ def main() -> None:
 
 def _nothing(*args: object, **kwargs: object) -> None:
     return None
+
+
+def _none_linked(conn: object, records: list[object]) -> list[tuple[None, None]]:
+    return [(None, None)] * len(records)
 
 
 if __name__ == "__main__":
