@@ -19,7 +19,7 @@ from hie.catalog import Table
 from hie.normalize import PatientIdentity
 from hie.normalize.cda import normalize_cda
 from hie.normalize.fhir import normalize_resource
-from hie.persons.service import link_record, unlink_record
+from hie.persons.service import Outcome, link_record, link_records, unlink_record
 from hie.storage import Connection
 from hie.storage import persons as store
 from hie.storage.persons import Cursor, Indexable
@@ -72,22 +72,32 @@ def rebuild_batch(
     *,
     zone: tzinfo,
     limit: int = BATCH,
+    one_by_one: bool = False,
 ) -> tuple[Progress, Cursor | None]:
     """Link up to ``limit`` stored records (in the caller's transaction); what was done, and
     where the next batch starts (None when every record has been seen). Records are linked in
-    the order they arrived, as the store step linked them."""
+    the order they arrived, as the store step linked them: by :func:`link_records`, or with
+    ``one_by_one`` by :func:`link_record` for each (slower; the same links)."""
     records = store.indexable_records(conn, after, limit)
     progress = Progress()
-    for record in records:
+    identities = [
+        identity_of(r, tables(r.table_code) or Table(r.table_code, r.table_code, "", ""), zone)
+        for r in records
+    ]
+    if one_by_one:
+        outcomes = [
+            _link_one(conn, r, identity) for r, identity in zip(records, identities, strict=True)
+        ]
+    else:
+        outcomes = link_records(
+            conn,
+            [
+                (r.institution_code, r.logical_id, identity)
+                for r, identity in zip(records, identities, strict=True)
+            ],
+        )
+    for previous, linked in outcomes:
         progress.records += 1
-        table = tables(record.table_code) or Table(record.table_code, record.table_code, "", "")
-        identity = identity_of(record, table, zone)
-        previous = store.get_link(conn, record.institution_code, record.logical_id)
-        linked = None
-        if identity is not None:
-            linked = link_record(conn, record.institution_code, record.logical_id, identity)
-        else:
-            unlink_record(conn, record.institution_code, record.logical_id)
         if linked is None:
             if previous is None:
                 progress.skipped += 1
@@ -100,3 +110,12 @@ def rebuild_batch(
         else:
             progress.unchanged += 1
     return progress, records[-1].cursor if len(records) == limit else None
+
+
+def _link_one(conn: Connection, record: Indexable, identity: PatientIdentity | None) -> Outcome:
+    """The store step's own link, one record at a time (kept to check the batch against)."""
+    previous = store.get_link(conn, record.institution_code, record.logical_id)
+    if identity is None:
+        unlink_record(conn, record.institution_code, record.logical_id)
+        return previous, None
+    return previous, link_record(conn, record.institution_code, record.logical_id, identity)

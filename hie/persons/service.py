@@ -5,7 +5,7 @@ Patient and CDA document, the rest by entry points (the CLI, the FHIR API)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -71,10 +71,12 @@ def link_record(
     previous = store.get_link(conn, institution, record_id)
     resident_id = identity.resident_id
 
+    strength = {(k.system, k.value, k.institution): i for i, k in enumerate(keys)}
     found: dict[int, KeyRow] = {}
     for person_id, key in store.persons_by_keys(conn, [_row(k) for k in keys]):
-        found.setdefault(person_id, key)
-    strength = {(k.system, k.value, k.institution): i for i, k in enumerate(keys)}
+        # The strongest of a person's keys names the rule (the rows come in no order of keys).
+        if person_id not in found or strength[key] < strength[found[person_id]]:
+            found[person_id] = key
     matches = sorted(found, key=lambda p: (strength[found[p]], p))
     if resident_id is not None:
         # A person known under another resident ID is someone else, whatever else they share.
@@ -316,3 +318,177 @@ def show(conn: Connection, person_id: int) -> PersonView:
 
 def birth_date_of(view: PersonView) -> date | None:
     return next((link.birth_date for link in view.links if link.birth_date), None)
+
+
+# What a record linked by :func:`link_records` was linked to before, and is now.
+Outcome = tuple[store.Link | None, Linked | None]
+
+
+def link_records(
+    conn: Connection, records: list[tuple[str, str, PatientIdentity | None]]
+) -> list[Outcome]:
+    """Link (or, with no identity, unlink) many records in order, exactly as
+    :func:`link_record` one after the other would, in a few statements: all the batch's keys,
+    links and resident IDs are looked up at once, and a record its keys settle (one person
+    found, or a resident ID no one has yet) is linked in memory and written with the others.
+    Only the rest (scored, merging, moved or unlinked records) go through :func:`link_record`;
+    before one, what it could read is written, and after one that moved links the lookups are
+    done again for the records still to come."""
+    outcomes: list[Outcome] = [(None, None)] * len(records)
+    start = 0
+    while start < len(records):
+        start = _link_run(conn, records, start, outcomes)
+    return outcomes
+
+
+class _Pending:
+    """Links decided in memory and not yet written; new persons have negative ids until they
+    are made."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.links: list[store.NewLink] = []
+        self.outcomes: list[tuple[int, store.Link | None, Linked]] = []  # (index, ...)
+        self.new_persons = 0
+        self.birth_dates: set[date] = set()
+
+    def make_persons(self, conn: Connection) -> dict[int, int]:
+        """Make the new persons, so that their ids come in the order one record at a time
+        would have given them (a tie of scores, a merge's survivor go by the lower id); the
+        real id of each."""
+        made = store.create_persons(conn, self.new_persons)
+        real = dict(zip(range(-1, -self.new_persons - 1, -1), made, strict=True))
+        self.new_persons = 0
+        self.links = [replace(x, person_id=real.get(x.person_id, x.person_id)) for x in self.links]
+        self.outcomes = [
+            (i, p, replace(linked, person_id=real.get(linked.person_id, linked.person_id)))
+            for i, p, linked in self.outcomes
+        ]
+        return real
+
+    def flush(self, conn: Connection, outcomes: list[Outcome]) -> dict[int, int]:
+        """Write, and fill in ``outcomes``; the real id of each new person."""
+        real = self.make_persons(conn)
+        store.put_links(conn, self.links, actor=INDEX_ACTOR)
+        for index, previous, linked in self.outcomes:
+            outcomes[index] = (previous, linked)
+        self.clear()
+        return real
+
+
+def _link_run(
+    conn: Connection,
+    records: list[tuple[str, str, PatientIdentity | None]],
+    start: int,
+    outcomes: list[Outcome],
+) -> int:
+    """Link records from ``start`` on until one moves links the lookups did not foresee; the
+    index to go on from."""
+    rest = records[start:]
+    prepared = [
+        (inst, rec, identity, keys_of(identity, inst), demographics_of(identity))
+        if identity is not None
+        else (inst, rec, None, [], Demographics())
+        for inst, rec, identity in rest
+    ]
+    locks = {f"{k.system}|{k.institution}|{k.value}" for p in prepared for k in p[3]}
+    locks |= {f"born|{p[4].birth_date.isoformat()}" for p in prepared if p[4].birth_date}
+    store.lock_keys(conn, sorted(locks))
+    ids = [(inst, rec) for inst, rec, *_ in prepared]
+    previous_links = store.links_of_records(conn, ids)
+    previous_keys = store.keys_of_records(conn, ids)
+    by_key: dict[KeyRow, set[int]] = {}
+    for person_id, key in store.persons_by_keys(
+        conn, list({_row(k) for p in prepared for k in p[3]})
+    ):
+        by_key.setdefault(key, set()).add(person_id)
+    resident_ids = store.values_of_persons(
+        conn, sorted({p for persons in by_key.values() for p in persons}), RESIDENT_ID
+    )
+    pending = _Pending()
+    seen: set[tuple[str, str]] = set()
+
+    for offset, (inst, rec, identity, keys, demo) in enumerate(prepared):
+        index = start + offset
+        previous = previous_links.get((inst, rec))
+        rows = [_row(k) for k in keys]
+        if (inst, rec) in seen:
+            pending.flush(conn, outcomes)
+            return index  # the same record twice: look it up again
+        seen.add((inst, rec))
+        usable = bool(keys) or demo.usable
+        if previous is None and (identity is None or not usable):
+            continue  # nothing to link, nothing to unlink
+        resident_id = None if identity is None else identity.resident_id
+        strength = {row: i for i, row in enumerate(rows)}
+        found: dict[int, KeyRow] = {}
+        for row in rows:
+            for person_id in by_key.get(row, ()):
+                if person_id not in found or strength[row] < strength[found[person_id]]:
+                    found[person_id] = row
+        matches = sorted(found, key=lambda p: (strength[found[p]], p))
+        if resident_id is not None:
+            matches = [p for p in matches if resident_ids.get(p, set()) <= {resident_id}]
+        same_keys = previous is not None and previous_keys.get((inst, rec), set()) == set(rows)
+
+        settled: int | None = None  # the person the keys settle, 0 for a new one
+        if identity is not None and usable:
+            if len(matches) == 1 and (
+                previous is None or (previous.person_id == matches[0] and same_keys)
+            ):
+                settled = matches[0]
+            elif not matches and resident_id is not None and previous is None:
+                settled = 0
+        if settled is not None:
+            if settled == 0:
+                pending.new_persons += 1
+                settled = -pending.new_persons
+                rule = "new"
+            else:
+                rule = found[settled][0]
+            pending.links.append(
+                store.NewLink(
+                    inst, rec, settled, rule, _demographics_row(demo), rows, previous is None
+                )
+            )
+            pending.outcomes.append((index, previous, Linked(settled, rule)))
+            if demo.birth_date is not None:
+                pending.birth_dates.add(demo.birth_date)
+            for row in rows:
+                by_key.setdefault(row, set()).add(settled)
+            if resident_id is not None:
+                resident_ids.setdefault(settled, set()).add(resident_id)
+            continue
+
+        # The step one record at a time. It reads the index: what it could read is written.
+        if matches or previous is not None or demo.birth_date in pending.birth_dates:
+            real = pending.flush(conn, outcomes)
+        else:
+            real = pending.make_persons(conn)
+        if real:
+            by_key = {k: {real.get(p, p) for p in v} for k, v in by_key.items()}
+            resident_ids = {real.get(p, p): v for p, v in resident_ids.items()}
+        if identity is None or not usable:
+            unlink_record(conn, inst, rec)
+            linked = None
+        else:
+            linked = link_record(conn, inst, rec, identity)
+        outcomes[index] = (previous, linked)
+        if linked is None:
+            if previous is not None:
+                pending.flush(conn, outcomes)
+                return index + 1  # its keys left the index
+            continue
+        if linked.merged or (
+            previous is not None and (previous.person_id != linked.person_id or not same_keys)
+        ):
+            pending.flush(conn, outcomes)
+            return index + 1  # links moved: look the rest up again
+        for row in rows:
+            by_key.setdefault(row, set()).add(linked.person_id)
+        if resident_id is not None:
+            resident_ids.setdefault(linked.person_id, set()).add(resident_id)
+    pending.flush(conn, outcomes)
+    return len(records)

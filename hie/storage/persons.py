@@ -431,3 +431,151 @@ def indexable_records(conn: Connection, after: Cursor | None, limit: int) -> lis
         )
         for r in rows
     ]
+
+
+# Set-based forms of the above, for linking a batch of records in a few statements.
+
+
+def links_of_records(
+    conn: Connection, records: list[tuple[str, str]]
+) -> dict[tuple[str, str], Link]:
+    """The current link of each of ``records`` (institution, record id); unlinked ones left
+    out."""
+    if not records:
+        return {}
+    rows = conn.execute(
+        """
+        select l.* from person_link l
+        join unnest(%s::text[], %s::text[]) as r (inst, rec)
+          on l.institution_code = r.inst and l.record_id = r.rec
+        """,
+        ([r[0] for r in records], [r[1] for r in records]),
+    ).fetchall()
+    return {(r["institution_code"], r["record_id"]): Link(**r) for r in rows}
+
+
+def keys_of_records(
+    conn: Connection, records: list[tuple[str, str]]
+) -> dict[tuple[str, str], set[KeyRow]]:
+    """The identifiers each of ``records`` is linked by."""
+    if not records:
+        return {}
+    rows = conn.execute(
+        """
+        select i.institution_code, i.record_id, i.system, i.value, i.key_institution
+        from person_identifier i
+        join unnest(%s::text[], %s::text[]) as r (inst, rec)
+          on i.institution_code = r.inst and i.record_id = r.rec
+        """,
+        ([r[0] for r in records], [r[1] for r in records]),
+    ).fetchall()
+    keys: dict[tuple[str, str], set[KeyRow]] = {}
+    for r in rows:
+        keys.setdefault((r["institution_code"], r["record_id"]), set()).add(
+            (r["system"], r["value"], r["key_institution"])
+        )
+    return keys
+
+
+def values_of_persons(conn: Connection, person_ids: list[int], system: str) -> dict[int, set[str]]:
+    """:func:`values_of` for many persons at once (persons without a value left out)."""
+    if not person_ids:
+        return {}
+    rows = conn.execute(
+        """
+        select distinct l.person_id, i.value from person_identifier i
+        join person_link l using (institution_code, record_id)
+        where l.person_id = any(%s) and i.system = %s
+        """,
+        (person_ids, system),
+    ).fetchall()
+    values: dict[int, set[str]] = {}
+    for r in rows:
+        values.setdefault(int(r["person_id"]), set()).add(r["value"])
+    return values
+
+
+def create_persons(conn: Connection, count: int) -> list[int]:
+    """``count`` new persons, their ids in the order they were made."""
+    if count <= 0:
+        return []
+    rows = conn.execute(
+        "insert into person select from generate_series(1, %s) returning id", (count,)
+    ).fetchall()
+    return sorted(int(r["id"]) for r in rows)
+
+
+@dataclass(frozen=True)
+class NewLink:
+    """A link to write with :func:`put_links`: the record's identifiers are added to those it
+    has (the caller links this way only records whose identifiers did not change)."""
+
+    institution_code: str
+    record_id: str
+    person_id: int
+    rule: str
+    demographics: dict[str, Any]
+    keys: list[KeyRow]
+    history: bool  # a first link: recorded in the history
+
+
+def put_links(conn: Connection, links: list[NewLink], *, actor: str) -> None:
+    """:func:`put_link` and the "link" history entries for many records, in three statements
+    (history in the order given)."""
+    if not links:
+        return
+    conn.execute(
+        """
+        insert into person_link (institution_code, record_id, person_id, rule, score,
+                                 name, birth_date, gender, address)
+        select l.inst, l.rec, l.person, l.rule, null, l.name, l.birth, l.gender, l.address
+        from unnest(%s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::date[],
+                    %s::text[], %s::text[]) as l (inst, rec, person, rule, name, birth, gender,
+                                                  address)
+        on conflict (institution_code, record_id) do update set
+            person_id = excluded.person_id, rule = excluded.rule, score = excluded.score,
+            name = excluded.name, birth_date = excluded.birth_date,
+            gender = excluded.gender, address = excluded.address, linked_at = now()
+        """,
+        (
+            [x.institution_code for x in links],
+            [x.record_id for x in links],
+            [x.person_id for x in links],
+            [x.rule for x in links],
+            [x.demographics.get("name") for x in links],
+            [x.demographics.get("birth_date") for x in links],
+            [x.demographics.get("gender") for x in links],
+            [x.demographics.get("address") for x in links],
+        ),
+    )
+    keys = [(x.institution_code, x.record_id, *k) for x in links for k in x.keys]
+    if keys:
+        conn.execute(
+            """
+            insert into person_identifier (institution_code, record_id, system, value,
+                                           key_institution)
+            select * from unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[])
+            on conflict do nothing
+            """,
+            tuple([k[i] for k in keys] for i in range(5)),
+        )
+    first = [x for x in links if x.history]
+    if first:
+        conn.execute(
+            """
+            insert into person_history (action, person_id, institution_code, record_id, actor,
+                                        detail)
+            select 'link', h.person, h.inst, h.rec, %s,
+                   jsonb_build_object('rule', h.rule, 'score', null)
+            from unnest(%s::bigint[], %s::text[], %s::text[], %s::text[])
+                with ordinality as h (person, inst, rec, rule, n)
+            order by h.n
+            """,
+            (
+                actor,
+                [x.person_id for x in first],
+                [x.institution_code for x in first],
+                [x.record_id for x in first],
+                [x.rule for x in first],
+            ),
+        )
