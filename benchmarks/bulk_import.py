@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import psutil
 import psycopg
+from kombu import Connection
 from psycopg import sql
 
 from hie.config import Settings
@@ -130,6 +131,7 @@ class Platform:
             "HIE_TASK_QUEUE": self.prefix,
             "HIE_DB_POOL_MAX": "8",
         }
+        self.broker = broker
         if broker:
             self.env["HIE_BROKER_URL"] = broker
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -201,6 +203,12 @@ class Platform:
                 process.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if self.broker:
+            # The run's own quorum queues: left behind, they pile up on the broker.
+            with Connection(self.broker, connect_timeout=10) as connection:
+                for name in (queue_name(self.prefix, q) for q in (*QUEUES, "dead")):
+                    connection.default_channel.queue_delete(name)
+                    connection.default_channel.exchange_delete(name)
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(
                 sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(self.name))
