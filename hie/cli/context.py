@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import getpass
+import logging
 import shutil
+import signal
 import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import typer
@@ -32,6 +36,26 @@ def _width(stream: TextIO) -> int | None:
 
 console = Console(soft_wrap=True, width=_width(sys.stdout))
 errors = Console(stderr=True, soft_wrap=True, width=_width(sys.stderr))
+
+
+def run_in_foreground() -> threading.Event:
+    """For a process that consumes RabbitMQ until stopped (the relay, the forwarder, the
+    subscription deliverer): timed log lines, and an event set by SIGTERM or Ctrl-C.
+
+    pika logs each failed connection attempt with a traceback and httpx each request's URL (a
+    conditional one may hold an identifier); these processes say what failed in a line of their
+    own."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    logging.getLogger("pika").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    return stop
 
 
 def print_counts(title: str, label: str, counts: Counter[str]) -> None:

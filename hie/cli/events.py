@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 import json
-import logging
-import signal
-import threading
-from types import FrameType
 from typing import Annotated, Any
 
 import typer
 
-from hie.cli.context import console, database, fail, reported_errors
+from hie.cli.context import console, database, fail, reported_errors, run_in_foreground
 from hie.config import Settings, load_settings
 
 app = typer.Typer(help="Record events for downstream systems: tail, relay, status.")
@@ -108,19 +104,10 @@ def relay(
     finished first). `hie worker` runs this beside the Celery workers."""
     from hie.events.relay import Relay
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # pika logs each failed connection attempt with a traceback; the relay says it in one line.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
     with reported_errors():
         settings = load_settings()
     url = _broker_url(settings)
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = run_in_foreground()
     with database(settings) as db:
         worker = Relay(db, url, settings.events_exchange, batch=batch)
         worker.run(stop)

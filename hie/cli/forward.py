@@ -5,15 +5,11 @@ platform): ``add``, ``list``, ``remove``, ``status``, ``retry``, and ``run`` (th
 from __future__ import annotations
 
 import json
-import logging
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
 
-from hie.cli.context import actor, console, database, fail, reported_errors
+from hie.cli.context import actor, console, database, fail, reported_errors, run_in_foreground
 from hie.config import Settings, load_settings
 
 app = typer.Typer(
@@ -205,23 +201,12 @@ def run() -> None:
     removals. `hie worker` runs this beside the Celery workers and the relay."""
     from hie.forwarding.forwarder import Forwarder
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    # pika logs each failed connection with a traceback, httpx each request's URL (a condition
-    # may hold an identifier): the forwarder says what failed in one line of its own.
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     with reported_errors():
         settings = load_settings()
     broker = _broker_url(settings)
     if broker is None:
         raise fail("HIE_BROKER_URL is not set: the forwarder reads the events from RabbitMQ")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = run_in_foreground()
     with database(settings) as db:
         forwarder = Forwarder(db, broker, settings.events_exchange, settings.task_queue)
         forwarder.run(stop)

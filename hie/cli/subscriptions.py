@@ -4,15 +4,11 @@ and what the subscriptions stand at (``list``)."""
 from __future__ import annotations
 
 import json
-import logging
-import signal
-import threading
-from types import FrameType
 from typing import Annotated
 
 import typer
 
-from hie.cli.context import console, database, fail, reported_errors
+from hie.cli.context import console, database, fail, reported_errors, run_in_foreground
 from hie.config import load_settings
 
 app = typer.Typer(help="FHIR rest-hook Subscriptions: the deliverer, and their state.")
@@ -31,20 +27,11 @@ def deliver(
     SIGTERM or Ctrl-C. `hie worker` runs this beside the relay and the Celery workers."""
     from hie.subscriptions.deliverer import Deliverer
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    logging.getLogger("pika").setLevel(logging.CRITICAL)
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per POST otherwise
     with reported_errors():
         settings = load_settings()
     if settings.broker_url is None:
         raise fail("HIE_BROKER_URL is not set: subscriptions follow the events on RabbitMQ")
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop = run_in_foreground()
     with database(settings) as db:
         worker = Deliverer(
             db,
