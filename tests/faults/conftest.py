@@ -23,7 +23,14 @@ from typing import Any
 import pytest
 from kombu import Connection
 
+from hie.config import Settings
+from hie.registry import Institution
 from hie.server import free_port
+from hie.storage import open_database
+from hie.storage.declarations import set_declaration
+from hie.storage.institutions import import_institutions
+from hie.storage.tokens import create_token
+from hie.synth.month import MonthPlan
 
 # What makes `celery -A tests.faults.crashing_worker` kill the process working on an item.
 POISON = "kill-the-worker-of-this-item"
@@ -214,3 +221,24 @@ def private_rabbitmq() -> Iterator[PrivateRabbitMQ]:
     finally:
         server.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def register_region(settings: Settings, plan: MonthPlan) -> str:
+    """The planned region's institutions and declarations; an admin token."""
+    database = open_database(settings)
+    try:
+        with database.transaction() as tx:
+            import_institutions(
+                tx.conn,
+                [Institution(m.code, m.name, m.kind, m.district) for m in plan.members],
+                source="test",
+                actor="t",
+            )
+            for code, tables in plan.declarations.items():
+                if tables is not None:
+                    set_declaration(tx.conn, code, tables, actor="t")
+            return create_token(tx.conn, role="admin", institution_code=None, label="", actor="t")[
+                1
+            ]
+    finally:
+        database.close()

@@ -30,16 +30,12 @@ from hie.config import Settings
 from hie.events.broker import connection_parameters
 from hie.forwarding.queues import queue_of
 from hie.metrics.report import compute_month
-from hie.registry import Institution
 from hie.server import free_port
 from hie.storage import open_database
 from hie.storage.catalog import current_catalog
-from hie.storage.declarations import set_declaration
-from hie.storage.institutions import import_institutions
-from hie.storage.tokens import create_token
-from hie.synth.month import MonthPlan, Upload, plan_month
+from hie.synth.month import Upload, plan_month
 from hie.validators.cda_rules.content import default_content_rules
-from tests.faults.conftest import clean_env
+from tests.faults.conftest import clean_env, register_region
 
 pytestmark = pytest.mark.fault
 
@@ -55,27 +51,6 @@ FIGURES = (
     "persons_without_id",
     "timeliness",
 )
-
-
-def register(settings: Settings, plan: MonthPlan) -> str:
-    """The region's institutions and declarations; an admin token."""
-    database = open_database(settings)
-    try:
-        with database.transaction() as tx:
-            import_institutions(
-                tx.conn,
-                [Institution(m.code, m.name, m.kind, m.district) for m in plan.members],
-                source="test",
-                actor="t",
-            )
-            for code, tables in plan.declarations.items():
-                if tables is not None:
-                    set_declaration(tx.conn, code, tables, actor="t")
-            return create_token(tx.conn, role="admin", institution_code=None, label="", actor="t")[
-                1
-            ]
-    finally:
-        database.close()
 
 
 def upload(client: TestClient, token: str, item: Upload) -> None:
@@ -199,8 +174,8 @@ def test_a_month_forwarded_to_the_province_arrives_whole_and_once(
     )
     catalog = _catalog(city)
     plan = plan_month(MONTH, catalog, default_content_rules(), seed=11, scale=0.02)
-    city_token = register(city, plan)
-    province_token = register(province, plan)
+    city_token = register_region(city, plan)
+    province_token = register_region(province, plan)
 
     port = free_port()
     province_env = clean_env(

@@ -31,16 +31,12 @@ from fastapi.testclient import TestClient
 from hie.app import create_app
 from hie.config import Settings
 from hie.metrics.report import compute_month
-from hie.registry import Institution
 from hie.storage import open_database
 from hie.storage.catalog import current_catalog
-from hie.storage.declarations import set_declaration
-from hie.storage.institutions import import_institutions
-from hie.storage.tokens import create_token
-from hie.synth.month import MonthPlan, Upload, plan_month
+from hie.synth.month import Upload, plan_month
 from hie.validators.cda_rules.content import default_content_rules
 from hie.workers import configure
-from tests.faults.conftest import clean_env
+from tests.faults.conftest import clean_env, register_region
 
 pytestmark = pytest.mark.fault
 
@@ -63,26 +59,6 @@ def unit_command(name: str, folder: Path, instance: str = "1") -> list[str]:
         .replace("%H", socket.gethostname())
     )
     return shlex.split(command)
-
-
-def register(settings: Settings, plan: MonthPlan) -> str:
-    database = open_database(settings)
-    try:
-        with database.transaction() as tx:
-            import_institutions(
-                tx.conn,
-                [Institution(m.code, m.name, m.kind, m.district) for m in plan.members],
-                source="test",
-                actor="t",
-            )
-            for code, tables in plan.declarations.items():
-                if tables is not None:
-                    set_declaration(tx.conn, code, tables, actor="t")
-            return create_token(tx.conn, role="admin", institution_code=None, label="", actor="t")[
-                1
-            ]
-    finally:
-        database.close()
 
 
 def month_plan(settings: Settings) -> list[Upload]:
@@ -164,7 +140,7 @@ def test_production_topology_gives_the_embedded_defaults_figures(
     plan_members = plan_month(
         MONTH, _catalog(reference), default_content_rules(), seed=11, scale=0.05
     )
-    token = register(reference, plan_members)
+    token = register_region(reference, plan_members)
     configure(reference)
     with TestClient(create_app(reference)) as client:
         for upload in uploads:
@@ -185,7 +161,7 @@ def test_production_topology_gives_the_embedded_defaults_figures(
         data_dir=folder,
         secret_key=secrets.token_urlsafe(48),
     )
-    token = register(settings, plan_members)
+    token = register_region(settings, plan_members)
     env = clean_env(
         HIE_DATABASE_URL=settings.database_url.get_secret_value(),  # type: ignore[union-attr]
         HIE_BROKER_URL=broker_url,
