@@ -120,23 +120,36 @@ def store_record(
     )
     result = write_version(conn, new, immutable=immutable, if_match=if_match)
     if result.written:
-        index_stored(conn, arrival.institution_code, record, deleted=deleted)
-        record_consent(conn, arrival.institution_code, record, resource, deleted=deleted)
-        if raw_xml is not None and not deleted:
-            # MHD: the document's DocumentReference exists if and only if the document does.
-            register_cda(
-                conn, arrival.institution_code, table, record, raw_xml, arrival.received_at
-            )
-        elif resource is not None and is_fhir_document(resource) and not deleted:
-            register_fhir_document(
-                conn, arrival.institution_code, table, record, resource, arrival.received_at
-            )
-        elif deleted and record.logical_id.startswith("Bundle/"):
-            withdraw_fhir_document(conn, arrival.institution_code, record.logical_id)
+        _after_write(conn, arrival, table, record, resource, raw_xml, deleted=deleted)
     if result.written and result.head is not None:
         # The event of this version, in its transaction: it exists if and only if the version does.
         append_events(conn, [_accepted(arrival, table, record, result.head.version, deleted)])
     return Stored(result, record, table, chain_key, person_key)
+
+
+def _after_write(
+    conn: Connection,
+    arrival: Arrival,
+    table: Table,
+    record: NormalizedRecord,
+    resource: dict[str, Any] | None,
+    raw_xml: bytes | None,
+    *,
+    deleted: bool,
+) -> None:
+    """What a written version brings along in its own transaction: the person index, a
+    Consent's projection, and the document registry (MHD: a document's DocumentReference exists
+    if and only if the document does)."""
+    institution = arrival.institution_code
+    index_stored(conn, institution, record, deleted=deleted)
+    record_consent(conn, institution, record, resource, deleted=deleted)
+    if deleted:
+        if record.logical_id.startswith("Bundle/"):
+            withdraw_fhir_document(conn, institution, record.logical_id)
+    elif raw_xml is not None:
+        register_cda(conn, institution, table, record, raw_xml, arrival.received_at)
+    elif resource is not None and is_fhir_document(resource):
+        register_fhir_document(conn, institution, table, record, resource, arrival.received_at)
 
 
 def store_records(
@@ -190,28 +203,9 @@ def store_records(
     results = write_versions(conn, news, immutable=immutable)
     for result, item in zip(results, incoming, strict=True):
         if result.written:
-            index_stored(conn, arrival.institution_code, item.record, deleted=False)
-            record_consent(
-                conn, arrival.institution_code, item.record, item.resource, deleted=False
+            _after_write(
+                conn, arrival, item.table, item.record, item.resource, item.raw_xml, deleted=False
             )
-            if item.raw_xml is not None:
-                register_cda(
-                    conn,
-                    arrival.institution_code,
-                    item.table,
-                    item.record,
-                    item.raw_xml,
-                    arrival.received_at,
-                )
-            elif item.resource is not None and is_fhir_document(item.resource):
-                register_fhir_document(
-                    conn,
-                    arrival.institution_code,
-                    item.table,
-                    item.record,
-                    item.resource,
-                    arrival.received_at,
-                )
     # The events of the versions written, in one statement of the same transaction.
     events = [
         _accepted(_arrival_of(arrival, item), item.table, item.record, result.head.version, False)
